@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import IOCore
+
+/// Request methods Berth distinguishes; anything else is `.other` with its bytes kept.
+package enum HTTPMethod: UInt8, Sendable {
+    case GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH, other
+
+    /// Classifies method bytes (case-sensitive, as RFC 9110 §9.1 says).
+    package static func classify(_ m: UnsafeRawBufferPointer) -> HTTPMethod {
+        @inline(__always) func eq(_ s: StaticString) -> Bool {
+            guard s.utf8CodeUnitCount == m.count else { return false }
+            return memcmp(m.baseAddress!, s.utf8Start, m.count) == 0
+        }
+        switch m.count {
+        case 3: return eq("GET") ? .GET : (eq("PUT") ? .PUT : .other)
+        case 4: return eq("HEAD") ? .HEAD : (eq("POST") ? .POST : .other)
+        case 5: return eq("PATCH") ? .PATCH : (eq("TRACE") ? .TRACE : .other)
+        case 6: return eq("DELETE") ? .DELETE : .other
+        case 7: return eq("OPTIONS") ? .OPTIONS : (eq("CONNECT") ? .CONNECT : .other)
+        default: return .other
+        }
+    }
+}
+
+/// The wire protocol a request arrived over.
+package enum HTTPVersion: UInt8, Sendable {
+    case http1_0, http1_1, http2, http3
+
+    /// The `proto` string Caddy logs (`HTTP/1.1`, `HTTP/2.0`, `HTTP/3.0`).
+    package var protoString: StaticString {
+        switch self {
+        case .http1_0: return "HTTP/1.0"
+        case .http1_1: return "HTTP/1.1"
+        case .http2: return "HTTP/2.0"
+        case .http3: return "HTTP/3.0"
+        }
+    }
+}
+
+/// Where a request came from and how: the transport-level facts handlers may need.
+package struct ConnectionInfo: Sendable {
+    /// The peer; preserved through socket activation.
+    package var remote: SocketAddress?
+    /// Our local address.
+    package var local: SocketAddress?
+    /// True on TLS.
+    package var isTLS: Bool = false
+    /// Server name from TLS SNI, if any.
+    package var serverName: String? = nil
+
+    package init(remote: SocketAddress? = nil, local: SocketAddress? = nil, isTLS: Bool = false) {
+        self.remote = remote
+        self.local = local
+        self.isTLS = isTLS
+    }
+}
+
+/// A protocol-neutral request head. One instance is owned by a connection (or stream) and
+/// reused for every request on it: all its storage keeps its capacity between requests.
+///
+/// The request line pieces (method, target, authority) live in `line`; header fields in
+/// `fields`. Ranges index into `line`.
+package final class HTTPRequest {
+    /// Bytes of the method, target and authority.
+    package var line: [UInt8] = []
+    package var methodRange: Range<Int> = 0..<0
+    /// Raw request target as sent (origin-form path+query; for absolute-form, the path+query part).
+    package var targetRange: Range<Int> = 0..<0
+    /// Path part of the target (still percent-encoded).
+    package var pathRange: Range<Int> = 0..<0
+    /// Query part without `?`, or nil when the target has no `?`.
+    package var queryRange: Range<Int>? = nil
+    /// Authority: the Host header for HTTP/1, `:authority` for h2/h3, or the absolute-form host.
+    package var authorityRange: Range<Int>? = nil
+
+    package var method: HTTPMethod = .GET
+    package var version: HTTPVersion = .http1_1
+    /// Header fields (without Host for HTTP/1; Host is in `authorityRange`).
+    package var fields = HTTPFields()
+    /// Declared body length, or nil when unknown (chunked / stream) or absent.
+    package var contentLength: Int64? = nil
+    /// True when the body is chunked (HTTP/1) or a stream without length (h2/h3).
+    package var hasStreamingBody: Bool = false
+    /// Transport facts.
+    package var connection = ConnectionInfo()
+    /// Monotonic time the request head was complete.
+    package var startNanos: UInt64 = 0
+    /// Bytes of request body read so far (for the access log).
+    package var bodyBytesRead: Int64 = 0
+
+    package init() {
+        line.reserveCapacity(256)
+    }
+
+    /// Resets for the next request, keeping storage.
+    package func reset() {
+        line.removeAll(keepingCapacity: true)
+        methodRange = 0..<0
+        targetRange = 0..<0
+        pathRange = 0..<0
+        queryRange = nil
+        authorityRange = nil
+        method = .GET
+        version = .http1_1
+        fields.removeAll()
+        contentLength = nil
+        hasStreamingBody = false
+        startNanos = 0
+        bodyBytesRead = 0
+    }
+
+    /// Appends bytes to `line` and returns their range.
+    @inline(__always)
+    package func appendLine(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        let s = line.count
+        line.append(contentsOf: bytes)
+        return s..<line.count
+    }
+
+    /// Calls `body` with the bytes of `range` in `line`.
+    @inline(__always)
+    package func withLineBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try line.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
+
+    /// Host without port, original case (Caddy's `{host}`); empty when there is no authority.
+    package func withHost<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        guard let r = authorityRange else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try withLineBytes(r) { a in try body(HTTPRequest.stripPort(a)) }
+    }
+
+    /// Strips a `:port` suffix from an authority; keeps `[v6]` brackets only when no port was given,
+    /// as Go's `net.SplitHostPort` fallback does (Caddy's `{host}`).
+    package static func stripPort(_ a: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        let n = a.count
+        guard n > 0 else { return a }
+        if a[0] == UInt8(ascii: "[") {
+            // [v6]:port -> v6 ; [v6] -> [v6]
+            var close = -1
+            for i in 0..<n where a[i] == UInt8(ascii: "]") { close = i; break }
+            if close > 0, close + 1 < n, a[close + 1] == UInt8(ascii: ":") {
+                return UnsafeRawBufferPointer(rebasing: a[1..<close])
+            }
+            return a
+        }
+        var colon = -1
+        var colons = 0
+        for i in 0..<n where a[i] == UInt8(ascii: ":") { colon = i; colons += 1 }
+        if colons == 1 { return UnsafeRawBufferPointer(rebasing: a[0..<colon]) }
+        return a
+    }
+
+    /// Method as String (cold paths).
+    package var methodString: String { withLineBytes(methodRange) { String(decoding: $0, as: UTF8.self) } }
+    /// Target as String (cold paths).
+    package var targetString: String { withLineBytes(targetRange) { String(decoding: $0, as: UTF8.self) } }
+    /// Path as String (cold paths).
+    package var pathString: String { withLineBytes(pathRange) { String(decoding: $0, as: UTF8.self) } }
+    /// Host (no port) as String (cold paths).
+    package var hostString: String { withHost { String(decoding: $0, as: UTF8.self) } }
+}

@@ -1,0 +1,184 @@
+import IOCore
+
+/// Where a protocol connection receives a handler's response. HTTP/1, HTTP/2 and HTTP/3
+/// each implement it; handlers only ever see `HTTPResponse`.
+package protocol ResponseSink: AnyObject {
+    /// Sends `response`'s head and the complete body; the response is finished.
+    func sendComplete(_ response: HTTPResponse, body: UnsafeRawBufferPointer)
+    /// Sends the head; `contentLength` nil means the length is unknown (chunked on HTTP/1.1).
+    func sendHead(_ response: HTTPResponse, contentLength: Int64?)
+    /// Sends part of the body after `sendHead`.
+    func sendBody(_ response: HTTPResponse, _ bytes: UnsafeRawBufferPointer)
+    /// Ends a streamed body.
+    func finish(_ response: HTTPResponse)
+}
+
+/// A response being produced for one request. Owned by the connection (or stream) and reused;
+/// handlers set `status` and `fields`, then call one of the send methods.
+package final class HTTPResponse {
+    /// Status code; 200 unless a handler changes it.
+    package var status: Int = 200
+    /// Response header fields the handler set (Date, Server, Content-Length and framing are
+    /// added by the protocol encoder).
+    package var fields = HTTPFields()
+    /// Set once the head has gone to the sink.
+    package private(set) var headSent = false
+    /// Set once the response is complete.
+    package private(set) var finished = false
+    /// Body bytes handed to the sink (the access log's `size`).
+    package private(set) var bodyBytes: Int64 = 0
+    /// Ask the protocol to close the connection after this response (`respond { close }`).
+    package var closeConnection = false
+    /// Deferred header operations run just before the head is sent (Caddy's `header { defer }`).
+    package var deferred: [any ResponseHeaderOperation] = []
+    /// The protocol connection that writes this response.
+    package unowned(unsafe) var sink: any ResponseSink
+
+    package init(sink: any ResponseSink) {
+        self.sink = sink
+        deferred.reserveCapacity(4)
+    }
+
+    /// Resets for the next request, keeping storage.
+    @inline(__always)
+    package func reset() {
+        status = 200
+        fields.removeAll()
+        headSent = false
+        finished = false
+        bodyBytes = 0
+        closeConnection = false
+        if !deferred.isEmpty { deferred.removeAll(keepingCapacity: true) }
+    }
+
+    @inline(__always)
+    private func runDeferred() {
+        if deferred.isEmpty { return }
+        for op in deferred { op.apply(to: self) }
+        deferred.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends the head and a complete body.
+    package func send(body: UnsafeRawBufferPointer) {
+        precondition(!headSent, "response head already sent")
+        runDeferred()
+        headSent = true
+        finished = true
+        bodyBytes = Int64(body.count)
+        sink.sendComplete(self, body: body)
+    }
+
+    /// Sends the head and a complete static body.
+    package func send(_ body: StaticString) {
+        send(body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount))
+    }
+
+    /// Sends a head with no body.
+    package func sendEmpty() {
+        send(body: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Starts a streamed response.
+    package func sendHead(contentLength: Int64?) {
+        precondition(!headSent, "response head already sent")
+        runDeferred()
+        headSent = true
+        sink.sendHead(self, contentLength: contentLength)
+    }
+
+    /// Writes part of a streamed body.
+    package func write(_ bytes: UnsafeRawBufferPointer) {
+        precondition(headSent && !finished)
+        bodyBytes += Int64(bytes.count)
+        sink.sendBody(self, bytes)
+    }
+
+    /// Ends a streamed response.
+    package func finish() {
+        precondition(headSent && !finished)
+        finished = true
+        sink.finish(self)
+    }
+}
+
+/// A header change applied to a response just before its head is written.
+package protocol ResponseHeaderOperation: Sendable {
+    func apply(to response: HTTPResponse)
+}
+
+/// What a handler did with a request.
+package enum HandlerResult: Sendable {
+    /// Not handled: run the next handler.
+    case next
+    /// The response was sent (or will be sent synchronously before returning).
+    case done
+    /// The handler will complete the response later on the same event loop.
+    case pending
+}
+
+/// A request handler: respond, redir, file_server, reverse_proxy… Handlers are immutable after
+/// config load and shared by every event loop.
+package protocol Handler: AnyObject, Sendable {
+    func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult
+}
+
+/// Reason phrases (RFC 9110 §15) for status lines.
+package enum HTTPStatus {
+    /// The reason phrase Go uses for `code`, or empty for unknown codes.
+    package static func reason(_ code: Int) -> StaticString {
+        switch code {
+        case 100: return "Continue"
+        case 101: return "Switching Protocols"
+        case 103: return "Early Hints"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 203: return "Non-Authoritative Information"
+        case 204: return "No Content"
+        case 205: return "Reset Content"
+        case 206: return "Partial Content"
+        case 207: return "Multi-Status"
+        case 300: return "Multiple Choices"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 402: return "Payment Required"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 406: return "Not Acceptable"
+        case 407: return "Proxy Authentication Required"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 410: return "Gone"
+        case 411: return "Length Required"
+        case 412: return "Precondition Failed"
+        case 413: return "Request Entity Too Large"
+        case 414: return "Request URI Too Long"
+        case 415: return "Unsupported Media Type"
+        case 416: return "Requested Range Not Satisfiable"
+        case 417: return "Expectation Failed"
+        case 418: return "I'm a teapot"
+        case 421: return "Misdirected Request"
+        case 422: return "Unprocessable Entity"
+        case 425: return "Too Early"
+        case 426: return "Upgrade Required"
+        case 428: return "Precondition Required"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 451: return "Unavailable For Legal Reasons"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return ""
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import Testing
+
+@Test func placeholderIOCore() { #expect(Bool(true)) }
