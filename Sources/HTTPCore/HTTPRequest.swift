@@ -89,6 +89,9 @@ package final class HTTPRequest {
     package var startNanos: UInt64 = 0
     /// Bytes of request body read so far (for the access log).
     package var bodyBytesRead: Int64 = 0
+    /// The request body, for handlers that read it (nil when the request has no body). Set by
+    /// the protocol connection, which owns and outlives the request.
+    package unowned(unsafe) var bodySource: (any RequestBodySource)? = nil
 
     package init() {
         line.reserveCapacity(256)

@@ -33,6 +33,9 @@ package final class HTTPResponse {
     package var deferred: [any ResponseHeaderOperation] = []
     /// The protocol connection that writes this response.
     package unowned(unsafe) var sink: any ResponseSink
+    /// Scratch space handlers may use to expand templates before sending (reused, cleared by
+    /// whoever uses it).
+    package let scratch = ByteBuffer(capacity: 512)
 
     package init(sink: any ResponseSink) {
         self.sink = sink

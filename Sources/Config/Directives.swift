@@ -1,0 +1,227 @@
+import Caddyfile
+
+/// Caddy's default directive order (`httpcaddyfile/directives.go`); handlers of a site run in
+/// this order regardless of the order they are written in.
+package let directiveOrder: [String] = [
+    "tracing", "map", "vars", "fs", "root", "log_append", "skip_log", "log_skip", "log_name", "header",
+    "copy_response_headers", "request_body", "timeouts", "redir", "method", "rewrite", "uri", "try_files",
+    "basicauth", "basic_auth", "forward_auth", "request_header", "encode", "push", "intercept", "templates",
+    "invoke", "handle", "handle_path", "route", "abort", "error", "copy_response", "respond", "metrics",
+    "reverse_proxy", "php_fastcgi", "file_server", "acme_server",
+]
+
+/// Directives that are not handlers (no position in the order).
+let nonHandlerDirectives: Set<String> = ["bind", "tls", "log", "handle_errors", "import"]
+
+/// Directives Caddy knows that this Berth build does not implement yet: a clear error instead of
+/// "unrecognized directive".
+let knownButUnsupported: Set<String> = Set(directiveOrder).subtracting(["respond"]).union(["tls", "handle_errors"])
+
+/// A handler produced by one directive, with what is needed to order it.
+struct DirectiveRoute {
+    var directive: String
+    var route: RouteConfig
+    /// The path of a single path matcher, used to sort longer paths first (Caddy's sortRoutes).
+    var pathSpecificity: Int?
+    var hasMatcher: Bool
+}
+
+/// Per-site state while reading directives.
+struct SiteState {
+    var namedMatchers: [String: [[MatcherConfig]]] = [:]
+    var routes: [DirectiveRoute] = []
+    var binds: [(addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)] = []
+    var log = false
+}
+
+enum DirectiveParsers {
+    /// Reads an optional matcher token after the directive name (`*`, `/path`, `@name`).
+    static func matcher(_ d: inout Dispenser, _ site: SiteState) throws(CaddyfileError) -> (sets: [[MatcherConfig]], specificity: Int?)? {
+        guard d.nextArg() else { return nil }
+        let v = d.val
+        // Caddy looks at the text only, quoted or not (matcherSetFromMatcherToken).
+        if v == "*" { return ([], nil) }
+        if v.hasPrefix("/") { return ([[.path([v])]], v.count) }
+        if v.hasPrefix("@") {
+            guard let sets = site.namedMatchers[v] else {
+                throw d.err("unrecognized named matcher: \(v)")
+            }
+            return (sets, nil)
+        }
+        _ = d.prev()
+        return nil
+    }
+
+    /// `respond [<matcher>] <status>|<body> [<status>] { body <text>; close }` (caddy-behavior §9).
+    static func respond(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
+        let line = d.line
+        let m = try matcher(&d, site)
+        var args: [String] = []
+        var argTokens: [Token] = []
+        while d.nextArg() {
+            args.append(d.val)
+            argTokens.append(d.token)
+        }
+        var status: Int? = nil
+        var body: String? = nil
+        func isStatus(_ s: String) -> Bool { s.count == 3 && Int(s) != nil }
+        switch args.count {
+        case 0: break
+        case 1:
+            if isStatus(args[0]) { status = Int(args[0]) } else { body = args[0] }
+        case 2:
+            body = args[0]
+            guard let s = Int(args[1]) else { throw d.err("bad status code '\(args[1])'") }
+            status = s
+        default:
+            throw d.argErr()
+        }
+        var close = false
+        while d.nextBlock(1) {
+            switch d.val {
+            case "body":
+                if body != nil { throw d.err("body already specified") }
+                guard d.nextArg() else { throw d.argErr() }
+                body = d.val
+                if d.nextArg() { throw d.argErr() }
+            case "close":
+                if d.nextArg() { throw d.argErr() }
+                close = true
+            default:
+                throw d.err("unrecognized subdirective '\(d.val)'")
+            }
+        }
+        if args.isEmpty && body == nil && status == nil && !close {
+            _ = line
+            throw d.argErr()
+        }
+        if let s = status, !(100...999).contains(s) { throw d.err("bad status code '\(s)'") }
+        let route = RouteConfig(match: m?.sets ?? [], handle: [.staticResponse(status: status, body: body, headers: [:], close: close)])
+        site.routes.append(DirectiveRoute(directive: "respond", route: route, pathSpecificity: m?.specificity,
+                                          hasMatcher: !(m?.sets.isEmpty ?? true)))
+    }
+
+    /// `log` inside a site: only the plain form and `output stderr|stdout`, `format json` today.
+    static func log(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
+        if d.nextArg() {
+            throw d.err("named access logs (log \(d.val)) are not supported by this Berth build yet")
+        }
+        while d.nextBlock(1) {
+            switch d.val {
+            case "output":
+                guard d.nextArg() else { throw d.argErr() }
+                let o = d.val
+                if o != "stderr" {
+                    throw d.err("log output '\(o)' is not supported by this Berth build yet (stderr only)")
+                }
+                if d.nextArg() { throw d.argErr() }
+            case "format":
+                guard d.nextArg() else { throw d.argErr() }
+                if d.val != "json" { throw d.err("log format '\(d.val)' is not supported by this Berth build yet (json only)") }
+                while d.nextBlock(2) {}
+            case "level":
+                guard d.nextArg() else { throw d.argErr() }
+            default:
+                throw d.err("unrecognized subdirective '\(d.val)'")
+            }
+        }
+        site.log = true
+    }
+
+    /// `bind <addresses...> [{ protocols ... }]`.
+    static func bind(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
+        let loc = SourceLocation(file: d.file, line: d.line)
+        var addrs: [ListenAddress] = []
+        while d.nextArg() {
+            addrs.append(try parseBindAddress(d.val, &d))
+        }
+        if addrs.isEmpty { throw d.argErr() }
+        let protocols = try protocolsBlock(&d)
+        site.binds.append((addrs, protocols ?? [], loc))
+    }
+
+    /// Reads an optional `{ protocols ... }` block.
+    static func protocolsBlock(_ d: inout Dispenser) throws(CaddyfileError) -> [HTTPProtocolName]? {
+        var protocols: [HTTPProtocolName]? = nil
+        let nesting = d.nesting
+        while d.nextBlock(nesting) {
+            switch d.val {
+            case "protocols":
+                var ps: [HTTPProtocolName] = []
+                while d.nextArg() {
+                    guard let p = HTTPProtocolName(rawValue: d.val) else {
+                        throw d.err("unknown protocol '\(d.val)': expected h1, h2, h2c or h3")
+                    }
+                    ps.append(p)
+                }
+                if ps.isEmpty { throw d.argErr() }
+                protocols = ps
+            default:
+                throw d.err("unknown subdirective '\(d.val)'")
+            }
+        }
+        return protocols
+    }
+
+    /// Parses one bind address: `fd/N`, `fdgram/N`, `fdname/NAME[/K]`, `fdgramname/NAME[/K]`,
+    /// `unix//path`, an IP (v6 in brackets or bare), `localhost`, or `tcp/`-prefixed forms.
+    static func parseBindAddress(_ raw: String, _ d: inout Dispenser) throws(CaddyfileError) -> ListenAddress {
+        var s = raw
+        func number(_ t: String) throws(CaddyfileError) -> Int {
+            guard let n = GoStrconv.parseUint(t), n <= Int(Int32.max) else {
+                throw d.err("invalid file descriptor: strconv.ParseUint: parsing \"\(t)\": invalid syntax")
+            }
+            return n
+        }
+        func nameIndex(_ t: String) throws(CaddyfileError) -> (String, Int?) {
+            let parts = t.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard let name = parts.first, !name.isEmpty, parts.count <= 2 else {
+                throw d.err("invalid socket name '\(t)': expected NAME or NAME/INDEX")
+            }
+            if parts.count == 2 {
+                guard let k = Int(parts[1]), k >= 0 else { throw d.err("invalid socket index '\(parts[1])' in '\(raw)'") }
+                return (name, k)
+            }
+            return (name, nil)
+        }
+        if s.hasPrefix("fd/") { return .fd(try number(String(s.dropFirst(3)))) }
+        if s.hasPrefix("fdgram/") { return .fdgram(try number(String(s.dropFirst(7)))) }
+        if s.hasPrefix("fdname/") { let (n, k) = try nameIndex(String(s.dropFirst(7))); return .fdname(n, index: k) }
+        if s.hasPrefix("fdgramname/") { let (n, k) = try nameIndex(String(s.dropFirst(11))); return .fdgramname(n, index: k) }
+        if s.hasPrefix("unix/") { return .unix(path: String(s.dropFirst(5))) }
+        for prefix in ["tcp/", "tcp4/", "tcp6/"] where s.hasPrefix(prefix) { s = String(s.dropFirst(prefix.count)) }
+        if s.hasPrefix("udp/") || s.hasPrefix("udp4/") || s.hasPrefix("udp6/") {
+            throw d.err("bind \(raw): udp addresses are chosen by protocols h3, not by bind")
+        }
+        var host = s
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.contains(":") && !raw.contains("[") && host.filter({ $0 == ":" }).count == 1 {
+            throw d.err("bind \(raw): ports are taken from the site address, not from bind")
+        }
+        return .tcp(host: host, port: 0)
+    }
+}
+
+extension GoStrconv {
+    /// Go's `strconv.ParseUint(s, 0, 64)`: decimal, `0x` hex, `0o`/leading-0 octal, `0b` binary,
+    /// underscores allowed only with a base prefix.
+    package static func parseUint(_ s: String) -> Int? {
+        var t = Substring(s)
+        guard !t.isEmpty else { return nil }
+        var base = 10
+        let lower = t.lowercased()
+        if lower.hasPrefix("0x") { base = 16; t = t.dropFirst(2) }
+        else if lower.hasPrefix("0o") { base = 8; t = t.dropFirst(2) }
+        else if lower.hasPrefix("0b") { base = 2; t = t.dropFirst(2) }
+        else if t.count > 1 && t.hasPrefix("0") { base = 8; t = t.dropFirst(1) }
+        if base != 10 { t = Substring(t.replacingOccurrences(of: "_", with: "")) }
+        guard !t.isEmpty, let v = Int(t, radix: base), v >= 0 else { return nil }
+        return v
+    }
+}
+
+private extension Substring {
+    func replacingOccurrences(of a: String, with b: String) -> String {
+        String(self).split(separator: Character(a), omittingEmptySubsequences: false).joined(separator: b)
+    }
+}

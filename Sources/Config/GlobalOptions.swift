@@ -1,0 +1,146 @@
+import Caddyfile
+
+/// The global options block (caddy-behavior §1, §2; Caddy's `httpcaddyfile/options.go`).
+struct GlobalOptions {
+    var admin: AdminConfig = .default
+    var autoHTTPS: String? = nil
+    var httpPort = 80
+    var httpsPort = 443
+    var defaultBinds: [(addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)] = []
+    var gracePeriodMilliseconds: Int? = nil
+    var shutdownDelayMilliseconds: Int? = nil
+    var debug = false
+
+    /// Options Caddy has that this build parses but cannot act on yet: validation fails with a
+    /// message saying so, never silently ignoring them.
+    static let notYet: Set<String> = [
+        "servers", "log", "email", "acme_ca", "acme_ca_root", "acme_eab", "acme_dns", "local_certs",
+        "skip_install_trust", "storage", "storage_check", "storage_clean_interval", "persist_config",
+        "default_sni", "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
+        "ocsp_interval", "preferred_chains", "renew_interval", "pki", "events", "filesystem", "metrics",
+        "cert_lifetime", "renewal_window_ratio", "ech",
+    ]
+
+    static func parse(_ block: ServerBlock) throws(CaddyfileError) -> GlobalOptions {
+        var o = GlobalOptions()
+        for seg in block.segments {
+            var d = Dispenser(seg)
+            guard d.next() else { continue }
+            let name = d.val
+            switch name {
+            case "admin":
+                guard d.nextArg() else { throw d.argErr() }
+                o.admin = try parseAdmin(d.val, &d)
+                if d.nextArg() { throw d.argErr() }
+                // Sub-options (origins, enforce_origin, config) are accepted and ignored later.
+                while d.nextBlock(1) {
+                    switch d.val {
+                    case "origins", "enforce_origin": while d.nextArg() {}
+                    default: throw d.err("unrecognized admin option '\(d.val)' (not supported by this Berth build yet)")
+                    }
+                }
+            case "auto_https":
+                guard d.nextArg() else { throw d.argErr() }
+                let v = d.val
+                guard ["off", "disable_redirects", "disable_certs", "ignore_loaded_certs", "prefer_wildcard"].contains(v) else {
+                    throw d.err("auto_https must be one of 'off', 'disable_redirects', 'disable_certs', 'ignore_loaded_certs', or 'prefer_wildcard'")
+                }
+                o.autoHTTPS = v
+            case "http_port", "https_port":
+                guard d.nextArg() else { throw d.argErr() }
+                guard let p = Int(d.val), (0...65535).contains(p) else { throw d.err("converting port '\(d.val)' to integer value: invalid syntax") }
+                if name == "http_port" { o.httpPort = p } else { o.httpsPort = p }
+                if d.nextArg() { throw d.argErr() }
+            case "default_bind":
+                let loc = SourceLocation(file: d.file, line: d.line)
+                var addrs: [ListenAddress] = []
+                while d.nextArg() { addrs.append(try DirectiveParsers.parseBindAddress(d.val, &d)) }
+                if addrs.isEmpty { throw d.argErr() }
+                let protocols = try DirectiveParsers.protocolsBlock(&d)
+                o.defaultBinds.append((addrs, protocols ?? [], loc))
+            case "grace_period", "shutdown_delay":
+                guard d.nextArg() else { throw d.argErr() }
+                guard let ms = Duration.parseMilliseconds(d.val) else { throw d.err("invalid duration '\(d.val)'") }
+                if name == "grace_period" { o.gracePeriodMilliseconds = ms } else { o.shutdownDelayMilliseconds = ms }
+            case "debug":
+                o.debug = true
+            default:
+                if notYet.contains(name) {
+                    throw d.err("global option '\(name)' is not supported by this Berth build yet")
+                }
+                throw d.err("unrecognized global option: \(name)")
+            }
+        }
+        return o
+    }
+
+    /// `off`, `unix//path[|mode]`, `host:port`, `:port`, `fd/N`.
+    static func parseAdmin(_ v: String, _ d: inout Dispenser) throws(CaddyfileError) -> AdminConfig {
+        if v == "off" { return .off }
+        if v.hasPrefix("unix/") {
+            var path = String(v.dropFirst(5))
+            var mode: UInt32 = 0o200
+            if let bar = path.lastIndex(of: "|") {
+                let m = String(path[path.index(after: bar)...])
+                guard let mv = UInt32(m, radix: 8), mv <= 0o777 else { throw d.err("parsing unix socket permission '\(m)': invalid octal mode") }
+                mode = mv
+                path = String(path[path.startIndex..<bar])
+            }
+            if path.isEmpty { throw d.err("admin: unix socket path is empty") }
+            return .unix(path: path, mode: mode)
+        }
+        if v.hasPrefix("fd/") {
+            guard let n = GoStrconv.parseUint(String(v.dropFirst(3))) else { throw d.err("invalid file descriptor: \(v)") }
+            return .fd(n)
+        }
+        var host = v
+        var portText = ""
+        if let colon = v.lastIndex(of: ":") {
+            host = String(v[v.startIndex..<colon])
+            portText = String(v[v.index(after: colon)...])
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let port = Int(portText), (0...65535).contains(port) else { throw d.err("admin: invalid address '\(v)'") }
+        return .tcp(host: host.isEmpty ? "localhost" : host, port: port)
+    }
+}
+
+/// Go-style durations (`10s`, `1m30s`, `500ms`, `2h`) and plain integers (seconds).
+package enum Duration {
+    package static func parseMilliseconds(_ s: String) -> Int? {
+        if let n = Int(s) { return n * 1000 }
+        var total = 0.0
+        var num = ""
+        var unit = ""
+        var sawAny = false
+        func flush() -> Bool {
+            guard let v = Double(num) else { return false }
+            let mult: Double
+            switch unit {
+            case "ns": mult = 1e-6
+            case "us", "µs": mult = 1e-3
+            case "ms": mult = 1
+            case "s": mult = 1000
+            case "m": mult = 60_000
+            case "h": mult = 3_600_000
+            case "d": mult = 86_400_000
+            default: return false
+            }
+            total += v * mult
+            num = ""
+            unit = ""
+            sawAny = true
+            return true
+        }
+        for c in s {
+            if c.isNumber || c == "." {
+                if !unit.isEmpty { guard flush() else { return nil } }
+                num.append(c)
+            } else {
+                unit.append(c)
+            }
+        }
+        guard flush(), sawAny else { return nil }
+        return Int(total.rounded())
+    }
+}

@@ -1,0 +1,182 @@
+import Caddyfile
+
+/// Where a config value came from, for errors (`Caddyfile:6`).
+package struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    package var file: String
+    package var line: Int
+    package init(file: String, line: Int) {
+        self.file = file
+        self.line = line
+    }
+    package var description: String { "\(file):\(line)" }
+}
+
+/// An error in the configuration, ending with `, at FILE:LINE` like Caddy's.
+package struct ConfigError: Error, CustomStringConvertible, Sendable {
+    package var message: String
+    package var location: SourceLocation?
+    package init(_ message: String, at location: SourceLocation? = nil) {
+        self.message = message
+        self.location = location
+    }
+    /// Wraps a Caddyfile error, whose text already ends with its location.
+    package init(_ error: CaddyfileError) {
+        self.message = error.description
+        self.location = nil
+    }
+    package var description: String {
+        guard let l = location else { return message }
+        return "\(message), at \(l.file):\(l.line)"
+    }
+}
+
+/// HTTP protocol names as in Caddy's `protocols`.
+package enum HTTPProtocolName: String, Sendable, Hashable, CaseIterable {
+    case h1, h2, h2c, h3
+}
+
+/// A listener address from `bind`, `default_bind` or a site's port.
+package enum ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    /// Inherited stream socket by number (`fd/N`).
+    case fd(Int)
+    /// Inherited datagram socket by number (`fdgram/N`).
+    case fdgram(Int)
+    /// Inherited stream socket(s) by LISTEN_FDNAMES name (`fdname/NAME[/K]`).
+    case fdname(String, index: Int?)
+    /// Inherited datagram socket(s) by name (`fdgramname/NAME[/K]`).
+    case fdgramname(String, index: Int?)
+    /// A TCP address Berth binds itself (host may be empty for all interfaces).
+    case tcp(host: String, port: Int)
+    /// A unix socket path Berth binds itself.
+    case unix(path: String)
+
+    package var isInherited: Bool {
+        switch self {
+        case .fd, .fdgram, .fdname, .fdgramname: return true
+        case .tcp, .unix: return false
+        }
+    }
+
+    package var isDatagram: Bool {
+        switch self {
+        case .fdgram, .fdgramname: return true
+        default: return false
+        }
+    }
+
+    /// Caddy's listener key text (`fd/3`, `0.0.0.0:80`, `[::1]:443`, `unix//p`).
+    package var description: String {
+        switch self {
+        case .fd(let n): return "fd/\(n)"
+        case .fdgram(let n): return "fdgram/\(n)"
+        case .fdname(let s, let i): return "fdname/\(s)" + (i.map { "/\($0)" } ?? "")
+        case .fdgramname(let s, let i): return "fdgramname/\(s)" + (i.map { "/\($0)" } ?? "")
+        case .tcp(let h, let p):
+            if h.contains(":") { return "[\(h)]:\(p)" }
+            return "\(h):\(p)"
+        case .unix(let p): return "unix/\(p)"
+        }
+    }
+}
+
+/// One listener of a server and the protocols it speaks.
+package struct ListenerConfig: Sendable, Hashable {
+    package var address: ListenAddress
+    package var protocols: [HTTPProtocolName]
+    package var location: SourceLocation?
+    package init(address: ListenAddress, protocols: [HTTPProtocolName], location: SourceLocation?) {
+        self.address = address
+        self.protocols = protocols
+        self.location = location
+    }
+}
+
+/// A parsed site address (`http://localhost`, `:8080`, `example.com:443/path`).
+package struct SiteAddress: Sendable, Hashable, CustomStringConvertible {
+    package var original: String
+    package var scheme: String
+    package var host: String
+    package var port: String
+    package var path: String
+    package var description: String { original }
+}
+
+/// A handler as configured (the runtime builds `Handler` objects from these).
+package enum HandlerConfig: Sendable, Equatable {
+    /// `respond` / `static_response`.
+    case staticResponse(status: Int?, body: String?, headers: [String: [String]], close: Bool)
+    /// A group of routes (a site's subroute).
+    case subroute([RouteConfig])
+}
+
+/// Matchers as configured.
+package enum MatcherConfig: Sendable, Equatable {
+    case host([String])
+    case path([String])
+}
+
+/// A route: matcher sets (OR of ANDs, Caddy's `match`), handlers, terminal flag.
+package struct RouteConfig: Sendable, Equatable {
+    package var match: [[MatcherConfig]]
+    package var handle: [HandlerConfig]
+    package var terminal: Bool
+    package init(match: [[MatcherConfig]] = [], handle: [HandlerConfig], terminal: Bool = false) {
+        self.match = match
+        self.handle = handle
+        self.terminal = terminal
+    }
+}
+
+/// One HTTP server: the listeners that share a set of sites.
+package struct ServerConfig: Sendable {
+    package var name: String
+    package var listeners: [ListenerConfig]
+    package var routes: [RouteConfig]
+    /// Access logging: nil = off; otherwise the hosts logged (empty list = everything) and
+    /// the hosts skipped.
+    package var logs: AccessLogConfig?
+    package init(name: String, listeners: [ListenerConfig], routes: [RouteConfig], logs: AccessLogConfig?) {
+        self.name = name
+        self.listeners = listeners
+        self.routes = routes
+        self.logs = logs
+    }
+}
+
+/// Which requests a server logs.
+package struct AccessLogConfig: Sendable, Equatable {
+    /// Hosts whose site has `log` (an empty string means a catch-all site).
+    package var loggedHosts: [String]
+    /// Hosts whose site has no `log`.
+    package var skipHosts: [String]
+    /// True when a catch-all site has `log`: everything is logged.
+    package var logAll: Bool
+}
+
+/// The admin endpoint setting (`admin` global option).
+package enum AdminConfig: Sendable, Equatable {
+    case off
+    case tcp(host: String, port: Int)
+    case unix(path: String, mode: UInt32)
+    case fd(Int)
+
+    /// Caddy's default: localhost:2019.
+    package static let `default` = AdminConfig.tcp(host: "localhost", port: 2019)
+}
+
+/// The whole configuration Berth runs.
+package struct BerthConfig: Sendable {
+    package var admin: AdminConfig = .default
+    package var servers: [ServerConfig] = []
+    /// Grace period for shutdown and reload, in milliseconds (bounded by default; Caddy's is not).
+    package var gracePeriodMilliseconds: Int = 10_000
+    /// `shutdown_delay` in milliseconds.
+    package var shutdownDelayMilliseconds: Int = 0
+    /// `auto_https` value, when set.
+    package var autoHTTPS: String? = nil
+    /// Where the config came from (file path), for `hide` and error messages.
+    package var sourceFile: String? = nil
+    /// Warnings to log at load (e.g. "input is not formatted").
+    package var warnings: [String] = []
+    package init() {}
+}

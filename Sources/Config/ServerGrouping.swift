@@ -1,0 +1,116 @@
+/// Groups sites into servers by listener (caddy-behavior §2): every site key expands to one
+/// listener per bind address; listeners serving the same set of sites merge into one server;
+/// servers are named srv0… in sorted order of their first listener key.
+enum ServerGrouping {
+    struct Claim {
+        var address: ListenAddress
+        var protocols: [HTTPProtocolName]
+        var location: SourceLocation?
+        var sites: [Int] = []
+        /// Hosts per site on this listener (a site may have several keys).
+        var hostsBySite: [Int: [String]] = [:]
+    }
+
+    static let defaultProtocols: [HTTPProtocolName] = [.h1, .h2, .h3]
+
+    static func group(_ sites: [SiteBuild], options: GlobalOptions) throws(ConfigError) -> [ServerConfig] {
+        var claims: [String: Claim] = [:]
+        for (si, site) in sites.enumerated() {
+            for addr in site.addresses {
+                if !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort) {
+                    throw ConfigError(
+                        "site '\(addr.original)' would be served over HTTPS, which this Berth build does not support yet; write it as http://\(addr.host.isEmpty ? "" : addr.host)\(addr.port.isEmpty ? "" : ":" + addr.port)",
+                        at: site.location)
+                }
+                let port = addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort)
+                var binds = site.state.binds
+                if binds.isEmpty { binds = options.defaultBinds }
+                if binds.isEmpty { binds = [([.tcp(host: "", port: 0)], [], site.location)] }
+                for b in binds {
+                    for a in b.addresses {
+                        var la = a
+                        if case .tcp(let h, _) = a { la = .tcp(host: h, port: port) }
+                        let key = la.description
+                        let protocols = b.protocols.isEmpty ? defaultProtocols : b.protocols
+                        if var c = claims[key] {
+                            if c.protocols != protocols {
+                                throw ConfigError(
+                                    "listener address repeated: \(key) with different protocols (\(c.protocols.map(\.rawValue).joined(separator: " ")) at \(c.location?.description ?? "?") vs \(protocols.map(\.rawValue).joined(separator: " ")))",
+                                    at: b.location)
+                            }
+                            if !c.sites.contains(si) { c.sites.append(si) }
+                            c.hostsBySite[si, default: []].append(addr.host)
+                            claims[key] = c
+                        } else {
+                            var c = Claim(address: la, protocols: protocols, location: b.location)
+                            c.sites = [si]
+                            c.hostsBySite[si] = [addr.host]
+                            claims[key] = c
+                        }
+                    }
+                }
+            }
+        }
+        // Merge listeners with identical site sets.
+        var groups: [(keys: [String], sites: [Int])] = []
+        for key in claims.keys.sorted() {
+            let s = claims[key]!.sites.sorted()
+            if let i = groups.firstIndex(where: { $0.sites == s }) {
+                groups[i].keys.append(key)
+            } else {
+                groups.append(([key], s))
+            }
+        }
+        var servers: [ServerConfig] = []
+        for (gi, g) in groups.enumerated() {
+            let listeners = g.keys.map { k in
+                ListenerConfig(address: claims[k]!.address, protocols: claims[k]!.protocols, location: claims[k]!.location)
+            }
+            // Hosts of each site on this server.
+            var siteHosts: [Int: [String]] = [:]
+            for k in g.keys { for (si, hs) in claims[k]!.hostsBySite { siteHosts[si, default: []] += hs } }
+            let ordered = g.sites.sorted { a, b in
+                specificityKey(siteHosts[a] ?? []) < specificityKey(siteHosts[b] ?? [])
+                    || (specificityKey(siteHosts[a] ?? []) == specificityKey(siteHosts[b] ?? []) && a < b)
+            }
+            var routes: [RouteConfig] = []
+            var logged: [String] = [], skipped: [String] = []
+            var logAll = false
+            var anyLog = false
+            for si in ordered {
+                var hosts: [String] = []
+                for h in siteHosts[si] ?? [] where !hosts.contains(h) { hosts.append(h) }
+                let catchAll = hosts.contains("")
+                let site = sites[si]
+                var match: [[MatcherConfig]] = []
+                if !catchAll { match = [[.host(hosts)]] }
+                routes.append(RouteConfig(match: match, handle: site.routes.isEmpty ? [] : [.subroute(site.routes)], terminal: true))
+                if site.state.log {
+                    anyLog = true
+                    if catchAll { logAll = true } else { logged += hosts }
+                } else if !catchAll {
+                    skipped += hosts
+                }
+            }
+            servers.append(ServerConfig(name: "srv\(gi)", listeners: listeners, routes: routes,
+                                        logs: anyLog ? AccessLogConfig(loggedHosts: logged, skipHosts: skipped, logAll: logAll) : nil))
+        }
+        return servers
+    }
+
+    /// Sort key: specific hosts first (non-wildcard before wildcard, longer first), catch-all last.
+    struct SpecKey: Comparable {
+        var catchAll: Int
+        var wildcard: Int
+        var negLength: Int
+        static func < (a: SpecKey, b: SpecKey) -> Bool {
+            (a.catchAll, a.wildcard, a.negLength) < (b.catchAll, b.wildcard, b.negLength)
+        }
+    }
+
+    static func specificityKey(_ hosts: [String]) -> SpecKey {
+        if hosts.isEmpty || hosts.contains("") { return SpecKey(catchAll: 1, wildcard: 0, negLength: 0) }
+        let h = hosts.max(by: { $0.count < $1.count }) ?? ""
+        return SpecKey(catchAll: 0, wildcard: hosts.allSatisfy { $0.contains("*") } ? 1 : 0, negLength: -h.count)
+    }
+}

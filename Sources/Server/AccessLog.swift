@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTPCore
+import IOCore
+
+/// Writes Caddy-shaped `http.log.access` JSON lines (caddy-behavior §14) without Foundation:
+/// each loop formats into its own buffer and flushes once per loop iteration.
+package final class AccessLogWriter {
+    private let out: ByteBuffer
+    private let fd: Int32
+    /// The logger name (`http.log.access` or `http.log.access.NAME`).
+    private let loggerName: [UInt8]
+
+    package init(fd: Int32 = 2, loggerName: String = "http.log.access") {
+        self.fd = fd
+        self.out = ByteBuffer(capacity: 16 * 1024)
+        self.loggerName = Array(loggerName.utf8)
+    }
+
+    /// Appends one entry for a finished request.
+    package func log(request r: HTTPRequest, response res: HTTPResponse, serverHeader: [UInt8], nowNanos: UInt64) {
+        let status = res.status
+        let (sec, nsec) = Clock.realtime()
+        out.append(status >= 500 ? "{\"level\":\"error\",\"ts\":" : "{\"level\":\"info\",\"ts\":")
+        out.appendDecimal(sec)
+        out.append(byte: UInt8(ascii: "."))
+        appendPadded(nsec, digits: 9)
+        out.append(",\"logger\":\"")
+        out.append(loggerName)
+        out.append("\",\"msg\":\"handled request\",\"request\":{\"remote_ip\":\"")
+        r.connection.remote?.writeIP(into: out)
+        out.append("\",\"remote_port\":\"")
+        if let p = r.connection.remote?.port, r.connection.remote?.family != AF_UNIX { out.appendDecimal(p) }
+        out.append("\",\"client_ip\":\"")
+        r.connection.remote?.writeIP(into: out)
+        out.append("\",\"proto\":\"")
+        out.append(r.version.protoString)
+        out.append("\",\"method\":\"")
+        r.withLineBytes(r.methodRange) { appendEscaped($0) }
+        out.append("\",\"host\":\"")
+        if let a = r.authorityRange { r.withLineBytes(a) { appendEscaped($0) } }
+        out.append("\",\"uri\":\"")
+        r.withLineBytes(r.targetRange) { appendEscaped($0) }
+        out.append("\",\"headers\":")
+        appendHeaderMap(r.fields, extraServer: nil)
+        if r.connection.isTLS {
+            out.append(",\"tls\":{\"server_name\":\"")
+            if let sn = r.connection.serverName { appendEscaped(string: sn) }
+            out.append("\"}")
+        }
+        out.append("},\"bytes_read\":")
+        out.appendDecimal(Int(r.bodyBytesRead))
+        out.append(",\"user_id\":\"\",\"duration\":")
+        let dur = nowNanos >= r.startNanos ? Int(nowNanos - r.startNanos) : 0
+        out.appendDecimal(dur / 1_000_000_000)
+        out.append(byte: UInt8(ascii: "."))
+        appendPadded(dur % 1_000_000_000, digits: 9)
+        out.append(",\"size\":")
+        out.appendDecimal(Int(res.bodyBytes))
+        out.append(",\"status\":")
+        out.appendDecimal(status)
+        out.append(",\"resp_headers\":")
+        appendHeaderMap(res.fields, extraServer: res.fields.contains(.server) ? nil : serverHeader)
+        out.append("}\n")
+        if out.readableBytes > 12 * 1024 { flush() }
+    }
+
+    /// Writes buffered lines to the log fd.
+    package func flush() {
+        while !out.isEmpty {
+            let n = Glibc.write(fd, out.base + out.readerIndex, out.readableBytes)
+            if n > 0 {
+                out.consume(n)
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                out.clear()  // the log sink is gone or full: drop rather than block or spin
+                return
+            }
+        }
+    }
+
+    private func appendPadded(_ v: Int, digits: Int) {
+        var div = 1
+        for _ in 1..<digits { div *= 10 }
+        var x = v
+        while div > 0 {
+            out.append(byte: UInt8(48 + (x / div) % 10))
+            x %= div
+            div /= 10
+        }
+    }
+
+    private func appendHeaderMap(_ f: HTTPFields, extraServer: [UInt8]?) {
+        out.append(byte: UInt8(ascii: "{"))
+        var first = true
+        let n = f.count
+        var i = 0
+        while i < n {
+            // Skip names already written (grouped with their first occurrence).
+            var seen = false
+            f.withField(i) { name, _ in
+                var j = 0
+                while j < i {
+                    if f.withField(j, { n2, _ in AccessLogWriter.sameName(name, n2) }) { seen = true; break }
+                    j += 1
+                }
+            }
+            if !seen {
+                if !first { out.append(byte: UInt8(ascii: ",")) }
+                first = false
+                let token = f.entries[i].token
+                f.withField(i) { name, _ in
+                    out.append(byte: UInt8(ascii: "\""))
+                    appendCanonical(name)
+                    out.append("\":[")
+                    let redact = token == .cookie || token == .setCookie || token == .authorization || token == .proxyAuthorization
+                    var firstValue = true
+                    var k = i
+                    while k < n {
+                        f.withField(k) { n2, v in
+                            if AccessLogWriter.sameName(name, n2) {
+                                if !firstValue { out.append(byte: UInt8(ascii: ",")) }
+                                firstValue = false
+                                out.append(byte: UInt8(ascii: "\""))
+                                if redact { out.append("REDACTED") } else { appendEscaped(v) }
+                                out.append(byte: UInt8(ascii: "\""))
+                            }
+                        }
+                        k += 1
+                    }
+                    out.append(byte: UInt8(ascii: "]"))
+                }
+            }
+            i += 1
+        }
+        if let s = extraServer {
+            if !first { out.append(byte: UInt8(ascii: ",")) }
+            out.append("\"Server\":[\"")
+            out.append(s)
+            out.append("\"]")
+        }
+        out.append(byte: UInt8(ascii: "}"))
+    }
+
+    static func sameName(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count where (a[i] | 0x20) != (b[i] | 0x20) { return false }
+        return true
+    }
+
+    /// Go's CanonicalMIMEHeaderKey: upper-case the first letter and each letter after `-`.
+    private func appendCanonical(_ name: UnsafeRawBufferPointer) {
+        var upper = true
+        for c in name {
+            var x = c
+            if upper, x >= 0x61, x <= 0x7A { x -= 0x20 } else if !upper, x >= 0x41, x <= 0x5A { x += 0x20 }
+            appendEscapedByte(x)
+            upper = x == UInt8(ascii: "-")
+        }
+    }
+
+    private func appendEscaped(string s: String) {
+        var s = s
+        s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// JSON string escaping (RFC 8259 §7); bytes ≥ 0x80 are copied (invalid UTF-8 becomes U+FFFD).
+    private func appendEscaped(_ b: UnsafeRawBufferPointer) {
+        var i = 0
+        let n = b.count
+        while i < n {
+            let c = b[i]
+            if c < 0x80 {
+                appendEscapedByte(c)
+                i += 1
+                continue
+            }
+            let len = AccessLogWriter.utf8SequenceLength(b, i)
+            if len == 0 {
+                out.append("\\ufffd")
+                i += 1
+            } else {
+                out.append(UnsafeRawBufferPointer(rebasing: b[i..<(i + len)]))
+                i += len
+            }
+        }
+    }
+
+    @inline(__always)
+    private func appendEscapedByte(_ c: UInt8) {
+        switch c {
+        case UInt8(ascii: "\""): out.append("\\\"")
+        case UInt8(ascii: "\\"): out.append("\\\\")
+        case 0x0A: out.append("\\n")
+        case 0x0D: out.append("\\r")
+        case 0x09: out.append("\\t")
+        case 0..<0x20, 0x7F:
+            out.append("\\u00")
+            let hex: StaticString = "0123456789abcdef"
+            out.append(byte: hex.utf8Start[Int(c >> 4)])
+            out.append(byte: hex.utf8Start[Int(c & 0xF)])
+        default: out.append(byte: c)
+        }
+    }
+
+    /// Length of a valid UTF-8 sequence at `i`, or 0 when invalid.
+    static func utf8SequenceLength(_ b: UnsafeRawBufferPointer, _ i: Int) -> Int {
+        let c = b[i]
+        let len: Int
+        if c & 0xE0 == 0xC0 { len = 2 } else if c & 0xF0 == 0xE0 { len = 3 } else if c & 0xF8 == 0xF0 { len = 4 } else { return 0 }
+        guard i + len <= b.count else { return 0 }
+        for k in 1..<len where b[i + k] & 0xC0 != 0x80 { return 0 }
+        return len
+    }
+}

@@ -1,0 +1,91 @@
+import EventLoop
+import HTTPCore
+import IOCore
+
+/// Connection limits and timeouts of a server (Caddy's `servers` options).
+package struct ServerLimits: Sendable {
+    /// Maximum open client connections per process (0 = unlimited).
+    package var maxConnections: Int = 0
+    /// Time to receive a complete request head (slowloris guard).
+    package var readHeaderTimeoutMilliseconds: Int = 10_000
+    /// Idle keep-alive timeout between requests (Caddy: 5 min).
+    package var idleTimeoutMilliseconds: Int = 300_000
+    /// Max gap while reading a request body.
+    package var readBodyTimeoutMilliseconds: Int = 60_000
+    /// Max gap while the client is not taking our response bytes.
+    package var writeTimeoutMilliseconds: Int = 60_000
+    package init() {}
+}
+
+/// Something a loop tracks for graceful shutdown and reload.
+package protocol ManagedConnection: AnyObject {
+    /// Finish the current request, then close; close now if idle.
+    func drain()
+    /// Close immediately.
+    func forceClose()
+}
+
+/// Per-loop state shared by every connection on the loop: date cache, access log buffer,
+/// timeout lists, the live connection set. Touched only on the loop thread.
+package final class LoopContext {
+    package unowned let loop: EventLoop
+    package let dateCache = DateCache()
+    package let accessLog: AccessLogWriter
+    package let headerTimeouts: TimeoutList
+    package let idleTimeouts: TimeoutList
+    package let bodyTimeouts: TimeoutList
+    package let writeTimeouts: TimeoutList
+    /// The runtime new connections use.
+    package var runtime: ServerRuntime
+    /// Live connections by fd.
+    package private(set) var connections: [Int32: ManagedConnection] = [:]
+    /// Set once shutdown started: connections close after their current request.
+    package private(set) var draining = false
+    /// Called once the loop has no connections left while draining.
+    package var onDrained: (() -> Void)?
+    package let limits: ServerLimits
+
+    package init(loop: EventLoop, runtime: ServerRuntime, limits: ServerLimits, logFD: Int32 = 2) {
+        self.loop = loop
+        self.runtime = runtime
+        self.limits = limits
+        accessLog = AccessLogWriter(fd: logFD)
+        headerTimeouts = loop.makeTimeoutList(milliseconds: limits.readHeaderTimeoutMilliseconds)
+        idleTimeouts = loop.makeTimeoutList(milliseconds: limits.idleTimeoutMilliseconds)
+        bodyTimeouts = loop.makeTimeoutList(milliseconds: limits.readBodyTimeoutMilliseconds)
+        writeTimeouts = loop.makeTimeoutList(milliseconds: limits.writeTimeoutMilliseconds)
+        let log = accessLog
+        loop.afterEvents = { log.flush() }
+    }
+
+    package var connectionCount: Int { connections.count }
+
+    package func add(_ fd: Int32, _ c: ManagedConnection) {
+        connections[fd] = c
+    }
+
+    package func remove(_ fd: Int32) {
+        connections[fd] = nil
+        if draining && connections.isEmpty { fireDrained() }
+    }
+
+    private func fireDrained() {
+        let cb = onDrained
+        onDrained = nil
+        cb?()
+    }
+
+    /// Starts draining: every connection finishes its current request and closes.
+    package func beginDrain(_ done: @escaping () -> Void) {
+        draining = true
+        onDrained = done
+        for c in Array(connections.values) { c.drain() }
+        if connections.isEmpty { fireDrained() }
+    }
+
+    /// Closes every connection now (grace period over).
+    package func closeAll() {
+        for c in Array(connections.values) { c.forceClose() }
+        accessLog.flush()
+    }
+}

@@ -1,0 +1,67 @@
+import Config
+import HTTPCore
+import Handlers
+import IOCore
+
+/// Which requests of a server get an access-log line (caddy-behavior §14).
+package struct AccessLogPolicy: Sendable {
+    let logAll: Bool
+    let logged: [HostPattern]
+    let skipped: [HostPattern]
+
+    package init(_ c: AccessLogConfig) {
+        logAll = c.logAll
+        logged = c.loggedHosts.filter { !$0.isEmpty }.map(HostPattern.init)
+        skipped = c.skipHosts.map(HostPattern.init)
+    }
+
+    /// True when a request for this host is logged.
+    package func shouldLog(_ r: HTTPRequest) -> Bool {
+        if logAll { return true }
+        return r.withHost { h in
+            if skipped.contains(where: { $0.matches(h) }) { return false }
+            if logged.isEmpty { return true }
+            // Unmatched hosts are logged too once any site has `log` (Caddy logs them as NOP).
+            return true
+        }
+    }
+}
+
+/// One server of a runtime: the handler tree and settings for a set of listeners.
+package final class RuntimeServer: Sendable {
+    package let name: String
+    package let handler: ServerHandler
+    package let accessLog: AccessLogPolicy?
+    package init(name: String, handler: ServerHandler, accessLog: AccessLogPolicy?) {
+        self.name = name
+        self.handler = handler
+        self.accessLog = accessLog
+    }
+}
+
+/// An immutable snapshot of everything a config produces at run time. A reload builds a new one
+/// and swaps it in; connections keep the one they started with.
+package final class ServerRuntime: Sendable {
+    /// Servers by index (`ServerConfig` order).
+    package let servers: [RuntimeServer]
+    /// The config this runtime was built from.
+    package let config: BerthConfig
+    /// Value of the `Server` response header.
+    package let serverHeader: [UInt8]
+
+    package init(servers: [RuntimeServer], config: BerthConfig, serverHeader: String = "Berth") {
+        self.servers = servers
+        self.config = config
+        self.serverHeader = Array(serverHeader.utf8)
+    }
+
+    /// Builds every server's handler tree from `config`.
+    package static func build(_ config: BerthConfig, environment: [String: String]) throws(ConfigError) -> ServerRuntime {
+        var servers: [RuntimeServer] = []
+        for s in config.servers {
+            let h = try RuntimeBuilder.buildServerHandler(s, environment: environment)
+            servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map(AccessLogPolicy.init)))
+        }
+        return ServerRuntime(servers: servers, config: config)
+    }
+}
