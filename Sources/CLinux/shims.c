@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CLinux.h"
 #include <sys/sendfile.h>
+#include <unistd.h>
 
 int berth_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
@@ -14,4 +15,5 @@ ssize_t berth_sendfile(int out_fd, int in_fd, long long *offset, size_t count) {
     *offset = (long long)o;
     return n;
 }
+int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 _Static_assert(sizeof(off_t) == 8, "64-bit off_t expected");

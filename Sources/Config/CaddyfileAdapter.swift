@@ -29,6 +29,7 @@ package enum CaddyfileAdapter {
         config.autoHTTPS = options.autoHTTPS
         config.gracePeriodMilliseconds = options.gracePeriodMilliseconds ?? config.gracePeriodMilliseconds
         config.shutdownDelayMilliseconds = options.shutdownDelayMilliseconds ?? 0
+        config.serverOptions = options.serverOptions
 
         var sites: [SiteBuild] = []
         for block in blocks {

@@ -10,11 +10,12 @@ struct GlobalOptions {
     var gracePeriodMilliseconds: Int? = nil
     var shutdownDelayMilliseconds: Int? = nil
     var debug = false
+    var serverOptions = ServerOptions()
 
     /// Options Caddy has that this build parses but cannot act on yet: validation fails with a
     /// message saying so, never silently ignoring them.
     static let notYet: Set<String> = [
-        "servers", "log", "email", "acme_ca", "acme_ca_root", "acme_eab", "acme_dns", "local_certs",
+        "log", "email", "acme_ca", "acme_ca_root", "acme_eab", "acme_dns", "local_certs",
         "skip_install_trust", "storage", "storage_check", "storage_clean_interval", "persist_config",
         "default_sni", "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
         "ocsp_interval", "preferred_chains", "renew_interval", "pki", "events", "filesystem", "metrics",
@@ -60,10 +61,37 @@ struct GlobalOptions {
                 o.defaultBinds.append((addrs, protocols ?? [], loc))
             case "grace_period", "shutdown_delay":
                 guard d.nextArg() else { throw d.argErr() }
-                guard let ms = Duration.parseMilliseconds(d.val) else { throw d.err("invalid duration '\(d.val)'") }
+                guard let ms = DurationText.parseMilliseconds(d.val) else { throw d.err("invalid duration '\(d.val)'") }
                 if name == "grace_period" { o.gracePeriodMilliseconds = ms } else { o.shutdownDelayMilliseconds = ms }
             case "debug":
                 o.debug = true
+            case "servers":
+                if d.nextArg() {
+                    throw d.err("servers options for a single listener address (\(d.val)) are not supported by this Berth build yet; omit the address")
+                }
+                while d.nextBlock(1) {
+                    switch d.val {
+                    case "timeouts":
+                        while d.nextBlock(2) {
+                            let key = d.val
+                            guard d.nextArg() else { throw d.argErr() }
+                            guard let ms = DurationText.parseMilliseconds(d.val) else { throw d.err("parsing servers timeouts duration: invalid duration '\(d.val)'") }
+                            switch key {
+                            case "read_header": o.serverOptions.readHeaderMilliseconds = ms
+                            case "read_body": o.serverOptions.readBodyMilliseconds = ms
+                            case "write": o.serverOptions.writeMilliseconds = ms
+                            case "idle": o.serverOptions.idleMilliseconds = ms
+                            default: throw d.err("unrecognized timeouts option '\(key)'")
+                            }
+                        }
+                    case "max_header_size":
+                        guard d.nextArg() else { throw d.argErr() }
+                        guard let n = ByteSize.parse(d.val) else { throw d.err("parsing max_header_size: invalid size '\(d.val)'") }
+                        o.serverOptions.maxHeaderBytes = n
+                    default:
+                        throw d.err("servers option '\(d.val)' is not supported by this Berth build yet")
+                    }
+                }
             default:
                 if notYet.contains(name) {
                     throw d.err("global option '\(name)' is not supported by this Berth build yet")
@@ -106,7 +134,7 @@ struct GlobalOptions {
 }
 
 /// Go-style durations (`10s`, `1m30s`, `500ms`, `2h`) and plain integers (seconds).
-package enum Duration {
+package enum DurationText {
     package static func parseMilliseconds(_ s: String) -> Int? {
         if let n = Int(s) { return n * 1000 }
         var total = 0.0
@@ -142,5 +170,19 @@ package enum Duration {
         }
         guard flush(), sawAny else { return nil }
         return Int(total.rounded())
+    }
+}
+
+/// Sizes like `16KiB`, `1MB`, `512` (bytes), as Caddy's humanize parsing accepts.
+package enum ByteSize {
+    package static func parse(_ s: String) -> Int? {
+        let units: [(String, Int)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1000), ("mb", 1_000_000),
+                                      ("gb", 1_000_000_000), ("k", 1000), ("m", 1_000_000), ("g", 1_000_000_000), ("b", 1)]
+        let lower = s.lowercased()
+        for (u, mult) in units where lower.hasSuffix(u) {
+            guard let v = Double(lower.dropLast(u.count).filter { $0 != " " }) else { return nil }
+            return Int(v * Double(mult))
+        }
+        return Int(lower)
     }
 }

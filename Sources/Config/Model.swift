@@ -164,8 +164,20 @@ package enum AdminConfig: Sendable, Equatable {
     package static let `default` = AdminConfig.tcp(host: "localhost", port: 2019)
 }
 
+/// Caddy's `servers { timeouts { … } max_header_size … }` global option (applied to every server).
+package struct ServerOptions: Sendable, Equatable {
+    package var readHeaderMilliseconds: Int?
+    package var readBodyMilliseconds: Int?
+    package var writeMilliseconds: Int?
+    package var idleMilliseconds: Int?
+    package var maxHeaderBytes: Int?
+    package init() {}
+}
+
 /// The whole configuration Berth runs.
 package struct BerthConfig: Sendable {
+    /// `servers` global option.
+    package var serverOptions = ServerOptions()
     package var admin: AdminConfig = .default
     package var servers: [ServerConfig] = []
     /// Grace period for shutdown and reload, in milliseconds (bounded by default; Caddy's is not).

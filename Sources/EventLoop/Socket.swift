@@ -88,12 +88,12 @@ package enum Socket {
 
     /// Creates, binds and listens a TCP socket (SO_REUSEADDR; IPV6_V6ONLY on for IPv6 so that
     /// `0.0.0.0` and `[::]` can both be bound, as Go does).
-    package static func listenTCP(_ address: SocketAddress, backlog: Int32 = 4096) throws(IOError) -> FileDescriptor {
+    package static func listenTCP(_ address: SocketAddress, dualStack: Bool = false, backlog: Int32 = 4096) throws(IOError) -> FileDescriptor {
         let fd = Glibc.socket(address.family, Int32(SOCK_STREAM.rawValue) | berth_sock_nonblock_cloexec(), 0)
         if fd < 0 { throw IOError("socket", errno: errno) }
         let owned = FileDescriptor(owning: fd)
         try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
-        if address.family == AF_INET6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+        if address.family == AF_INET6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, dualStack ? 0 : 1) }
         let rc = address.withSockAddr { sa, len in Glibc.bind(fd, sa, len) }
         if rc != 0 { throw IOError("bind \(address)", errno: errno) }
         if Glibc.listen(fd, backlog) != 0 { throw IOError("listen \(address)", errno: errno) }

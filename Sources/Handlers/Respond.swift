@@ -25,7 +25,7 @@ package final class RespondHandler: Handler {
         self.close = close
         self.isStatic = body.isStatic
         self.staticBody = body.isStatic ? body.staticBytes : []
-        if body.source.isEmpty {
+        if body.source.isEmpty || headers.contains(where: { $0.name.lowercased() == "content-type" }) {
             contentType = nil
         } else if RespondHandler.looksLikeJSONContainer(body.source) {
             contentType = "application/json"

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import Config
 import EventLoop
 import HTTPCore
@@ -58,7 +59,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
             contexts.append(LoopContext(loop: loop, runtime: runtime, limits: limits, logFD: logFD))
         }
         var fds: [Int32] = [0, 0]
-        if pipe2(&fds, O_CLOEXEC | O_NONBLOCK) != 0 { throw IOError("pipe2", errno: errno) }
+        if berth_pipe2(&fds, O_CLOEXEC | O_NONBLOCK) != 0 { throw IOError("pipe2", errno: errno) }
         drainPipe = (fds[0], fds[1])
     }
 
@@ -144,5 +145,16 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
         group.join()
         for l in listeners where l.ownedByBerth { close(l.fd) }
         return clean
+    }
+}
+
+extension HTTPServer {
+    /// Makes `runtime` the one new connections use, on every loop (connections already open keep
+    /// theirs).
+    package func swapRuntime(_ runtime: ServerRuntime) {
+        for (i, loop) in group.loops.enumerated() {
+            nonisolated(unsafe) let ctx = contexts[i]
+            loop.execute { ctx.runtime = runtime }
+        }
     }
 }

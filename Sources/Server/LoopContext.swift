@@ -1,3 +1,4 @@
+import Config
 import EventLoop
 import HTTPCore
 import IOCore
@@ -15,6 +16,17 @@ package struct ServerLimits: Sendable {
     /// Max gap while the client is not taking our response bytes.
     package var writeTimeoutMilliseconds: Int = 60_000
     package init() {}
+
+    /// Limits from the `servers` global option, defaults elsewhere.
+    package init(_ o: ServerOptions) {
+        if let v = o.readHeaderMilliseconds { readHeaderTimeoutMilliseconds = v }
+        if let v = o.idleMilliseconds { idleTimeoutMilliseconds = v }
+        if let v = o.readBodyMilliseconds { readBodyTimeoutMilliseconds = v }
+        if let v = o.writeMilliseconds { writeTimeoutMilliseconds = v }
+        if let v = o.maxHeaderBytes { maxHeaderBytes = v }
+    }
+    /// Largest request head accepted (Caddy: 16 KiB + Go's 4 KiB slack).
+    package var maxHeaderBytes: Int = 20480
 }
 
 /// Something a loop tracks for graceful shutdown and reload.

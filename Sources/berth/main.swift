@@ -1,1 +1,93 @@
-print("berth")
+import ArgumentParser
+import Config
+import IOCore
+import Server
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The version string printed by `berth version`.
+let berthVersion = "v0.1.0"
+
+@main
+struct Berth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth",
+        abstract: "A fast HTTP server for systemd socket activation and Podman, configured by Caddyfile.",
+        version: berthVersion,
+        subcommands: [Run.self, Validate.self, Adapt.self, Version.self],
+        defaultSubcommand: nil)
+}
+
+/// Options shared by commands that read a config.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .long], help: "Configuration file (a Caddyfile).")
+    var config: String?
+
+    @Option(name: [.customShort("a"), .long], help: "Config adapter (only 'caddyfile').")
+    var adapter: String?
+
+    @Option(name: .long, help: "Environment file to load before reading the config (KEY=VALUE lines).")
+    var envfile: String?
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Starts Berth and blocks until stopped (SIGTERM/SIGINT).")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Number of event-loop threads (default: one per CPU; env BERTH_LOOPS).")
+    var loops: Int?
+
+    @Flag(name: .long, help: "Accepted for Caddy compatibility; ignored (Berth keeps no autosave).")
+    var resume = false
+
+    @Flag(name: .long, help: "Accepted for Caddy compatibility; Berth reloads on SIGHUP/SIGUSR1 instead.")
+    var watch = false
+
+    @Option(name: .long, help: "Write the process id to this file.")
+    var pidfile: String?
+
+    func run() throws {
+        let code = Launcher.run(RunOptions(configPath: options.config, adapter: options.adapter,
+                                           envFile: options.envfile, loops: loops, pidFile: pidfile))
+        throw ExitCode(code)
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Loads the config and builds the whole runtime without serving.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let code = Launcher.validate(RunOptions(configPath: options.config, adapter: options.adapter, envFile: options.envfile))
+        throw ExitCode(code)
+    }
+}
+
+struct Adapt: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Prints the config as Berth's JSON.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(name: .long, help: "Indent the JSON.")
+    var pretty = false
+
+    @Flag(name: .long, help: "Also validate the config.")
+    var validate = false
+
+    func run() throws {
+        let code = Launcher.adapt(RunOptions(configPath: options.config, adapter: options.adapter, envFile: options.envfile),
+                                  pretty: pretty, validate: validate)
+        throw ExitCode(code)
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Prints the version.")
+    func run() throws {
+        print("\(berthVersion) (Berth; Caddyfile-compatible)")
+    }
+}

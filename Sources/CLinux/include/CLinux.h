@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 
 /* accept4 with flags (glibc declares it only under _GNU_SOURCE). */
 int berth_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
@@ -23,5 +24,7 @@ unsigned int berth_epollexclusive(void);
 int berth_sock_nonblock_cloexec(void);
 /* sendfile(2) wrapper with 64-bit offset. */
 ssize_t berth_sendfile(int out_fd, int in_fd, long long *offset, size_t count);
+/* pipe2 (GNU). */
+int berth_pipe2(int fds[2], int flags);
 
 #endif

@@ -1,0 +1,47 @@
+# Berth — `make run` and `make test` are the whole quick start (README.md).
+SWIFT ?= swift
+# Every debug build (and so `swift test`) uses the strict flags CI requires, so the build is shared.
+STRICT := -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
+RELEASE := $(SWIFT) build -c release
+BERTH := .build/release/berth
+PORT ?= 8080
+EXAMPLE ?=
+PYTHON ?= python3
+
+.PHONY: deps build release run test unit integration bench fuzz fmt clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build $(STRICT)
+
+release: deps
+	$(RELEASE)
+
+# Serves the built-in page (or EXAMPLE=1 for the seed's Example 1) on port $(PORT) through
+# systemd socket activation, and prints how to reach it.
+run: release
+	@scripts/run.sh $(BERTH) $(PORT) "$(EXAMPLE)"
+
+test: deps
+	$(SWIFT) build $(STRICT) --build-tests
+	$(SWIFT) test $(STRICT) --skip-build --parallel
+	$(RELEASE)
+	BERTH=$(BERTH) $(PYTHON) -m pytest -q Tests/integration
+
+unit: deps
+	$(SWIFT) test $(STRICT)
+
+integration: release
+	BERTH=$(BERTH) $(PYTHON) -m pytest -q Tests/integration
+
+bench: release
+	BERTH_BENCH_DEPS=1 scripts/install-deps.sh
+	$(PYTHON) Benchmarks/bench.py --berth $(BERTH)
+
+fuzz:
+	fuzz/run-http1.sh $${FUZZ_SECONDS:-600}
+
+clean:
+	rm -rf .build

@@ -1,0 +1,255 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import Config
+import EventLoop
+import IOCore
+import SystemD
+
+/// An error that stops start-up.
+package struct StartError: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ d: String) { description = d }
+}
+
+extension Launcher {
+    /// Opens or adopts every stream listener of `config`. Datagram (h3) sockets are validated
+    /// and reported, not served yet.
+    package static func resolveListeners(_ config: BerthConfig, inherited: InheritedSockets) throws(StartError) -> (listeners: [ServedListener], notes: [String]) {
+        var out: [ServedListener] = []
+        var notes: [String] = []
+        var claimed: [Int32: String] = [:]
+        var bound: [String: Int32] = [:]
+        do throws(StartError) {
+            for (si, server) in config.servers.enumerated() {
+                for l in server.listeners {
+                    let loc = l.location?.description ?? "default config"
+                    let streamProtocols = l.protocols.filter { $0 != .h3 }
+                    switch l.address {
+                    case .fd, .fdname, .fdgram, .fdgramname:
+                        let fds: [InheritedFD]
+                        do {
+                            fds = try inherited.resolve(l.address.description, location: loc) ?? []
+                        } catch {
+                            throw StartError(error.description)
+                        }
+                        if l.address.isDatagram {
+                            if !l.protocols.contains(.h3) {
+                                throw StartError("\(loc): bind \(l.address): a datagram socket can only serve HTTP/3 (protocols h3); network 'fdgram' cannot handle HTTP/1 or HTTP/2 connections")
+                            }
+                            notes.append("\(l.address) (fd \(fds.map { String($0.fd) }.joined(separator: ","))): HTTP/3 is validated but not served by this Berth build yet")
+                            continue
+                        }
+                        if l.protocols == [.h3] {
+                            throw StartError("\(loc): bind \(l.address): network 'fd' cannot handle HTTP/3 connections; use fdgram/N for h3")
+                        }
+                        for f in fds {
+                            if let other = claimed[f.fd], other != server.name {
+                                throw StartError("\(loc): listener address repeated: \(l.address) (already claimed by server '\(other)')")
+                            }
+                            claimed[f.fd] = server.name
+                            out.append(ServedListener(fd: f.fd, serverIndex: si, protocols: streamProtocols,
+                                                      displayName: l.address.description, ownedByBerth: false))
+                        }
+                    case .tcp(let host, let port):
+                        let key = l.address.description
+                        if bound[key] != nil { continue }
+                        let fd = try bindTCP(host: host, port: port, location: loc)
+                        bound[key] = fd
+                        out.append(ServedListener(fd: fd, serverIndex: si, protocols: streamProtocols,
+                                                  displayName: key, ownedByBerth: true))
+                        if l.protocols.contains(.h3) && l.protocols != [.h1] {
+                            // h3 on a TCP address means "the same address over UDP" in Caddy; that
+                            // needs TLS, which plain-HTTP sites do not have.
+                        }
+                    case .unix(let path):
+                        do {
+                            let fd = try Socket.listenUnix(path: path).release()
+                            out.append(ServedListener(fd: fd, serverIndex: si, protocols: streamProtocols,
+                                                      displayName: "unix/\(path)", ownedByBerth: true))
+                        } catch {
+                            throw StartError("\(loc): listening on unix/\(path): \(error)")
+                        }
+                    }
+                }
+            }
+        } catch {
+            for l in out where l.ownedByBerth { close(l.fd) }
+            throw error
+        }
+        return (out, notes)
+    }
+
+    /// Binds a TCP listener; an empty host means every interface (one dual-stack `[::]` socket).
+    static func bindTCP(host: String, port: Int, location: String) throws(StartError) -> Int32 {
+        let addr: SocketAddress?
+        var dualStack = false
+        switch host {
+        case "":
+            addr = SocketAddress(ip: "::", port: port)
+            dualStack = true
+        case "localhost":
+            addr = SocketAddress(ip: "127.0.0.1", port: port)
+        default:
+            addr = SocketAddress(ip: host, port: port)
+        }
+        guard let a = addr else {
+            throw StartError("\(location): bind \(host): not an IP address (Berth binds IP literals, 'localhost', or all interfaces)")
+        }
+        do {
+            let fd = try Socket.listenTCP(a, dualStack: dualStack)
+            return fd.release()
+        } catch {
+            if host.isEmpty, error.errno == EAFNOSUPPORT, let v4 = SocketAddress(ip: "0.0.0.0", port: port) {
+                // No IPv6 on this host: fall back to IPv4 only.
+                do { return try Socket.listenTCP(v4).release() } catch { throw StartError("\(location): listening on \(v4): \(error)") }
+            }
+            throw StartError("\(location): listening on \(a): \(error)")
+        }
+    }
+
+    /// `berth run`: load, adopt, bind, serve, and handle signals until stopped. Returns the exit code.
+    package static func run(_ o: RunOptions) -> Int32 {
+        // Signals are handled by the main thread through a signalfd; block them before any
+        // loop thread exists so every thread inherits the mask.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT] { sigaddset(&mask, s) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        // Adopt first: before any thread exists (it unsets LISTEN_*) and before Berth opens fds.
+        let inherited = SocketActivation.adopt()
+        let notifier = SDNotifier()
+        for w in inherited.warnings { Log.warn("systemd", w) }
+        if !inherited.descriptors.isEmpty { Log.info("systemd", inherited.summary) }
+        // Like Caddy, every config load is bracketed by RELOADING=1 … READY=1, the first included.
+        try? notifier?.reloading()
+
+        func fail(_ msg: String) -> Int32 {
+            Log.error("", "exiting: \(msg)")
+            FileIO.writeAll(2, "Error: \(msg)\n")
+            try? notifier?.status("start failed: \(msg.replacingNewlines())")
+            return 1
+        }
+
+        if let e = o.envFile {
+            do { try loadEnvFile(e) } catch { return fail(error.description) }
+        }
+        let env = environment()
+        var loaded: LoadedConfig
+        do {
+            if let l = try loadConfig(o, environment: env) {
+                loaded = l
+                Log.info("", "using config from file", [("file", .string(l.path ?? ""))])
+            } else {
+                let streams = inherited.descriptors.filter(\.isStreamListener).map { ListenAddress.fd(Int($0.fd)) }
+                let listeners = streams.isEmpty ? [ListenAddress.tcp(host: "127.0.0.1", port: 8080)] : streams
+                loaded = LoadedConfig(config: DefaultSite.config(listeners: listeners), path: nil)
+                Log.info("", "no config file given: serving the built-in page", [("listen", .strings(listeners.map(\.description)))])
+            }
+        } catch {
+            return fail(error.description)
+        }
+        for w in loaded.config.warnings { Log.warn("caddyfile", w) }
+
+        let runtime: ServerRuntime
+        do { runtime = try ServerRuntime.build(loaded.config, environment: env) } catch { return fail(error.description) }
+        let resolved: (listeners: [ServedListener], notes: [String])
+        do { resolved = try resolveListeners(loaded.config, inherited: inherited) } catch { return fail(error.description) }
+        for n in resolved.notes { Log.warn("http", n) }
+        if resolved.listeners.isEmpty { return fail("no listener to serve: the config has no stream listener (h1)") }
+
+        let loopCount = o.loops ?? env["BERTH_LOOPS"].flatMap { Int($0) } ?? EventLoopGroup.defaultLoopCount
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(runtime: runtime, listeners: resolved.listeners, loopCount: loopCount,
+                                    limits: ServerLimits(loaded.config.serverOptions), factory: HTTP1ConnectionFactory())
+            try server.start()
+        } catch {
+            return fail("starting server: \(error)")
+        }
+        if let pf = o.pidFile { try? FileIO.writeAtomically(pf, Array("\(getpid())\n".utf8)) }
+        let names = resolved.listeners.map(\.displayName)
+        Log.info("http.log", "server running", [("listen", .strings(names)), ("loops", .int(loopCount))])
+        Log.info("", "serving initial configuration")
+        try? notifier?.ready(status: "serving \(names.joined(separator: " ")) with \(loopCount) loop\(loopCount == 1 ? "" : "s")")
+
+        return signalLoop(server: server, mask: mask, notifier: notifier, options: o, current: loaded, inherited: inherited)
+    }
+
+    /// Waits for signals on a signalfd: SIGTERM/SIGINT stop gracefully, SIGHUP/SIGUSR1 reload
+    /// the config file, SIGQUIT exits at once.
+    static func signalLoop(server: HTTPServer, mask: sigset_t, notifier: SDNotifier?, options: RunOptions,
+                           current: LoadedConfig, inherited: InheritedSockets) -> Int32 {
+        var mask = mask
+        let sfd = signalfd(-1, &mask, Int32(SFD_CLOEXEC))
+        var current = current
+        while true {
+            var info = signalfd_siginfo()
+            let n = read(sfd, &info, MemoryLayout<signalfd_siginfo>.size)
+            if n != MemoryLayout<signalfd_siginfo>.size {
+                if errno == EINTR { continue }
+                break
+            }
+            let sig = Int32(info.ssi_signo)
+            switch sig {
+            case SIGTERM, SIGINT:
+                Log.info("", "shutting down", [("signal", .string(sig == SIGTERM ? "SIGTERM" : "SIGINT"))])
+                try? notifier?.stopping()
+                let grace = current.config.gracePeriodMilliseconds
+                if current.config.shutdownDelayMilliseconds > 0 { usleep(UInt32(min(current.config.shutdownDelayMilliseconds, 3_600_000)) * 1000) }
+                let clean = server.shutdown(graceMilliseconds: grace)
+                Log.info("", "shutdown complete", [("exit_code", .int(0)), ("clean", .bool(clean))])
+                if let pf = options.pidFile { unlink(pf) }
+                return 0
+            case SIGQUIT:
+                Log.warn("", "force quit", [("signal", .string("SIGQUIT"))])
+                return 2
+            case SIGHUP, SIGUSR1:
+                if let next = reload(server: server, options: options, current: current, notifier: notifier, signal: sig) {
+                    current = next
+                }
+            default:
+                Log.info("", "signal ignored", [("signal", .int(Int(sig)))])
+            }
+        }
+        return 3
+    }
+
+    /// Re-reads the config file and swaps in a new runtime when its listeners are unchanged.
+    /// Any failure keeps the old config serving.
+    static func reload(server: HTTPServer, options: RunOptions, current: LoadedConfig, notifier: SDNotifier?, signal: Int32) -> LoadedConfig? {
+        try? notifier?.reloading()
+        defer { try? notifier?.ready() }
+        guard current.path != nil else {
+            Log.warn("", "reload requested but Berth runs the built-in page (no config file)")
+            return nil
+        }
+        do {
+            let env = environment()
+            guard let next = try loadConfig(options, environment: env) else { return nil }
+            let oldKeys = current.config.servers.map { $0.listeners.map(\.address.description) }
+            let newKeys = next.config.servers.map { $0.listeners.map(\.address.description) }
+            guard oldKeys == newKeys else {
+                throw ConfigError("the new config changes listeners; this Berth build applies listener changes only on restart")
+            }
+            let runtime = try ServerRuntime.build(next.config, environment: env)
+            server.swapRuntime(runtime)
+            Log.info("", "config reloaded", [("signal", .string(signal == SIGHUP ? "SIGHUP" : "SIGUSR1"))])
+            try? notifier?.status("reloaded")
+            return next
+        } catch {
+            Log.error("", "reload failed; keeping the old config", [("error", .string("\(error)"))])
+            try? notifier?.status("reload failed: \("\(error)".replacingNewlines())")
+            return nil
+        }
+    }
+}
+
+extension String {
+    func replacingNewlines() -> String {
+        String(self.map { $0 == "\n" ? " " : $0 })
+    }
+}

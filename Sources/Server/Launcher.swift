@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import Config
+import EventLoop
+import IOCore
+import SystemD
+
+/// What `berth run/validate/adapt` were asked to do.
+package struct RunOptions: Sendable {
+    package var configPath: String?
+    package var adapter: String?
+    package var envFile: String?
+    package var loops: Int?
+    package var pidFile: String?
+    package init(configPath: String?, adapter: String?, envFile: String? = nil, loops: Int? = nil, pidFile: String? = nil) {
+        self.configPath = configPath
+        self.adapter = adapter
+        self.envFile = envFile
+        self.loops = loops
+        self.pidFile = pidFile
+    }
+}
+
+/// A config loaded from a file or the embedded default.
+package struct LoadedConfig {
+    package var config: BerthConfig
+    /// The file it came from (nil for the embedded default).
+    package var path: String?
+}
+
+/// Start-up, validation and the main thread's signal loop.
+package enum Launcher {
+    /// The process environment as a dictionary.
+    package static func environment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") {
+                env[String(s[s.startIndex..<eq])] = String(s[s.index(after: eq)...])
+            }
+            p += 1
+        }
+        return env
+    }
+
+    /// Loads `--envfile` KEY=VALUE lines into the environment (existing variables win, as Caddy).
+    static func loadEnvFile(_ path: String) throws(ConfigError) {
+        let bytes: [UInt8]
+        do { bytes = try FileIO.readAll(path) } catch { throw ConfigError("reading envfile: \(error)") }
+        for (i, raw) in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = raw.trimmingCharacters()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
+            guard let eq = line.firstIndex(of: "=") else { throw ConfigError("can't parse line \(i + 1) of envfile: missing '='") }
+            let k = String(line[line.startIndex..<eq]).trimmingCharacters()
+            var v = String(line[line.index(after: eq)...]).trimmingCharacters()
+            if v.count >= 2, (v.hasPrefix("\"") && v.hasSuffix("\"")) || (v.hasPrefix("'") && v.hasSuffix("'")) {
+                v = String(v.dropFirst().dropLast())
+            }
+            if getenv(k) == nil { setenv(k, v, 0) }
+        }
+    }
+
+    /// Reads and adapts the config named by the options (or ./Caddyfile); nil path means "use the
+    /// embedded default".
+    package static func loadConfig(_ o: RunOptions, environment: [String: String]) throws(ConfigError) -> LoadedConfig? {
+        if let a = o.adapter, a != "caddyfile" {
+            throw ConfigError("unsupported adapter '\(a)': Berth reads Caddyfiles (use --adapter caddyfile)")
+        }
+        var path = o.configPath
+        if path == nil, FileIO.isRegularFile("Caddyfile") { path = "Caddyfile" }
+        guard let p = path else { return nil }
+        let bytes: [UInt8]
+        do { bytes = try FileIO.readAll(p) } catch { throw ConfigError("reading config from file: \(error)") }
+        var cfg = try CaddyfileAdapter.adapt(bytes, filename: p, environment: environment)
+        cfg.sourceFile = p
+        return LoadedConfig(config: cfg, path: p)
+    }
+
+    /// `berth validate`.
+    package static func validate(_ o: RunOptions) -> Int32 {
+        do {
+            if let e = o.envFile { try loadEnvFile(e) }
+            let env = environment()
+            guard let loaded = try loadConfig(o, environment: env) else {
+                FileIO.writeAll(2, "Error: no config file to validate (use --config FILE)\n")
+                return 1
+            }
+            _ = try ServerRuntime.build(loaded.config, environment: env)
+            FileIO.writeAll(1, "Valid configuration\n")
+            return 0
+        } catch {
+            FileIO.writeAll(2, "Error: \(error)\n")
+            return 1
+        }
+    }
+
+    /// `berth adapt`.
+    package static func adapt(_ o: RunOptions, pretty: Bool, validate: Bool) -> Int32 {
+        do {
+            if let e = o.envFile { try loadEnvFile(e) }
+            let env = environment()
+            guard let loaded = try loadConfig(o, environment: env) else {
+                FileIO.writeAll(2, "Error: no config file to adapt (use --config FILE)\n")
+                return 1
+            }
+            if validate { _ = try ServerRuntime.build(loaded.config, environment: env) }
+            for w in loaded.config.warnings { Log.warn("caddyfile", w) }
+            FileIO.writeAll(1, loaded.config.json.serialized(pretty: pretty) + "\n")
+            return 0
+        } catch {
+            FileIO.writeAll(2, "Error: \(error)\n")
+            return 1
+        }
+    }
+}
+
+extension StringProtocol {
+    /// Trims ASCII whitespace.
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
+        return String(s)
+    }
+}

