@@ -16,6 +16,8 @@ package struct Interest: OptionSet, Sendable {
     package init(rawValue: UInt32) { self.rawValue = rawValue }
     package static let read = Interest(rawValue: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
     package static let write = Interest(rawValue: EPOLLOUT.rawValue)
+    /// Readable only (listening sockets: EPOLLEXCLUSIVE allows no EPOLLRDHUP).
+    package static let acceptable = Interest(rawValue: EPOLLIN.rawValue)
     /// Wake only one of the loops waiting on a shared listening socket (Linux ≥ 4.5).
     package static let exclusive = Interest(rawValue: berth_epollexclusive())
 }

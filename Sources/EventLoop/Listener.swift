@@ -39,7 +39,7 @@ package final class Listener: EventHandler {
     /// Starts accepting on the loop (call on the loop thread).
     package func start() throws(IOError) {
         guard !registered else { return }
-        try loop.register(fd: fd, interest: [.read, .exclusive], handler: self)
+        try loop.register(fd: fd, interest: [.acceptable, .exclusive], handler: self)
         registered = true
     }
 

@@ -37,6 +37,11 @@ package protocol ManagedConnection: AnyObject {
     func forceClose()
 }
 
+/// A connection that asked to be called back later in the current loop iteration.
+package protocol ServiceRequester: AnyObject {
+    func service()
+}
+
 /// Per-loop state shared by every connection on the loop: date cache, access log buffer,
 /// timeout lists, the live connection set. Touched only on the loop thread.
 package final class LoopContext {
@@ -47,6 +52,10 @@ package final class LoopContext {
     package let idleTimeouts: TimeoutList
     package let bodyTimeouts: TimeoutList
     package let writeTimeouts: TimeoutList
+    /// Short linger after a response that closes the connection (Go's closeWriteAndWait).
+    package let lingerTimeouts: TimeoutList
+    /// Connections to call back after this iteration's events.
+    private var serviceQueue: [ServiceRequester] = []
     /// The runtime new connections use.
     package var runtime: ServerRuntime
     /// Live connections by fd.
@@ -66,8 +75,23 @@ package final class LoopContext {
         idleTimeouts = loop.makeTimeoutList(milliseconds: limits.idleTimeoutMilliseconds)
         bodyTimeouts = loop.makeTimeoutList(milliseconds: limits.readBodyTimeoutMilliseconds)
         writeTimeouts = loop.makeTimeoutList(milliseconds: limits.writeTimeoutMilliseconds)
-        let log = accessLog
-        loop.afterEvents = { log.flush() }
+        lingerTimeouts = loop.makeTimeoutList(milliseconds: 500)
+        serviceQueue.reserveCapacity(16)
+        loop.afterEvents = { [unowned self] in self.afterEvents() }
+    }
+
+    /// Asks for `r.service()` once the current events are handled.
+    package func requestService(_ r: ServiceRequester) {
+        serviceQueue.append(r)
+    }
+
+    private func afterEvents() {
+        while !serviceQueue.isEmpty {
+            let batch = serviceQueue
+            serviceQueue.removeAll(keepingCapacity: true)
+            for r in batch { r.service() }
+        }
+        accessLog.flush()
     }
 
     package var connectionCount: Int { connections.count }
