@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT.parent / "shared" / "seed" / "examples"
-BERTH = os.environ.get("BERTH", str(ROOT / ".build" / "release" / "berth"))
+BERTH = os.path.abspath(os.environ.get("BERTH", str(ROOT / ".build" / "release" / "berth")))
 
 
 def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET, host="127.0.0.1"):
@@ -113,7 +113,7 @@ class Proc:
     def alive(self):
         return self.p.poll() is None
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         try:
             os.kill(self.p.pid, sig)
         except ProcessLookupError:

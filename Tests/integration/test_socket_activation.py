@@ -167,13 +167,17 @@ def test_sd_notify_ready_status_stopping(tmp_path, abstract):
     cf = write_caddyfile(tmp_path, SITE.format(bind="fd/3", label="n"))
     p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()], env={"NOTIFY_SOCKET": notify})
     try:
+        first = rec.recv(4096).decode()
+        # Like Caddy, a config load is bracketed by RELOADING=1 ... READY=1, the first one too.
+        assert first.split("\n")[0] == "RELOADING=1", first
+        assert any(l.startswith("MONOTONIC_USEC=") for l in first.split("\n")), first
         msg = rec.recv(4096).decode()
         lines = msg.split("\n")
         assert "READY=1" in lines, msg
         assert any(l.startswith("STATUS=") and "fd/3" in l for l in lines), msg
         # READY comes only once the listener serves: a request right now must succeed.
         assert hello(p.port).endswith(b"ok n\n")
-        p.signal(15)
+        p.send_signal(15)
         msgs = []
         while True:
             m = rec.recv(4096).decode()
@@ -192,11 +196,11 @@ def test_sighup_reload_keeps_serving_and_bad_reload_keeps_old(tmp_path):
     try:
         assert hello(p.port).endswith(b"ok v1\n")
         write_caddyfile(tmp_path, SITE.format(bind="fd/3", label="v2"))
-        p.signal(1)
+        p.send_signal(1)
         p.wait_log(lambda e: e.get("msg") == "config reloaded")
         assert hello(p.port).endswith(b"ok v2\n")
         write_caddyfile(tmp_path, "http:// {\n\tbogus_directive\n}\n")
-        p.signal(1)
+        p.send_signal(1)
         e = p.wait_log(lambda e: e.get("msg", "").startswith("reload failed"))
         assert "Caddyfile:2" in e["error"], e
         assert hello(p.port).endswith(b"ok v2\n")
