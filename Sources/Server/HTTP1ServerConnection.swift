@@ -265,6 +265,15 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         }
         Glibc.close(fd)
         ctx.remove(fd)
+        releaseProtocolIfIdle()
+    }
+
+    /// `HTTP1Connection` holds its responder (this object) strongly: drop it once closed so the
+    /// pair is freed — but not while an asynchronous handler still owns the response.
+    private func releaseProtocolIfIdle() {
+        if closed, let c = conn, !c.isHandlerPending {
+            conn = nil
+        }
     }
 
     func drain() {
@@ -296,7 +305,10 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
 
     func service() {
         serviceRequested = false
-        if closed { return }
+        if closed {
+            releaseProtocolIfIdle()
+            return
+        }
         act(conn.resume())
     }
 

@@ -172,3 +172,22 @@ def test_slowloris_partial_head_is_cut(tmp_path):
         assert data == b"" or data.startswith(b"HTTP/1.1 408")
     finally:
         p.stop()
+
+
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_closed_connections_are_freed(server):
+    """Regression: the protocol object and its driver referenced each other, so every closed
+    connection leaked ~13 KB (1 GB after 70k `Connection: close` requests)."""
+    for _ in range(300):
+        raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    before = rss_kb(server.p.pid)
+    for _ in range(3000):
+        raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    grown = rss_kb(server.p.pid) - before
+    assert grown < 8 * 1024, f"RSS grew by {grown} KiB over 3000 connections"
