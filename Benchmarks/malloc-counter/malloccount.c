@@ -47,6 +47,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -112,6 +113,19 @@ static __thread int mc_in_dlsym __attribute__((tls_model("initial-exec")));
 static void mc_resolve(void) {
     if (__atomic_load_n(&mc_resolved, __ATOMIC_ACQUIRE)) return;
     mc_in_dlsym = 1;
+#ifdef MC_SELFTEST_BOOTSTRAP
+    /* Test build only: behave like a dlsym that allocates (as older glibc's
+     * dlerror bookkeeping does) to exercise the bootstrap arena. */
+    {
+        void *volatile p = calloc(1, 40);
+        p = realloc(p, 80);
+        free(p);
+        void *q = NULL;
+        if (posix_memalign(&q, 64, 32) == 0) free(q);
+        p = malloc(10);
+        free(p);
+    }
+#endif
     RESOLVE(real_malloc, "malloc");
     RESOLVE(real_calloc, "calloc");
     RESOLVE(real_realloc, "realloc");

@@ -38,6 +38,7 @@ static void snap(uint64_t out[N]) {
 }
 
 static void expect(const char *phase, const uint64_t a[N], const uint64_t b[N], const uint64_t want[N]) {
+    int before = failures;
     for (int i = 0; i < N; i++) {
         if (i == BYTES || i == ARENA) continue;
         uint64_t got = b[i] - a[i];
@@ -47,8 +48,8 @@ static void expect(const char *phase, const uint64_t a[N], const uint64_t b[N], 
             failures++;
         }
     }
-    printf("ok   %s: malloc=%llu calloc=%llu realloc=%llu posix_memalign=%llu aligned_alloc=%llu "
-           "memalign=%llu free=%llu free_null=%llu\n", phase,
+    printf("%s %s: malloc=%llu calloc=%llu realloc=%llu posix_memalign=%llu aligned_alloc=%llu "
+           "memalign=%llu free=%llu free_null=%llu\n", failures > before ? "FAIL" : "ok  ", phase,
            (unsigned long long)(b[MALLOC] - a[MALLOC]), (unsigned long long)(b[CALLOC] - a[CALLOC]),
            (unsigned long long)(b[REALLOC] - a[REALLOC]),
            (unsigned long long)(b[POSIX_MEMALIGN] - a[POSIX_MEMALIGN]),
@@ -61,7 +62,7 @@ static void *volatile slots[2000];
 
 #define THREADS 4
 #define PER_THREAD 100000
-static pthread_barrier_t start_bar, end_bar;
+static pthread_barrier_t start_bar, end_bar, exit_bar;
 
 static void *worker(void *arg) {
     (void)arg;
@@ -71,6 +72,7 @@ static void *worker(void *arg) {
         free(p);
     }
     pthread_barrier_wait(&end_bar);
+    pthread_barrier_wait(&exit_bar); /* thread exit frees TLS: keep it out */
     return NULL;
 }
 
@@ -110,11 +112,13 @@ int main(void) {
     pthread_t t[THREADS];
     pthread_barrier_init(&start_bar, NULL, THREADS + 1);
     pthread_barrier_init(&end_bar, NULL, THREADS + 1);
+    pthread_barrier_init(&exit_bar, NULL, THREADS + 1);
     for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, NULL);
     snap(a);  /* threads are parked on start_bar: quiet */
     pthread_barrier_wait(&start_bar);
     pthread_barrier_wait(&end_bar);
     snap(b);
+    pthread_barrier_wait(&exit_bar);
     for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     memset(want, 0, sizeof want);
     want[MALLOC] = (uint64_t)THREADS * PER_THREAD;

@@ -177,7 +177,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     private func fireTimers(now: UInt64) {
-        timers.fire(now: now)
+        while let body = timers.popDue(now: now) { body() }
         for l in timeoutLists { l.expire(now: now) }
     }
 

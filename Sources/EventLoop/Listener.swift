@@ -54,8 +54,9 @@ package final class Listener: EventHandler {
         var n = 0
         while n < acceptBatch {
             let r: IOResult
+            var peerLength = socklen_t(0)
             do {
-                r = try Socket.accept(fd, peer: peer)
+                r = try Socket.accept(fd, peer: peer, peerLength: &peerLength)
             } catch {
                 if error.errno == ECONNABORTED || error.errno == EPROTO { continue }
                 onError?(error)
@@ -67,7 +68,7 @@ package final class Listener: EventHandler {
                 return
             }
             guard case .done(let cfd) = r else { return }
-            let addr = SocketAddress(storage: UnsafeRawPointer(peer), length: MemoryLayout<sockaddr_storage>.size)
+            let addr = SocketAddress(storage: UnsafeRawPointer(peer), length: Int(peerLength))
             delegate.accepted(fd: Int32(cfd), peer: addr, listener: self, loop: loop)
             n += 1
         }

@@ -50,10 +50,13 @@ package enum Socket {
         return r
     }
 
-    /// Accepts one connection: non-blocking and close-on-exec. Returns the fd and the peer.
+    /// Accepts one connection: non-blocking and close-on-exec. Returns the fd; the peer address
+    /// is written to `peer` and its length to `peerLength` (only the first `peerLength` bytes
+    /// are valid: an unnamed unix peer has just the family).
     @inline(__always)
-    package static func accept(_ fd: Int32, peer: UnsafeMutablePointer<sockaddr_storage>) throws(IOError) -> IOResult {
+    package static func accept(_ fd: Int32, peer: UnsafeMutablePointer<sockaddr_storage>, peerLength: inout socklen_t) throws(IOError) -> IOResult {
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        defer { peerLength = len }
         return try peer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa throws(IOError) -> IOResult in
             try syscall("accept4") { Int(berth_accept4(fd, sa, &len, berth_sock_nonblock_cloexec())) }
         }

@@ -55,12 +55,16 @@ struct TimerHeap {
         return top
     }
 
-    mutating func fire(now: UInt64) {
+    /// Removes the earliest timer due at `now` (skipping cancelled ones) and returns its body.
+    /// The caller runs the body after this returns, so a body may schedule or cancel timers
+    /// without overlapping access to the heap.
+    mutating func popDue(now: UInt64) -> (() -> Void)? {
         while let d = heap.first?.deadline, d <= now {
             let e = popMin()
             if cancelled.remove(e.id) != nil { continue }
-            e.body()
+            return e.body
         }
+        return nil
     }
 }
 
