@@ -83,16 +83,7 @@ struct SiteBuild {
             var d = Dispenser(seg)
             guard d.next() else { continue }
             let name = d.val
-            switch name {
-            case "respond": try DirectiveParsers.respond(&d, &state)
-            case "log": try DirectiveParsers.log(&d, &state)
-            case "bind": try DirectiveParsers.bind(&d, &state)
-            default:
-                if knownButUnsupported.contains(name) {
-                    throw d.err("directive '\(name)' is not supported by this Berth build yet")
-                }
-                throw d.err("unrecognized directive: \(name)")
-            }
+            try DirectiveRegistry.parse(name, &d, &state)
         }
         // Sort by directive order; within one directive, longer single path matchers first and
         // matcher-less routes last (Caddy's sortRoutes). The sort is stable.
@@ -114,23 +105,9 @@ enum MatcherParsers {
     static func defineNamed(_ d: inout Dispenser, _ state: inout SiteState) throws(CaddyfileError) {
         guard d.next() else { return }
         let name = d.val
-        var set: [MatcherConfig] = []
+        var set: [any MatcherSpec] = []
         func readOne(_ d: inout Dispenser) throws(CaddyfileError) {
-            let kind = d.val
-            var args: [String] = []
-            while d.nextArg() { args.append(d.val) }
-            switch kind {
-            case "path":
-                if args.isEmpty { throw d.argErr() }
-                set.append(.path(args))
-            case "host":
-                if args.isEmpty { throw d.argErr() }
-                set.append(.host(args.map { $0.lowercased() }))
-            case "expression":
-                throw d.err("matcher 'expression' (CEL) is not supported by Berth")
-            default:
-                throw d.err("matcher '\(kind)' is not supported by this Berth build yet")
-            }
+            set.append(try MatcherRegistry.parse(d.val, &d))
         }
         if d.nextArg() {
             if d.token.isQuoted && d.countRemainingArgs() == 0 {

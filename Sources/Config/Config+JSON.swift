@@ -45,35 +45,22 @@ extension ServerConfig {
 extension RouteConfig {
     var json: JSONValue {
         var o: [(String, JSONValue)] = []
-        if !match.isEmpty { o.append(("match", .array(match.map { set in .object(set.map(\.json)) }))) }
+        if !match.isEmpty { o.append(("match", .array(match.map { set in .object(set.map { ($0.matcherName, $0.json) }) }))) }
         o.append(("handle", .array(handle.map(\.json))))
         if terminal { o.append(("terminal", .bool(true))) }
         return .object(o)
     }
 }
 
-extension MatcherConfig {
-    var json: (String, JSONValue) {
-        switch self {
-        case .host(let h): return ("host", .array(h.map { .string($0) }))
-        case .path(let p): return ("path", .array(p.map { .string($0) }))
-        }
-    }
-}
-
 extension HandlerConfig {
-    var json: JSONValue {
+    package var json: JSONValue {
         switch self {
-        case .staticResponse(let status, let body, let headers, let close):
-            var o: [(String, JSONValue)] = []
-            if let b = body { o.append(("body", .string(b))) }
-            if close { o.append(("close", .bool(true))) }
-            o.append(("handler", .string("static_response")))
-            if !headers.isEmpty {
-                o.append(("headers", .object(headers.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value.map { .string($0) })) })))
-            }
-            if let s = status { o.append(("status_code", .int(s))) }
-            return .object(o)
+        case .spec(let s):
+            // Caddy prints keys sorted; "handler" sorts among the spec's own fields.
+            var fields = s.jsonFields
+            fields.append(("handler", .string(s.handlerName)))
+            fields.sort { $0.0 < $1.0 }
+            return .object(fields)
         case .subroute(let routes):
             return .object([("handler", .string("subroute")), ("routes", .array(routes.map(\.json)))])
         }

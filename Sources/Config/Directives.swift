@@ -18,30 +18,40 @@ let nonHandlerDirectives: Set<String> = ["bind", "tls", "log", "handle_errors", 
 let knownButUnsupported: Set<String> = Set(directiveOrder).subtracting(["respond"]).union(["tls", "handle_errors"])
 
 /// A handler produced by one directive, with what is needed to order it.
-struct DirectiveRoute {
-    var directive: String
-    var route: RouteConfig
+package struct DirectiveRoute {
+    package var directive: String
+    package var route: RouteConfig
     /// The path of a single path matcher, used to sort longer paths first (Caddy's sortRoutes).
-    var pathSpecificity: Int?
-    var hasMatcher: Bool
+    package var pathSpecificity: Int?
+    package var hasMatcher: Bool
 }
 
 /// Per-site state while reading directives.
-struct SiteState {
-    var namedMatchers: [String: [[MatcherConfig]]] = [:]
-    var routes: [DirectiveRoute] = []
-    var binds: [(addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)] = []
-    var log = false
+package struct SiteState {
+    package var namedMatchers: [String: [[any MatcherSpec]]] = [:]
+    package var routes: [DirectiveRoute] = []
+    package var binds: [(addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)] = []
+    package var log = false
+    package init() {}
+
+    /// Adds the route of one handler directive: `matcher` is what `DirectiveParsers.matcher`
+    /// returned for the token after the directive name (nil when there was none).
+    package mutating func addRoute(_ directive: String, matcher: (sets: [[any MatcherSpec]], specificity: Int?)?,
+                                   handlers: [HandlerConfig]) {
+        let route = RouteConfig(match: matcher?.sets ?? [], handle: handlers)
+        routes.append(DirectiveRoute(directive: directive, route: route, pathSpecificity: matcher?.specificity,
+                                     hasMatcher: !(matcher?.sets.isEmpty ?? true)))
+    }
 }
 
-enum DirectiveParsers {
+package enum DirectiveParsers {
     /// Reads an optional matcher token after the directive name (`*`, `/path`, `@name`).
-    static func matcher(_ d: inout Dispenser, _ site: SiteState) throws(CaddyfileError) -> (sets: [[MatcherConfig]], specificity: Int?)? {
+    package static func matcher(_ d: inout Dispenser, _ site: SiteState) throws(CaddyfileError) -> (sets: [[any MatcherSpec]], specificity: Int?)? {
         guard d.nextArg() else { return nil }
         let v = d.val
         // Caddy looks at the text only, quoted or not (matcherSetFromMatcherToken).
         if v == "*" { return ([], nil) }
-        if v.hasPrefix("/") { return ([[.path([v])]], v.count) }
+        if v.hasPrefix("/") { return ([[PathMatcherSpec([v])]], v.count) }
         if v.hasPrefix("@") {
             guard let sets = site.namedMatchers[v] else {
                 throw d.err("unrecognized named matcher: \(v)")
@@ -96,9 +106,7 @@ enum DirectiveParsers {
             throw d.argErr()
         }
         if let s = status, !(100...999).contains(s) { throw d.err("bad status code '\(s)'") }
-        let route = RouteConfig(match: m?.sets ?? [], handle: [.staticResponse(status: status, body: body, headers: [:], close: close)])
-        site.routes.append(DirectiveRoute(directive: "respond", route: route, pathSpecificity: m?.specificity,
-                                          hasMatcher: !(m?.sets.isEmpty ?? true)))
+        site.addRoute("respond", matcher: m, handlers: [.spec(StaticResponseSpec(status: status, body: body, close: close))])
     }
 
     /// `log` inside a site: only the plain form and `output stderr|stdout`, `format json` today.

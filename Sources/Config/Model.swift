@@ -101,26 +101,20 @@ package struct SiteAddress: Sendable, Hashable, CustomStringConvertible {
     package var description: String { original }
 }
 
-/// A handler as configured (the runtime builds `Handler` objects from these).
-package enum HandlerConfig: Sendable, Equatable {
-    /// `respond` / `static_response`.
-    case staticResponse(status: Int?, body: String?, headers: [String: [String]], close: Bool)
-    /// A group of routes (a site's subroute).
+/// A handler as configured: `spec` for every handler module, `subroute` for nested routes.
+/// New handlers add a `HandlerSpec` type in their own file; nothing central changes.
+package enum HandlerConfig: Sendable {
+    case spec(any HandlerSpec)
+    /// A group of routes (a site's subroute, `route`, `handle`).
     case subroute([RouteConfig])
 }
 
-/// Matchers as configured.
-package enum MatcherConfig: Sendable, Equatable {
-    case host([String])
-    case path([String])
-}
-
 /// A route: matcher sets (OR of ANDs, Caddy's `match`), handlers, terminal flag.
-package struct RouteConfig: Sendable, Equatable {
-    package var match: [[MatcherConfig]]
+package struct RouteConfig: Sendable {
+    package var match: [[any MatcherSpec]]
     package var handle: [HandlerConfig]
     package var terminal: Bool
-    package init(match: [[MatcherConfig]] = [], handle: [HandlerConfig], terminal: Bool = false) {
+    package init(match: [[any MatcherSpec]] = [], handle: [HandlerConfig], terminal: Bool = false) {
         self.match = match
         self.handle = handle
         self.terminal = terminal

@@ -82,8 +82,8 @@ enum ServerGrouping {
                 for h in siteHosts[si] ?? [] where !hosts.contains(h) { hosts.append(h) }
                 let catchAll = hosts.contains("")
                 let site = sites[si]
-                var match: [[MatcherConfig]] = []
-                if !catchAll { match = [[.host(hosts)]] }
+                var match: [[any MatcherSpec]] = []
+                if !catchAll { match = [[HostMatcherSpec(hosts)]] }
                 routes.append(RouteConfig(match: match, handle: site.routes.isEmpty ? [] : [.subroute(site.routes)], terminal: true))
                 if site.state.log {
                     anyLog = true

@@ -22,8 +22,8 @@ package enum DefaultSite {
     package static func config(listeners: [ListenAddress]) -> BerthConfig {
         var c = BerthConfig()
         c.admin = .off
-        let route = RouteConfig(handle: [.staticResponse(status: 200, body: html,
-                                                         headers: ["Content-Type": ["text/html; charset=utf-8"]], close: false)],
+        let route = RouteConfig(handle: [.spec(StaticResponseSpec(status: 200, body: html,
+                                                                  headers: ["Content-Type": ["text/html; charset=utf-8"]]))],
                                 terminal: true)
         c.servers = [ServerConfig(name: "srv0",
                                   listeners: listeners.map { ListenerConfig(address: $0, protocols: [.h1], location: nil) },

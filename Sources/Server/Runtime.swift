@@ -59,7 +59,7 @@ package final class ServerRuntime: Sendable {
     package static func build(_ config: BerthConfig, environment: [String: String]) throws(ConfigError) -> ServerRuntime {
         var servers: [RuntimeServer] = []
         for s in config.servers {
-            let h = try RuntimeBuilder.buildServerHandler(s, environment: environment)
+            let h = try RuntimeBuilder.buildServerHandler(s, context: BuildContext(environment: environment, sourceFile: config.sourceFile))
             servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map(AccessLogPolicy.init)))
         }
         return ServerRuntime(servers: servers, config: config)
