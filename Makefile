@@ -38,7 +38,6 @@ integration: release
 	BERTH=$(BERTH) $(PYTHON) -m pytest -q Tests/integration
 
 bench: release
-	BERTH_BENCH_DEPS=1 scripts/install-deps.sh
 	$(PYTHON) Benchmarks/bench.py --berth $(BERTH)
 
 fuzz:

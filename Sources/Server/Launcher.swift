@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinux
+import Caddyfile
 import Config
 import EventLoop
 import IOCore
@@ -77,6 +78,9 @@ package enum Launcher {
         do { bytes = try FileIO.readAll(p) } catch { throw ConfigError("reading config from file: \(error)") }
         var cfg = try CaddyfileAdapter.adapt(bytes, filename: p, environment: environment)
         cfg.sourceFile = p
+        if let line = CaddyfileFormatter.firstUnformattedLine(bytes) {
+            cfg.warnings.append("\(p):\(line): Caddyfile input is not formatted; run 'berth fmt --overwrite' to fix inconsistencies")
+        }
         return LoadedConfig(config: cfg, path: p)
     }
 

@@ -16,7 +16,7 @@ struct Berth: ParsableCommand {
         commandName: "berth",
         abstract: "A fast HTTP server for systemd socket activation and Podman, configured by Caddyfile.",
         version: berthVersion,
-        subcommands: [Run.self, Validate.self, Adapt.self, Version.self],
+        subcommands: [Run.self, Validate.self, Adapt.self, Fmt.self, Version.self],
         defaultSubcommand: nil)
 }
 
@@ -82,6 +82,26 @@ struct Adapt: ParsableCommand {
         let code = Launcher.adapt(RunOptions(configPath: options.config, adapter: options.adapter, envFile: options.envfile),
                                   pretty: pretty, validate: validate)
         throw ExitCode(code)
+    }
+}
+
+struct Fmt: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Formats a Caddyfile exactly like `caddy fmt`.")
+
+    @Flag(name: [.customShort("w"), .long], help: "Overwrite the file in place.")
+    var overwrite = false
+
+    @Flag(name: .long, help: "Print a line diff instead of the formatted file.")
+    var diff = false
+
+    @Option(name: [.customShort("c"), .long], help: "The Caddyfile (same as the positional argument).")
+    var config: String?
+
+    @Argument(help: "The Caddyfile to format, or - for standard input (default: ./Caddyfile).")
+    var file: String?
+
+    func run() throws {
+        throw ExitCode(Launcher.fmt(path: file ?? config, overwrite: overwrite, diff: diff))
     }
 }
 
