@@ -36,9 +36,10 @@ let package = Package(
         .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "CZlib", "CZstd"], path: "Sources/Handlers", swiftSettings: fast),
         .target(name: "Caddyfile", path: "Sources/Caddyfile", swiftSettings: fast),
         .target(name: "Config", dependencies: ["IOCore", "HTTPCore", "Handlers", "Caddyfile", "TLS"], path: "Sources/Config", swiftSettings: fast),
+        .target(name: "Admin", dependencies: ["IOCore", "HTTPCore", "Config"], path: "Sources/Admin", swiftSettings: fast),
         .target(
             name: "Server",
-            dependencies: ["IOCore", "CLinux", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "TLS", "Handlers", "Caddyfile", "Config"],
+            dependencies: ["IOCore", "CLinux", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "TLS", "Handlers", "Caddyfile", "Config", "Admin"],
             path: "Sources/Server", swiftSettings: fast),
         .executableTarget(
             name: "berth",
@@ -48,6 +49,7 @@ let package = Package(
             ],
             path: "Sources/berth", swiftSettings: fast),
 
+        .testTarget(name: "AdminTests", dependencies: ["Admin", "Config", "HTTPCore", "IOCore"], path: "Tests/AdminTests"),
         .testTarget(name: "IOCoreTests", dependencies: ["IOCore"], path: "Tests/IOCoreTests"),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "IOCore", "CLinux"], path: "Tests/EventLoopTests"),
         .testTarget(name: "SystemDTests", dependencies: ["SystemD", "IOCore"], path: "Tests/SystemDTests"),

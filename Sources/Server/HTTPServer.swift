@@ -15,9 +15,11 @@ package struct ServedListener: Sendable {
     package var serverIndex: Int
     /// Protocols spoken on it.
     package var protocols: [HTTPProtocolName]
-    /// How the user named it (`fd/3`, `127.0.0.1:8080`), for logs.
+    /// How the user named it (`fd/3`, `127.0.0.1:8080`), for logs; also its identity across
+    /// reloads for sockets Berth binds itself.
     package var displayName: String
-    /// True when Berth opened it (and so closes it at exit); inherited sockets are never closed.
+    /// True when Berth opened it (and so closes it when no config uses it any more); inherited
+    /// sockets are never closed.
     package var ownedByBerth: Bool
     package init(fd: Int32, serverIndex: Int, protocols: [HTTPProtocolName], displayName: String, ownedByBerth: Bool) {
         self.fd = fd
@@ -34,127 +36,160 @@ package protocol ConnectionFactory: Sendable {
                         runtime: ServerRuntime, context: LoopContext)
 }
 
-/// The composition root at run time: event loops, listeners, the current runtime, and
-/// graceful shutdown.
+/// What a loop serves: the runtime and the listeners bound to its servers. Swapped whole.
+final class Generation: @unchecked Sendable {
+    let runtime: ServerRuntime
+    let listeners: [ServedListener]
+    init(runtime: ServerRuntime, listeners: [ServedListener]) {
+        self.runtime = runtime
+        self.listeners = listeners
+    }
+}
+
+/// The composition root at run time: event loops, listeners, the current runtime, reload and
+/// graceful shutdown. Methods without a loop-thread note are called from the control thread.
 package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     package let group: EventLoopGroup
     package private(set) var contexts: [LoopContext] = []
-    package let listeners: [ServedListener]
-    private var loopListeners: [[Listener]] = []
     private let factory: any ConnectionFactory
-    private let limits: ServerLimits
     private let perLoopMaxConnections: Int
-    /// A pipe loops write to when they have drained; the main thread polls it.
-    private var drainPipe: (read: Int32, write: Int32) = (-1, -1)
+    /// Per loop: the listener registrations and the generation they serve (loop thread only).
+    private var loopListeners: [[Listener]]
+    private var loopGenerations: [Generation]
+    /// The generation most recently applied (control thread).
+    package private(set) var listeners: [ServedListener]
 
     package init(runtime: ServerRuntime, listeners: [ServedListener], loopCount: Int, limits: ServerLimits,
                  factory: any ConnectionFactory, logFD: Int32 = 2) throws(IOError) {
         self.group = try EventLoopGroup(count: loopCount)
         self.listeners = listeners
         self.factory = factory
-        self.limits = limits
         self.perLoopMaxConnections = limits.maxConnections > 0
             ? max(1, (limits.maxConnections + group.loops.count - 1) / group.loops.count) : Int.max
+        let gen = Generation(runtime: runtime, listeners: listeners)
+        loopListeners = Array(repeating: [], count: group.loops.count)
+        loopGenerations = Array(repeating: gen, count: group.loops.count)
         for loop in group.loops {
             contexts.append(LoopContext(loop: loop, runtime: runtime, limits: limits, logFD: logFD))
         }
-        var fds: [Int32] = [0, 0]
-        if berth_pipe2(&fds, O_CLOEXEC | O_NONBLOCK) != 0 { throw IOError("pipe2", errno: errno) }
-        drainPipe = (fds[0], fds[1])
     }
 
-    deinit {
-        if drainPipe.read >= 0 { close(drainPipe.read); close(drainPipe.write) }
-    }
-
-    /// Registers every stream listener on every loop and starts the loop threads.
+    /// Registers every listener on every loop and starts the loop threads.
     package func start() throws(IOError) {
-        loopListeners = []
         for (i, loop) in group.loops.enumerated() {
-            var ls: [Listener] = []
-            for (tag, l) in listeners.enumerated() {
-                let listener = Listener(fd: l.fd, loop: loop, delegate: self, tag: tag)
-                listener.onError = { err in
-                    let msg = "{\"level\":\"error\",\"logger\":\"http\",\"msg\":\"accept: \(err)\"}\n"
-                    _ = msg.withCString { write(2, $0, strlen($0)) }
-                }
-                try listener.start()
-                ls.append(listener)
-            }
-            loopListeners.append(ls)
-            _ = i
+            loopListeners[i] = try register(loopGenerations[i].listeners, on: loop)
         }
         group.start()
     }
 
-    package func accepted(fd: Int32, peer: SocketAddress?, listener: Listener, loop: EventLoop) {
-        let ctx = contexts[loop.index]
-        if ctx.draining || ctx.connectionCount >= perLoopMaxConnections {
-            close(fd)
-            return
+    private func register(_ served: [ServedListener], on loop: EventLoop) throws(IOError) -> [Listener] {
+        var ls: [Listener] = []
+        for (tag, _) in served.enumerated() {
+            let listener = Listener(fd: served[tag].fd, loop: loop, delegate: self, tag: tag)
+            listener.onError = { err in
+                Log.error("http", "accept failed", [("error", .string("\(err)"))])
+            }
+            do {
+                try listener.start()
+            } catch {
+                for l in ls { l.stop() }
+                throw error
+            }
+            ls.append(listener)
         }
-        let served = listeners[listener.tag]
-        let runtime = ctx.runtime
-        guard served.serverIndex < runtime.servers.count else {
-            close(fd)
-            return
-        }
-        factory.makeConnection(fd: fd, peer: peer, listener: served, server: runtime.servers[served.serverIndex],
-                               runtime: runtime, context: ctx)
+        return ls
     }
 
-    /// Graceful shutdown, called from the main thread: stop accepting everywhere, let in-flight
-    /// requests finish for up to `graceMilliseconds`, then close what is left and stop the loops.
-    /// Returns true when every connection finished within the grace period.
-    @discardableResult
-    package func shutdown(graceMilliseconds: Int) -> Bool {
-        let w = drainPipe.write
+    /// Loop thread: a connection arrived on one of this loop's listener registrations.
+    package func accepted(fd: Int32, peer: SocketAddress?, listener: Listener, loop: EventLoop) {
+        let i = loop.index
+        let ctx = contexts[i]
+        let gen = loopGenerations[i]
+        if ctx.draining || ctx.connectionCount >= perLoopMaxConnections || listener.tag >= gen.listeners.count {
+            close(fd)
+            return
+        }
+        let served = gen.listeners[listener.tag]
+        guard served.serverIndex < gen.runtime.servers.count else {
+            close(fd)
+            return
+        }
+        factory.makeConnection(fd: fd, peer: peer, listener: served, server: gen.runtime.servers[served.serverIndex],
+                               runtime: gen.runtime, context: ctx)
+    }
+
+    /// Swaps in a new runtime and listener set on every loop, each loop atomically: old
+    /// registrations stop, new ones start, new connections use the new runtime; connections
+    /// already open keep theirs. Listeners only the old set had and that Berth owns are closed
+    /// once every loop has let go of them.
+    package func apply(runtime: ServerRuntime, listeners new: [ServedListener]) {
+        let old = listeners
+        listeners = new
+        let gen = Generation(runtime: runtime, listeners: new)
+        let remaining = AtomicCountdown(group.loops.count)
+        let stillUsed = Set(new.map(\.fd))
+        let toClose = old.filter { $0.ownedByBerth && !stillUsed.contains($0.fd) }.map(\.fd)
         for (i, loop) in group.loops.enumerated() {
-            let ctx = contexts[i]
-            let ls = i < loopListeners.count ? loopListeners[i] : []
-            nonisolated(unsafe) let unsafeCtx = ctx
-            nonisolated(unsafe) let unsafeLs = ls
+            nonisolated(unsafe) let server = self
             loop.execute {
-                for l in unsafeLs { l.stop() }
-                unsafeCtx.beginDrain {
-                    var b: UInt8 = 1
-                    _ = write(w, &b, 1)
+                for l in server.loopListeners[i] { l.stop() }
+                server.loopGenerations[i] = gen
+                server.contexts[i].runtime = runtime
+                do {
+                    server.loopListeners[i] = try server.register(new, on: loop)
+                } catch {
+                    Log.error("http", "registering listeners after reload failed", [("error", .string("\(error)"))])
+                    server.loopListeners[i] = []
+                }
+                if remaining.decrement() { for fd in toClose { close(fd) } }
+            }
+        }
+    }
+
+    /// Starts a graceful shutdown: every loop stops accepting and its connections finish their
+    /// current request and close. `drained` runs (on a loop thread) once every loop is empty.
+    package func beginShutdown(drained: @escaping @Sendable () -> Void) {
+        let remaining = AtomicCountdown(group.loops.count)
+        for (i, loop) in group.loops.enumerated() {
+            nonisolated(unsafe) let server = self
+            loop.execute {
+                for l in server.loopListeners[i] { l.stop() }
+                server.loopListeners[i] = []
+                server.contexts[i].beginDrain {
+                    if remaining.decrement() { drained() }
                 }
             }
         }
-        var drained = 0
-        let deadline = Deadline.after(milliseconds: graceMilliseconds)
-        while drained < group.loops.count {
-            let now = Deadline.now()
-            if now >= deadline { break }
-            var pfd = pollfd(fd: drainPipe.read, events: Int16(POLLIN), revents: 0)
-            let ms = Int32(min(Int((deadline.nanos - now.nanos) / 1_000_000) + 1, 60_000))
-            let r = poll(&pfd, 1, ms)
-            if r > 0 {
-                var buf = [UInt8](repeating: 0, count: 64)
-                let n = read(drainPipe.read, &buf, 64)
-                if n > 0 { drained += n }
-            }
-        }
-        let clean = drained >= group.loops.count
+    }
+
+    /// Closes whatever is still open, stops and joins the loop threads, and closes the
+    /// listeners Berth opened. Blocks until the loops have exited.
+    package func stopNow() {
         for (i, loop) in group.loops.enumerated() {
-            nonisolated(unsafe) let unsafeCtx = contexts[i]
-            loop.execute { unsafeCtx.closeAll() }
+            nonisolated(unsafe) let ctx = contexts[i]
+            loop.execute { ctx.closeAll() }
         }
         group.stop()
         group.join()
         for l in listeners where l.ownedByBerth { close(l.fd) }
-        return clean
     }
 }
 
-extension HTTPServer {
-    /// Makes `runtime` the one new connections use, on every loop (connections already open keep
-    /// theirs).
-    package func swapRuntime(_ runtime: ServerRuntime) {
-        for (i, loop) in group.loops.enumerated() {
-            nonisolated(unsafe) let ctx = contexts[i]
-            loop.execute { ctx.runtime = runtime }
-        }
+/// A thread-safe countdown (cold paths: reload and shutdown bookkeeping).
+final class AtomicCountdown: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var value: Int
+    init(_ n: Int) {
+        value = n
+        pthread_mutex_init(&mutex, nil)
+    }
+    deinit { pthread_mutex_destroy(&mutex) }
+    /// Decrements; true for the call that reached zero.
+    func decrement() -> Bool {
+        pthread_mutex_lock(&mutex)
+        value -= 1
+        let done = value == 0
+        pthread_mutex_unlock(&mutex)
+        return done
     }
 }

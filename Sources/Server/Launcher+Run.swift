@@ -16,11 +16,13 @@ package struct StartError: Error, CustomStringConvertible {
 extension Launcher {
     /// Opens or adopts every stream listener of `config`. Datagram (h3) sockets are validated
     /// and reported, not served yet.
-    package static func resolveListeners(_ config: BerthConfig, inherited: InheritedSockets) throws(StartError) -> (listeners: [ServedListener], notes: [String]) {
+    package static func resolveListeners(_ config: BerthConfig, inherited: InheritedSockets,
+                                         existing: [ServedListener] = []) throws(StartError) -> (listeners: [ServedListener], notes: [String]) {
         var out: [ServedListener] = []
         var notes: [String] = []
         var claimed: [Int32: String] = [:]
         var bound: [String: Int32] = [:]
+        var reused: Set<Int32> = []
         do throws(StartError) {
             for (si, server) in config.servers.enumerated() {
                 for l in server.listeners {
@@ -55,7 +57,13 @@ extension Launcher {
                     case .tcp(let host, let port):
                         let key = l.address.description
                         if bound[key] != nil { continue }
-                        let fd = try bindTCP(host: host, port: port, location: loc)
+                        let fd: Int32
+                        if let reuse = existing.first(where: { $0.ownedByBerth && $0.displayName == key }) {
+                            fd = reuse.fd
+                            reused.insert(fd)
+                        } else {
+                            fd = try bindTCP(host: host, port: port, location: loc)
+                        }
                         bound[key] = fd
                         out.append(ServedListener(fd: fd, serverIndex: si, protocols: streamProtocols,
                                                   displayName: key, ownedByBerth: true))
@@ -64,6 +72,12 @@ extension Launcher {
                             // needs TLS, which plain-HTTP sites do not have.
                         }
                     case .unix(let path):
+                        if let reuse = existing.first(where: { $0.ownedByBerth && $0.displayName == "unix/\(path)" }) {
+                            reused.insert(reuse.fd)
+                            out.append(ServedListener(fd: reuse.fd, serverIndex: si, protocols: streamProtocols,
+                                                      displayName: "unix/\(path)", ownedByBerth: true))
+                            continue
+                        }
                         do {
                             let fd = try Socket.listenUnix(path: path).release()
                             out.append(ServedListener(fd: fd, serverIndex: si, protocols: streamProtocols,
@@ -75,7 +89,7 @@ extension Launcher {
                 }
             }
         } catch {
-            for l in out where l.ownedByBerth { close(l.fd) }
+            for l in out where l.ownedByBerth && !reused.contains(l.fd) { close(l.fd) }
             throw error
         }
         return (out, notes)
@@ -171,81 +185,21 @@ extension Launcher {
             return fail("starting server: \(error)")
         }
         if let pf = o.pidFile { try? FileIO.writeAtomically(pf, Array("\(getpid())\n".utf8)) }
+        let supervisor: Supervisor
+        do {
+            supervisor = try Supervisor(server: server, notifier: notifier, options: o, current: loaded,
+                                        inherited: inherited, signals: mask, environment: env)
+        } catch {
+            server.stopNow()
+            return fail(error.description)
+        }
         let names = resolved.listeners.map(\.displayName)
         Log.info("http.log", "server running", [("listen", .strings(names)), ("loops", .int(loopCount))])
         Log.info("", "serving initial configuration")
-        try? notifier?.ready(status: "serving \(names.joined(separator: " ")) with \(loopCount) loop\(loopCount == 1 ? "" : "s")")
-
-        return signalLoop(server: server, mask: mask, notifier: notifier, options: o, current: loaded, inherited: inherited)
+        try? notifier?.ready(status: supervisor.statusLine())
+        return supervisor.run()
     }
 
-    /// Waits for signals on a signalfd: SIGTERM/SIGINT stop gracefully, SIGHUP/SIGUSR1 reload
-    /// the config file, SIGQUIT exits at once.
-    static func signalLoop(server: HTTPServer, mask: sigset_t, notifier: SDNotifier?, options: RunOptions,
-                           current: LoadedConfig, inherited: InheritedSockets) -> Int32 {
-        var mask = mask
-        let sfd = signalfd(-1, &mask, Int32(SFD_CLOEXEC))
-        var current = current
-        while true {
-            var info = signalfd_siginfo()
-            let n = read(sfd, &info, MemoryLayout<signalfd_siginfo>.size)
-            if n != MemoryLayout<signalfd_siginfo>.size {
-                if errno == EINTR { continue }
-                break
-            }
-            let sig = Int32(info.ssi_signo)
-            switch sig {
-            case SIGTERM, SIGINT:
-                Log.info("", "shutting down", [("signal", .string(sig == SIGTERM ? "SIGTERM" : "SIGINT"))])
-                try? notifier?.stopping()
-                let grace = current.config.gracePeriodMilliseconds
-                if current.config.shutdownDelayMilliseconds > 0 { usleep(UInt32(min(current.config.shutdownDelayMilliseconds, 3_600_000)) * 1000) }
-                let clean = server.shutdown(graceMilliseconds: grace)
-                Log.info("", "shutdown complete", [("exit_code", .int(0)), ("clean", .bool(clean))])
-                if let pf = options.pidFile { unlink(pf) }
-                return 0
-            case SIGQUIT:
-                Log.warn("", "force quit", [("signal", .string("SIGQUIT"))])
-                return 2
-            case SIGHUP, SIGUSR1:
-                if let next = reload(server: server, options: options, current: current, notifier: notifier, signal: sig) {
-                    current = next
-                }
-            default:
-                Log.info("", "signal ignored", [("signal", .int(Int(sig)))])
-            }
-        }
-        return 3
-    }
-
-    /// Re-reads the config file and swaps in a new runtime when its listeners are unchanged.
-    /// Any failure keeps the old config serving.
-    static func reload(server: HTTPServer, options: RunOptions, current: LoadedConfig, notifier: SDNotifier?, signal: Int32) -> LoadedConfig? {
-        try? notifier?.reloading()
-        defer { try? notifier?.ready() }
-        guard current.path != nil else {
-            Log.warn("", "reload requested but Berth runs the built-in page (no config file)")
-            return nil
-        }
-        do {
-            let env = environment()
-            guard let next = try loadConfig(options, environment: env) else { return nil }
-            let oldKeys = current.config.servers.map { $0.listeners.map(\.address.description) }
-            let newKeys = next.config.servers.map { $0.listeners.map(\.address.description) }
-            guard oldKeys == newKeys else {
-                throw ConfigError("the new config changes listeners; this Berth build applies listener changes only on restart")
-            }
-            let runtime = try ServerRuntime.build(next.config, environment: env)
-            server.swapRuntime(runtime)
-            Log.info("", "config reloaded", [("signal", .string(signal == SIGHUP ? "SIGHUP" : "SIGUSR1"))])
-            try? notifier?.status("reloaded")
-            return next
-        } catch {
-            Log.error("", "reload failed; keeping the old config", [("error", .string("\(error)"))])
-            try? notifier?.status("reload failed: \("\(error)".replacingNewlines())")
-            return nil
-        }
-    }
 }
 
 extension String {

@@ -16,7 +16,7 @@ struct Berth: ParsableCommand {
         commandName: "berth",
         abstract: "A fast HTTP server for systemd socket activation and Podman, configured by Caddyfile.",
         version: berthVersion,
-        subcommands: [Run.self, Validate.self, Adapt.self, Fmt.self, Version.self],
+        subcommands: [Run.self, Validate.self, Adapt.self, Fmt.self, Reload.self, Stop.self, Healthcheck.self, Version.self],
         defaultSubcommand: nil)
 }
 
@@ -102,6 +102,51 @@ struct Fmt: ParsableCommand {
 
     func run() throws {
         throw ExitCode(Launcher.fmt(path: file ?? config, overwrite: overwrite, diff: diff))
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Adapts the Caddyfile locally and sends it to the running server's admin endpoint.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Admin endpoint (unix//path, host:port); default: the config's admin option.")
+    var address: String?
+
+    @Flag(name: .long, help: "Reload even if the config is unchanged.")
+    var force = false
+
+    func run() throws {
+        throw ExitCode(Launcher.reloadCommand(RunOptions(configPath: options.config, adapter: options.adapter, envFile: options.envfile),
+                                              address: address, force: force))
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Asks the running server to stop gracefully (POST /stop).")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Admin endpoint (unix//path, host:port).")
+    var address: String?
+
+    func run() throws {
+        throw ExitCode(Launcher.stopCommand(RunOptions(configPath: options.config, adapter: options.adapter), address: address))
+    }
+}
+
+struct Healthcheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Exits 0 when the running server is healthy (GET /health on the admin endpoint); needs no curl.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Admin endpoint (unix//path, host:port).")
+    var address: String?
+
+    func run() throws {
+        throw ExitCode(Launcher.healthCommand(RunOptions(configPath: options.config, adapter: options.adapter), address: address))
     }
 }
 
