@@ -183,9 +183,24 @@ package final class EventLoop: @unchecked Sendable {
 
     // MARK: Running
 
+    /// The loop running on the calling thread, if any (handlers use it to open upstream
+    /// connections on their own loop).
+    package static var current: EventLoop? {
+        guard let p = pthread_getspecific(EventLoop.currentKey) else { return nil }
+        return Unmanaged<EventLoop>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    private static let currentKey: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
     /// Runs the loop on the calling thread until `stop()`.
     package func run() {
         threadID = pthread_self()
+        pthread_setspecific(EventLoop.currentKey, Unmanaged.passUnretained(self).toOpaque())
+        defer { pthread_setspecific(EventLoop.currentKey, nil) }
         running = true
         while !stopRequested {
             let now = Clock.monotonicNanos()
