@@ -32,10 +32,11 @@ let package = Package(
         .target(name: "HTTPCore", dependencies: ["IOCore"], path: "Sources/HTTPCore", swiftSettings: fast),
         .target(name: "HTTP1", dependencies: ["IOCore", "HTTPCore"], path: "Sources/HTTP1", swiftSettings: fast),
         .target(name: "TLS", dependencies: ["IOCore", "COpenSSL"], path: "Sources/TLS", swiftSettings: fast),
+        .target(name: "Upstream", dependencies: ["IOCore", "CLinux", "EventLoop", "HTTPCore", "HTTP1"], path: "Sources/Upstream", swiftSettings: fast),
         .target(name: "HTTP2", dependencies: ["IOCore", "HTTPCore", "CNGHTTP2"], path: "Sources/HTTP2", swiftSettings: fast),
-        .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "CZlib", "CZstd"], path: "Sources/Handlers", swiftSettings: fast),
+        .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "CZlib", "CZstd", "Upstream"], path: "Sources/Handlers", swiftSettings: fast),
         .target(name: "Caddyfile", path: "Sources/Caddyfile", swiftSettings: fast),
-        .target(name: "Config", dependencies: ["IOCore", "HTTPCore", "Handlers", "Caddyfile", "TLS"], path: "Sources/Config", swiftSettings: fast),
+        .target(name: "Config", dependencies: ["IOCore", "HTTPCore", "Handlers", "Caddyfile", "TLS", "Upstream"], path: "Sources/Config", swiftSettings: fast),
         .target(name: "Admin", dependencies: ["IOCore", "HTTPCore", "Config"], path: "Sources/Admin", swiftSettings: fast),
         .target(
             name: "Server",
@@ -57,6 +58,10 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "HTTPCore", "IOCore"], path: "Tests/HTTP1Tests"),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "IOCore", "COpenSSL"], path: "Tests/TLSTests"),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2", "HTTPCore", "IOCore", "CNGHTTP2"], path: "Tests/HTTP2Tests"),
+        .testTarget(
+            name: "UpstreamTests",
+            dependencies: ["Upstream", "EventLoop", "HTTPCore", "HTTP1", "IOCore", "CLinux", "Handlers", "Config", "Caddyfile"],
+            path: "Tests/UpstreamTests"),
         .testTarget(name: "HandlersTests", dependencies: ["Handlers", "HTTPCore", "IOCore"], path: "Tests/HandlersTests"),
         .testTarget(
             name: "CaddyfileTests", dependencies: ["Caddyfile"], path: "Tests/CaddyfileTests",

@@ -76,52 +76,140 @@ struct SiteBuild {
             addrs.append(a)
         }
         var state = SiteState()
-        // Named matchers first (they may be used before their definition line? Caddy requires
-        // definition anywhere in the block), so collect them in a first pass.
-        for seg in block.segments where seg.directive.hasPrefix("@") {
+        // Caddy replaces placeholder shorthands ({host}, {path}, {re.x.1}…) in every token of
+        // the block before parsing it (`httpcaddyfile` ShorthandReplacer).
+        let segments = block.segments.map(Shorthands.apply)
+        try SiteBuild.parseDirectives(segments, into: &state)
+        let sorted = try SiteBuild.buildSubroute(state.routes, sort: true, groups: state.groups)
+        return SiteBuild(addresses: addrs, location: loc, state: state, routes: sorted)
+    }
+
+    /// Parses the directives of a block — a site block, or the inside of `handle`, `route`,
+    /// `handle_path`, `handle_errors` — into `state.routes`: named matcher definitions first
+    /// (usable anywhere in the block, Caddy's parseSegmentAsConfig), then each directive through
+    /// the registry.
+    static func parseDirectives(_ segments: [Segment], into state: inout SiteState) throws(CaddyfileError) {
+        for seg in segments where seg.directive.hasPrefix("@") {
             var d = Dispenser(seg)
             try MatcherParsers.defineNamed(&d, &state)
         }
-        for seg in block.segments where !seg.directive.hasPrefix("@") {
+        for seg in segments where !seg.directive.hasPrefix("@") {
             var d = Dispenser(seg)
             guard d.next() else { continue }
             let name = d.val
             try DirectiveRegistry.parse(name, &d, &state)
         }
-        // Sort by directive order; within one directive, longer single path matchers first and
-        // matcher-less routes last (Caddy's sortRoutes). The sort is stable.
-        let order = Dictionary(uniqueKeysWithValues: directiveOrder.enumerated().map { ($1, $0) })
-        let sorted = state.routes.enumerated().sorted { a, b in
-            let oa = order[a.element.directive] ?? Int.max, ob = order[b.element.directive] ?? Int.max
-            if oa != ob { return oa < ob }
-            let pa = a.element.pathSpecificity ?? -1, pb = b.element.pathSpecificity ?? -1
-            if pa != pb { return pa > pb }
-            if a.element.hasMatcher != b.element.hasMatcher { return a.element.hasMatcher }
-            return a.offset < b.offset
-        }.map(\.element.route)
-        return SiteBuild(addresses: addrs, location: loc, state: state, routes: sorted)
+    }
+
+    /// Caddy's buildSubroute: sorts the routes (site blocks, `handle`; `route` keeps the
+    /// written order), then makes `handle`, `rewrite` and `root` routes mutually exclusive
+    /// groups — `rewrite` always, the others when there are several.
+    static func buildSubroute(_ routes: [DirectiveRoute], sort: Bool, groups: GroupCounter) throws(CaddyfileError) -> [RouteConfig] {
+        var ordered = routes
+        if sort {
+            // Caddy uses sort.SliceStable, which is an insertion sort for the few routes a site
+            // has; the comparator is not a strict weak order, so the same algorithm keeps the
+            // same result.
+            for i in ordered.indices.dropFirst() {
+                var j = i
+                while j > 0 && SiteBuild.sortsBefore(ordered[j], ordered[j - 1]) {
+                    ordered.swapAt(j, j - 1)
+                    j -= 1
+                }
+            }
+        }
+        var names: [String: String] = [:]
+        for dir in ["handle", "rewrite", "root"] {
+            let count = ordered.filter { $0.directive == dir }.count
+            if count > 1 || (dir == "rewrite" && count > 0) { names[dir] = groups.next() }
+        }
+        return ordered.map { r in
+            var route = r.route
+            if let g = names[r.directive] { route.group = g }
+            return route
+        }
+    }
+}
+
+extension SiteBuild {
+    static let directivePositions = Dictionary(uniqueKeysWithValues: directiveOrder.enumerated().map { ($1, $0) })
+
+    /// The path of a route whose only matcher set has a path matcher with exactly one path
+    /// (inline `/path` or a named matcher), as Caddy's sortRoutes reads it.
+    static func singlePath(_ r: RouteConfig) -> String? {
+        guard r.match.count == 1 else { return nil }
+        let paths = r.match[0].compactMap { $0 as? PathMatcherSpec }.flatMap(\.paths)
+        return paths.count == 1 && !paths[0].isEmpty ? paths[0] : nil
+    }
+
+    /// Caddy's sortRoutes (`httpcaddyfile/directives.go`): directive order first; then, when
+    /// both routes have a single path, the longer path without its trailing `*` first (equal
+    /// trimmed paths: the shorter, exact one first; equal lengths: lexical order); otherwise a
+    /// route with a matcher before one without.
+    static func sortsBefore(_ a: DirectiveRoute, _ b: DirectiveRoute) -> Bool {
+        if a.directive != b.directive {
+            return (directivePositions[a.directive] ?? Int.max) < (directivePositions[b.directive] ?? Int.max)
+        }
+        let byPath: Bool
+        if let ip = singlePath(a.route), let jp = singlePath(b.route) {
+            let it = ip.hasSuffix("*") ? String(ip.dropLast()) : ip
+            let jt = jp.hasSuffix("*") ? String(jp.dropLast()) : jp
+            if it == jt {
+                byPath = ip.utf8.count < jp.utf8.count
+            } else if it.utf8.count == jt.utf8.count {
+                byPath = it.utf8.lexicographicallyPrecedes(jt.utf8)
+            } else {
+                byPath = it.utf8.count > jt.utf8.count
+            }
+        } else {
+            byPath = !a.route.match.isEmpty && b.route.match.isEmpty
+        }
+        // `vars` is reversed so the most specific value is set last.
+        return a.directive == "vars" ? !byPath : byPath
     }
 }
 
 enum MatcherParsers {
-    /// `@name <matcher> args...` or `@name { <matcher> args... }`.
+    /// `@name <matcher> args...` or `@name { <matcher> args... }`: one matcher set (AND);
+    /// lines of the same matcher are merged (`path /a` + `path /b` = `path /a /b`), as Caddy
+    /// concatenates their tokens.
     static func defineNamed(_ d: inout Dispenser, _ state: inout SiteState) throws(CaddyfileError) {
         guard d.next() else { return }
         let name = d.val
-        var set: [any MatcherSpec] = []
-        func readOne(_ d: inout Dispenser) throws(CaddyfileError) {
-            set.append(try MatcherRegistry.parse(d.val, &d))
-        }
         if d.nextArg() {
-            if d.token.isQuoted && d.countRemainingArgs() == 0 {
+            if d.token.isQuoted {
                 throw d.err("matcher 'expression' (CEL) is not supported by Berth")
             }
-            try readOne(&d)
-        } else {
-            while d.nextBlock(0) { try readOne(&d) }
+            _ = d.prev()
         }
+        let set = try parseSet(&d, matcherName: String(name.dropFirst()))
         if set.isEmpty { throw d.err("named matcher \(name) has no matchers") }
+        // Also an error when an enclosing block defined the name (Caddy copies the definitions
+        // into the nested scope and refuses duplicates there).
         if state.namedMatchers[name] != nil { throw d.err("matcher is defined more than once: \(name)") }
         state.namedMatchers[name] = [set]
+    }
+
+    /// Reads matchers from the rest of the line and the block that follows, grouping the
+    /// segments of each matcher name (Caddy's parseMatcherDefinitions / nested sets).
+    static func parseSet(_ d: inout Dispenser, matcherName: String) throws(CaddyfileError) -> [any MatcherSpec] {
+        var order: [String] = []
+        var tokens: [String: [Token]] = [:]
+        let nesting = d.nesting
+        while d.nextArg() || d.nextBlock(nesting) {
+            if d.token.isQuoted {
+                throw d.err("matcher 'expression' (CEL) is not supported by Berth")
+            }
+            let m = d.val
+            if tokens[m] == nil { order.append(m) }
+            tokens[m, default: []] += d.nextSegment().tokens
+        }
+        var set: [any MatcherSpec] = []
+        for m in order.sorted() {
+            var sub = Dispenser(tokens[m] ?? [])
+            sub.context["matcher_name"] = matcherName
+            set.append(try MatcherRegistry.parse(m, &sub))
+        }
+        return set
     }
 }

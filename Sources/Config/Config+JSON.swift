@@ -30,6 +30,7 @@ extension ServerConfig {
         o.append(("listen", .array(listeners.map { .string($0.address.description) })))
         o.append(("listen_protocols", .array(listeners.map { .array($0.protocols.map { .string($0.rawValue) }) })))
         o.append(("routes", .array(routes.map(\.json))))
+        if !errorRoutes.isEmpty { o.append(("errors", .object([("routes", .array(errorRoutes.map(\.json)))]))) }
         if let l = logs {
             var lo: [(String, JSONValue)] = []
             if !l.logAll && !l.loggedHosts.isEmpty {
@@ -45,6 +46,7 @@ extension ServerConfig {
 extension RouteConfig {
     var json: JSONValue {
         var o: [(String, JSONValue)] = []
+        if let g = group { o.append(("group", .string(g))) }
         if !match.isEmpty { o.append(("match", .array(match.map { set in .object(set.map { ($0.matcherName, $0.json) }) }))) }
         o.append(("handle", .array(handle.map(\.json))))
         if terminal { o.append(("terminal", .bool(true))) }

@@ -15,7 +15,7 @@ let nonHandlerDirectives: Set<String> = ["bind", "tls", "log", "handle_errors", 
 
 /// Directives Caddy knows that this Berth build does not implement yet: a clear error instead of
 /// "unrecognized directive".
-let knownButUnsupported: Set<String> = Set(directiveOrder).subtracting(["respond"]).union(["tls", "handle_errors"])
+let knownButUnsupported: Set<String> = Set(directiveOrder).subtracting(["respond", "reverse_proxy"]).union(["tls", "handle_errors"])
 
 /// A handler produced by one directive, with what is needed to order it.
 package struct DirectiveRoute {
@@ -32,7 +32,22 @@ package struct SiteState {
     package var routes: [DirectiveRoute] = []
     package var binds: [(addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)] = []
     package var log = false
+    /// The site's `handle_errors` blocks, each one route (status-matched when codes are given).
+    package var errorRoutes: [RouteConfig] = []
+    /// Names route groups (Caddy's groupCounter); shared with nested blocks.
+    package var groups = GroupCounter()
+    /// Set while parsing a nested block (`handle`, `route`…): site-only directives are refused.
+    package var nested = false
     package init() {}
+
+    /// The state for a nested block: the enclosing block's named matchers, no routes yet.
+    package func child() -> SiteState {
+        var c = SiteState()
+        c.namedMatchers = namedMatchers
+        c.groups = groups
+        c.nested = true
+        return c
+    }
 
     /// Adds the route of one handler directive: `matcher` is what `DirectiveParsers.matcher`
     /// returned for the token after the directive name (nil when there was none).
@@ -64,7 +79,6 @@ package enum DirectiveParsers {
 
     /// `respond [<matcher>] <status>|<body> [<status>] { body <text>; close }` (caddy-behavior §9).
     static func respond(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
-        let line = d.line
         let m = try matcher(&d, site)
         var args: [String] = []
         var argTokens: [Token] = []
@@ -74,9 +88,10 @@ package enum DirectiveParsers {
         }
         var status: Int? = nil
         var body: String? = nil
-        func isStatus(_ s: String) -> Bool { s.count == 3 && Int(s) != nil }
+        // Caddy (staticresp.go UnmarshalCaddyfile): one argument is a status when it is a
+        // positive 3-digit number, else the body; at least one argument is required.
+        func isStatus(_ s: String) -> Bool { s.utf8.count == 3 && (Int(s) ?? 0) > 0 }
         switch args.count {
-        case 0: break
         case 1:
             if isStatus(args[0]) { status = Int(args[0]) } else { body = args[0] }
         case 2:
@@ -87,7 +102,8 @@ package enum DirectiveParsers {
             throw d.argErr()
         }
         var close = false
-        while d.nextBlock(1) {
+        let nesting = d.nesting
+        while d.nextBlock(nesting) {
             switch d.val {
             case "body":
                 if body != nil { throw d.err("body already specified") }
@@ -95,15 +111,12 @@ package enum DirectiveParsers {
                 body = d.val
                 if d.nextArg() { throw d.argErr() }
             case "close":
+                if close { throw d.err("close already specified") }
                 if d.nextArg() { throw d.argErr() }
                 close = true
             default:
                 throw d.err("unrecognized subdirective '\(d.val)'")
             }
-        }
-        if args.isEmpty && body == nil && status == nil && !close {
-            _ = line
-            throw d.argErr()
         }
         if let s = status, !(100...999).contains(s) { throw d.err("bad status code '\(s)'") }
         site.addRoute("respond", matcher: m, handlers: [.spec(StaticResponseSpec(status: status, body: body, close: close))])
@@ -114,7 +127,8 @@ package enum DirectiveParsers {
         if d.nextArg() {
             throw d.err("named access logs (log \(d.val)) are not supported by this Berth build yet")
         }
-        while d.nextBlock(1) {
+        let nesting = d.nesting
+        while d.nextBlock(nesting) {
             switch d.val {
             case "output":
                 guard d.nextArg() else { throw d.argErr() }
@@ -126,7 +140,8 @@ package enum DirectiveParsers {
             case "format":
                 guard d.nextArg() else { throw d.argErr() }
                 if d.val != "json" { throw d.err("log format '\(d.val)' is not supported by this Berth build yet (json only)") }
-                while d.nextBlock(2) {}
+                let inner = d.nesting
+                while d.nextBlock(inner) {}
             case "level":
                 guard d.nextArg() else { throw d.argErr() }
             default:
@@ -211,25 +226,84 @@ package enum DirectiveParsers {
 }
 
 extension GoStrconv {
-    /// Go's `strconv.ParseUint(s, 0, 64)`: decimal, `0x` hex, `0o`/leading-0 octal, `0b` binary,
-    /// underscores allowed only with a base prefix.
+    /// Go's `strconv.ParseUint(s, 0, 64)`: decimal, `0x` hex, `0o`/leading-0 octal, `0b`
+    /// binary; no sign; underscores only with a base prefix (or leading 0) and only between
+    /// digits (`underscoreOK`). Values above `Int.max` are rejected too.
     package static func parseUint(_ s: String) -> Int? {
-        var t = Substring(s)
-        guard !t.isEmpty else { return nil }
+        let b = Array(s.utf8)
+        guard !b.isEmpty else { return nil }
+        @inline(__always) func lower(_ c: UInt8) -> UInt8 { c | 0x20 }
+        var i = 0
         var base = 10
-        let lower = t.lowercased()
-        if lower.hasPrefix("0x") { base = 16; t = t.dropFirst(2) }
-        else if lower.hasPrefix("0o") { base = 8; t = t.dropFirst(2) }
-        else if lower.hasPrefix("0b") { base = 2; t = t.dropFirst(2) }
-        else if t.count > 1 && t.hasPrefix("0") { base = 8; t = t.dropFirst(1) }
-        if base != 10 { t = Substring(t.replacingOccurrences(of: "_", with: "")) }
-        guard !t.isEmpty, let v = Int(t, radix: base), v >= 0 else { return nil }
-        return v
+        var prefixed = false
+        if b[0] == UInt8(ascii: "0") {
+            prefixed = true
+            if b.count >= 3 && lower(b[1]) == UInt8(ascii: "b") { base = 2; i = 2 }
+            else if b.count >= 3 && lower(b[1]) == UInt8(ascii: "o") { base = 8; i = 2 }
+            else if b.count >= 3 && lower(b[1]) == UInt8(ascii: "x") { base = 16; i = 2 }
+            else { base = 8; i = 1 }
+        }
+        var value = 0
+        var underscores = false
+        while i < b.count {
+            let c = b[i]
+            i += 1
+            let d: Int
+            if c == UInt8(ascii: "_") && prefixed {
+                underscores = true
+                continue
+            } else if c >= 0x30 && c <= 0x39 {
+                d = Int(c - 0x30)
+            } else if lower(c) >= UInt8(ascii: "a") && lower(c) <= UInt8(ascii: "z") {
+                d = Int(lower(c) - UInt8(ascii: "a")) + 10
+            } else {
+                return nil
+            }
+            guard d < base else { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: base)
+            let (a, o2) = m.addingReportingOverflow(d)
+            if o1 || o2 { return nil }
+            value = a
+        }
+        if underscores && !underscoreOK(b) { return nil }
+        return value
+    }
+
+    /// Go's `underscoreOK`: underscores must separate digits (a base prefix counts as a digit).
+    static func underscoreOK(_ s: [UInt8]) -> Bool {
+        var saw = UInt8(ascii: "^")
+        var i = 0
+        var hex = false
+        if s.count >= 2, s[0] == UInt8(ascii: "0"), [UInt8(ascii: "b"), UInt8(ascii: "o"), UInt8(ascii: "x")].contains(s[1] | 0x20) {
+            i = 2
+            saw = UInt8(ascii: "0")
+            hex = s[1] | 0x20 == UInt8(ascii: "x")
+        }
+        while i < s.count {
+            let c = s[i]
+            i += 1
+            if (c >= 0x30 && c <= 0x39) || (hex && (c | 0x20) >= UInt8(ascii: "a") && (c | 0x20) <= UInt8(ascii: "f")) {
+                saw = UInt8(ascii: "0")
+                continue
+            }
+            if c == UInt8(ascii: "_") {
+                if saw != UInt8(ascii: "0") { return false }
+                saw = UInt8(ascii: "_")
+                continue
+            }
+            if saw == UInt8(ascii: "_") { return false }
+            saw = UInt8(ascii: "!")
+        }
+        return saw != UInt8(ascii: "_")
     }
 }
 
-private extension Substring {
-    func replacingOccurrences(of a: String, with b: String) -> String {
-        String(self).split(separator: Character(a), omittingEmptySubsequences: false).joined(separator: b)
+/// Caddy's group name counter (`group0`, `group1`, …), shared by a site and its nested blocks.
+package final class GroupCounter {
+    private var n = 0
+    package init() {}
+    package func next() -> String {
+        defer { n += 1 }
+        return "group\(n)"
     }
 }

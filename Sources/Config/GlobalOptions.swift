@@ -11,12 +11,13 @@ struct GlobalOptions {
     var shutdownDelayMilliseconds: Int? = nil
     var debug = false
     var serverOptions = ServerOptions()
+    var orderRules: [OrderRule] = []
 
     /// Options Caddy has that this build parses but cannot act on yet: validation fails with a
     /// message saying so, never silently ignoring them.
     static let notYet: Set<String> = [
         "log", "email", "acme_ca", "acme_ca_root", "acme_eab", "acme_dns", "local_certs",
-        "skip_install_trust", "storage", "storage_check", "storage_clean_interval", "persist_config",
+        "storage", "storage_check", "storage_clean_interval", "persist_config",
         "default_sni", "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
         "ocsp_interval", "preferred_chains", "renew_interval", "pki", "events", "filesystem", "metrics",
         "cert_lifetime", "renewal_window_ratio", "ech",
@@ -34,7 +35,8 @@ struct GlobalOptions {
                 o.admin = try parseAdmin(d.val, &d)
                 if d.nextArg() { throw d.argErr() }
                 // Sub-options (origins, enforce_origin, config) are accepted and ignored later.
-                while d.nextBlock(1) {
+                let nesting = d.nesting
+                while d.nextBlock(nesting) {
                     switch d.val {
                     case "origins", "enforce_origin": while d.nextArg() {}
                     default: throw d.err("unrecognized admin option '\(d.val)' (not supported by this Berth build yet)")
@@ -65,14 +67,39 @@ struct GlobalOptions {
                 if name == "grace_period" { o.gracePeriodMilliseconds = ms } else { o.shutdownDelayMilliseconds = ms }
             case "debug":
                 o.debug = true
+            case "persist_config":
+                // Berth never writes an autosave; `off` is what it does anyway.
+                guard d.nextArg(), d.val == "off" else { throw d.err("persist_config must be 'off'") }
+            case "skip_install_trust":
+                // Berth never installs its local CA into the system trust store.
+                break
+            case "order":
+                guard d.nextArg() else { throw d.argErr() }
+                let dir = d.val
+                guard d.nextArg() else { throw d.argErr() }
+                let pos = d.val
+                var other: String? = nil
+                switch pos {
+                case "first", "last":
+                    if d.nextArg() { throw d.argErr() }
+                case "before", "after":
+                    guard d.nextArg() else { throw d.argErr() }
+                    other = d.val
+                    if d.nextArg() { throw d.argErr() }
+                default:
+                    throw d.err("unknown position '\(pos)': expected first, last, before or after")
+                }
+                o.orderRules.append(OrderRule(directive: dir, position: pos, other: other))
             case "servers":
                 if d.nextArg() {
                     throw d.err("servers options for a single listener address (\(d.val)) are not supported by this Berth build yet; omit the address")
                 }
-                while d.nextBlock(1) {
+                let nesting = d.nesting
+                while d.nextBlock(nesting) {
                     switch d.val {
                     case "timeouts":
-                        while d.nextBlock(2) {
+                        let inner = d.nesting
+                        while d.nextBlock(inner) {
                             let key = d.val
                             guard d.nextArg() else { throw d.argErr() }
                             guard let ms = DurationText.parseMilliseconds(d.val) else { throw d.err("parsing servers timeouts duration: invalid duration '\(d.val)'") }
@@ -133,10 +160,14 @@ struct GlobalOptions {
     }
 }
 
-/// Go-style durations (`10s`, `1m30s`, `500ms`, `2h`) and plain integers (seconds).
+/// Go-style durations (`10s`, `1m30s`, `500ms`, `2h`, Caddy's `d`) and plain integers
+/// (seconds). Out-of-range values are rejected, never trapped on.
 package enum DurationText {
     package static func parseMilliseconds(_ s: String) -> Int? {
-        if let n = Int(s) { return n * 1000 }
+        if let n = Int(s) {
+            let (ms, overflow) = n.multipliedReportingOverflow(by: 1000)
+            return overflow ? nil : ms
+        }
         var total = 0.0
         var num = ""
         var unit = ""
@@ -161,7 +192,7 @@ package enum DurationText {
             return true
         }
         for c in s {
-            if c.isNumber || c == "." {
+            if c.isASCII && (c.isNumber || c == ".") {
                 if !unit.isEmpty { guard flush() else { return nil } }
                 num.append(c)
             } else {
@@ -169,20 +200,66 @@ package enum DurationText {
             }
         }
         guard flush(), sawAny else { return nil }
+        // Go's ParseDuration fails above ~292 years (int64 nanoseconds).
+        guard total.isFinite, total < 9_223_372_036_854.0 else { return nil }
         return Int(total.rounded())
     }
 }
 
-/// Sizes like `16KiB`, `1MB`, `512` (bytes), as Caddy's humanize parsing accepts.
+/// Sizes like `16KiB`, `1MB`, `512` (bytes), parsed like go-humanize's `ParseBytes`, which
+/// Caddy uses: digits (`,` and `.` allowed), then an optional unit.
 package enum ByteSize {
+    static let units: [String: Double] = [
+        "": 1, "b": 1,
+        "k": 1e3, "kb": 1e3, "ki": 1024, "kib": 1024,
+        "m": 1e6, "mb": 1e6, "mi": 1_048_576, "mib": 1_048_576,
+        "g": 1e9, "gb": 1e9, "gi": 1_073_741_824, "gib": 1_073_741_824,
+        "t": 1e12, "tb": 1e12, "ti": 1_099_511_627_776, "tib": 1_099_511_627_776,
+        "p": 1e15, "pb": 1e15, "pi": 1_125_899_906_842_624, "pib": 1_125_899_906_842_624,
+    ]
+
     package static func parse(_ s: String) -> Int? {
-        let units: [(String, Int)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1000), ("mb", 1_000_000),
-                                      ("gb", 1_000_000_000), ("k", 1000), ("m", 1_000_000), ("g", 1_000_000_000), ("b", 1)]
-        let lower = s.lowercased()
-        for (u, mult) in units where lower.hasSuffix(u) {
-            guard let v = Double(lower.dropLast(u.count).filter { $0 != " " }) else { return nil }
-            return Int(v * Double(mult))
+        let b = Array(s.utf8)
+        var i = 0
+        var digits: [UInt8] = []
+        while i < b.count, (b[i] >= 0x30 && b[i] <= 0x39) || b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: ",") {
+            if b[i] != UInt8(ascii: ",") { digits.append(b[i]) }
+            i += 1
         }
-        return Int(lower)
+        guard let v = Double(String(decoding: digits, as: UTF8.self)) else { return nil }
+        let unit = String(decoding: b[i...], as: UTF8.self).lowercased()
+            .unicodeScalars.drop(while: \.properties.isWhitespace)
+        var trimmed = String(unit)
+        while let last = trimmed.unicodeScalars.last, last.properties.isWhitespace { trimmed.unicodeScalars.removeLast() }
+        guard let mult = units[trimmed] else { return nil }
+        let bytes = v * mult
+        guard bytes.isFinite, bytes < 9.2e18 else { return nil }
+        return Int(bytes)
+    }
+}
+
+/// One `order` global option: move `directive` first/last or before/after `other`.
+package struct OrderRule: Sendable, Equatable {
+    package var directive: String
+    package var position: String
+    package var other: String?
+}
+
+extension OrderRule {
+    /// Applies rules to Caddy's default order, like `httpcaddyfile.RegisterDirectiveOrder`.
+    package static func apply(_ rules: [OrderRule], to base: [String]) -> [String] {
+        var order = base
+        for r in rules {
+            order.removeAll { $0 == r.directive }
+            switch r.position {
+            case "first": order.insert(r.directive, at: 0)
+            case "last": order.append(r.directive)
+            case "before":
+                if let o = r.other, let i = order.firstIndex(of: o) { order.insert(r.directive, at: i) } else { order.append(r.directive) }
+            default:
+                if let o = r.other, let i = order.firstIndex(of: o) { order.insert(r.directive, at: i + 1) } else { order.append(r.directive) }
+            }
+        }
+        return order
     }
 }

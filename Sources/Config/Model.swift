@@ -109,15 +109,19 @@ package enum HandlerConfig: Sendable {
     case subroute([RouteConfig])
 }
 
-/// A route: matcher sets (OR of ANDs, Caddy's `match`), handlers, terminal flag.
+/// A route: matcher sets (OR of ANDs, Caddy's `match`), handlers, terminal flag, and the
+/// mutually exclusive group it belongs to (Caddy's `group`: only the first matching route of
+/// a group runs within one route list).
 package struct RouteConfig: Sendable {
     package var match: [[any MatcherSpec]]
     package var handle: [HandlerConfig]
     package var terminal: Bool
-    package init(match: [[any MatcherSpec]] = [], handle: [HandlerConfig], terminal: Bool = false) {
+    package var group: String?
+    package init(match: [[any MatcherSpec]] = [], handle: [HandlerConfig], terminal: Bool = false, group: String? = nil) {
         self.match = match
         self.handle = handle
         self.terminal = terminal
+        self.group = group
     }
 }
 
@@ -126,14 +130,18 @@ package struct ServerConfig: Sendable {
     package var name: String
     package var listeners: [ListenerConfig]
     package var routes: [RouteConfig]
+    /// Caddy's `errors.routes`: every site's `handle_errors`, host-matched like `routes`.
+    package var errorRoutes: [RouteConfig] = []
     /// Access logging: nil = off; otherwise the hosts logged (empty list = everything) and
     /// the hosts skipped.
     package var logs: AccessLogConfig?
-    package init(name: String, listeners: [ListenerConfig], routes: [RouteConfig], logs: AccessLogConfig?) {
+    package init(name: String, listeners: [ListenerConfig], routes: [RouteConfig], logs: AccessLogConfig?,
+                 errorRoutes: [RouteConfig] = []) {
         self.name = name
         self.listeners = listeners
         self.routes = routes
         self.logs = logs
+        self.errorRoutes = errorRoutes
     }
 }
 

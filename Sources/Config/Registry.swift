@@ -12,6 +12,7 @@ package typealias MatcherParser = @Sendable (inout Dispenser) throws(CaddyfileEr
 package enum DirectiveRegistry {
     package static let parsers: [String: DirectiveParser] = [
         "respond": DirectiveParsers.respond,
+        "reverse_proxy": DirectiveParsers.reverseProxy,
         "log": DirectiveParsers.log,
         "bind": DirectiveParsers.bind,
     ]

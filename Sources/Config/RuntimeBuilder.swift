@@ -5,12 +5,32 @@ import HTTPCore
 package enum RuntimeBuilder {
     /// The top-level handler of one server.
     package static func buildServerHandler(_ server: ServerConfig, context: BuildContext) throws(ConfigError) -> ServerHandler {
-        ServerHandler(routes: try server.routes.map { r throws(ConfigError) in try buildRoute(r, context) })
+        ServerHandler(routes: try buildRoutes(server.routes, context), errorRoutes: try buildRoutes(server.errorRoutes, context))
+    }
+
+    /// Builds a route list, numbering its groups 0..<64 in order of appearance.
+    package static func buildRoutes(_ routes: [RouteConfig], _ context: BuildContext) throws(ConfigError) -> [Route] {
+        var groups: [String: Int] = [:]
+        var out: [Route] = []
+        for r in routes {
+            var g = -1
+            if let name = r.group {
+                if let n = groups[name] {
+                    g = n
+                } else {
+                    g = groups.count
+                    guard g < 64 else { throw ConfigError("more than 64 mutually exclusive route groups in one route list") }
+                    groups[name] = g
+                }
+            }
+            out.append(try buildRoute(r, context, group: g))
+        }
+        return out
     }
 
     /// Builds one route: Caddy's `match` is a list of matcher sets (OR); each set ANDs its
     /// matchers. A single set is the common case; several become one `AnyOfMatcher`.
-    package static func buildRoute(_ r: RouteConfig, _ context: BuildContext) throws(ConfigError) -> Route {
+    package static func buildRoute(_ r: RouteConfig, _ context: BuildContext, group: Int = -1) throws(ConfigError) -> Route {
         var matchers: [any RequestMatcher] = []
         if r.match.count == 1 {
             matchers = try r.match[0].map { m throws(ConfigError) in try m.build(context) }
@@ -19,8 +39,13 @@ package enum RuntimeBuilder {
             for set in r.match { sets.append(try set.map { m throws(ConfigError) in try m.build(context) }) }
             matchers = [AnyOfMatcher(sets: sets)]
         }
-        let handlers = try r.handle.map { h throws(ConfigError) in try buildHandler(h, context) }
-        return Route(matchers: matchers, handlers: handlers, terminal: r.terminal)
+        var handlers = try r.handle.map { h throws(ConfigError) in try buildHandler(h, context) }
+        // A `file` matcher that can fail (`=404` candidates) needs its error turned into a
+        // handler error before the route's own handlers run.
+        if r.match.contains(where: { $0.contains(where: { ($0 as? FailingMatcherSpec)?.canFail ?? false }) }) {
+            handlers.insert(FileMatcherErrorCheck(), at: 0)
+        }
+        return Route(matchers: matchers, handlers: handlers, terminal: r.terminal, group: group)
     }
 
     /// Builds one handler.
@@ -29,7 +54,12 @@ package enum RuntimeBuilder {
         case .spec(let s):
             return try s.build(context)
         case .subroute(let routes):
-            return RouteList(try routes.map { r throws(ConfigError) in try buildRoute(r, context) })
+            return RouteList(try buildRoutes(routes, context))
         }
     }
+}
+
+/// A matcher spec whose runtime matcher can fail the request (Caddy's matcher errors).
+package protocol FailingMatcherSpec: MatcherSpec {
+    var canFail: Bool { get }
 }

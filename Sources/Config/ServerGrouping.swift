@@ -15,8 +15,15 @@ enum ServerGrouping {
 
     static func group(_ sites: [SiteBuild], options: GlobalOptions) throws(ConfigError) -> [ServerConfig] {
         var claims: [String: Claim] = [:]
+        var seen: [String: Int] = [:]
         for (si, site) in sites.enumerated() {
             for addr in site.addresses {
+                // Caddy: the same scheme+host+port in two site blocks is ambiguous.
+                let key = "\(addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort) ? "http" : "https")://\(addr.host):\(addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort))"
+                if let other = seen[key], other != si {
+                    throw ConfigError("ambiguous site definition: \(addr.original)", at: site.location)
+                }
+                seen[key] = si
                 if !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort) {
                     throw ConfigError(
                         "site '\(addr.original)' would be served over HTTPS, which this Berth build does not support yet; write it as http://\(addr.host.isEmpty ? "" : addr.host)\(addr.port.isEmpty ? "" : ":" + addr.port)",
@@ -74,6 +81,7 @@ enum ServerGrouping {
                     || (specificityKey(siteHosts[a] ?? []) == specificityKey(siteHosts[b] ?? []) && a < b)
             }
             var routes: [RouteConfig] = []
+            var errorRoutes: [RouteConfig] = []
             var logged: [String] = [], skipped: [String] = []
             var logAll = false
             var anyLog = false
@@ -85,6 +93,11 @@ enum ServerGrouping {
                 var match: [[any MatcherSpec]] = []
                 if !catchAll { match = [[HostMatcherSpec(hosts)]] }
                 routes.append(RouteConfig(match: match, handle: site.routes.isEmpty ? [] : [.subroute(site.routes)], terminal: true))
+                if !site.state.errorRoutes.isEmpty {
+                    // Caddy: handle_errors blocks with a status matcher first, then the others.
+                    let sorted = site.state.errorRoutes.filter { !$0.match.isEmpty } + site.state.errorRoutes.filter { $0.match.isEmpty }
+                    errorRoutes.append(RouteConfig(match: match, handle: [.subroute(sorted)], terminal: true))
+                }
                 if site.state.log {
                     anyLog = true
                     if catchAll { logAll = true } else { logged += hosts }
@@ -93,7 +106,8 @@ enum ServerGrouping {
                 }
             }
             servers.append(ServerConfig(name: "srv\(gi)", listeners: listeners, routes: routes,
-                                        logs: anyLog ? AccessLogConfig(loggedHosts: logged, skipHosts: skipped, logAll: logAll) : nil))
+                                        logs: anyLog ? AccessLogConfig(loggedHosts: logged, skipHosts: skipped, logAll: logAll) : nil,
+                                        errorRoutes: errorRoutes))
         }
         return servers
     }
@@ -108,9 +122,14 @@ enum ServerGrouping {
         }
     }
 
+    /// Caddy's sort of server blocks (`httptype.go`): a block whose longest host has no
+    /// specificity (no host, or only `*`) is a catch-all and goes last; a block with any wildcard
+    /// or empty host goes after blocks without; then the longer host first. Specificity is the
+    /// host's length without its `*`s (Caddy's `specificity`).
     static func specificityKey(_ hosts: [String]) -> SpecKey {
-        if hosts.isEmpty || hosts.contains("") { return SpecKey(catchAll: 1, wildcard: 0, negLength: 0) }
-        let h = hosts.max(by: { $0.count < $1.count }) ?? ""
-        return SpecKey(catchAll: 0, wildcard: hosts.allSatisfy { $0.contains("*") } ? 1 : 0, negLength: -h.count)
+        let longest = hosts.map { h in h.utf8.count - h.utf8.filter { $0 == UInt8(ascii: "*") }.count }.max() ?? 0
+        if longest == 0 { return SpecKey(catchAll: 1, wildcard: 0, negLength: 0) }
+        let wildcard = hosts.contains { $0.isEmpty || $0.contains("*") }
+        return SpecKey(catchAll: 0, wildcard: wildcard ? 1 : 0, negLength: -longest)
     }
 }

@@ -67,7 +67,7 @@ package struct StaticResponseSpec: HandlerSpec {
     package var handlerName: String { "static_response" }
     package var jsonFields: [(String, JSONValue)] {
         var o: [(String, JSONValue)] = []
-        if let b = body { o.append(("body", .string(b))) }
+        if let b = body, !b.isEmpty { o.append(("body", .string(b))) }  // omitempty, as Caddy
         if close { o.append(("close", .bool(true))) }
         if !headers.isEmpty {
             o.append(("headers", .object(headers.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value.map { .string($0) })) })))

@@ -169,6 +169,7 @@ extension HTTP1Connection {
         discardBudget = 0
         responseMode = .notStarted
         handlerHoldsResponse = false
+        flow = HTTP1FlowState()
         epoch &+= 1
     }
 

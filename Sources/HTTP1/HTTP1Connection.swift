@@ -160,6 +160,8 @@ package final class HTTP1Connection {
     var discardBudget: Int64 = 0
     var responseMode: ResponseMode = .notStarted
     var handlerHoldsResponse = false
+    /// Flow control of a streaming handler (see `HTTP1Connection+Flow.swift`).
+    var flow = HTTP1FlowState()
 
     // The connection.
     /// Responses completed on this connection.

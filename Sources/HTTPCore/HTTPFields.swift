@@ -66,10 +66,16 @@ package enum HeaderToken: UInt8, Sendable {
         guard n >= 2, n <= 19 else { return .other }
         // Dispatch on length and lower-cased first byte, then compare the whole name.
         let c0 = name[0] | 0x20
+        // `s` is lower-case; only ASCII letters are folded (OR-ing 0x20 into any byte would
+        // also turn CR into `-`).
         @inline(__always) func eq(_ s: StaticString) -> Bool {
             guard s.utf8CodeUnitCount == n else { return false }
             let p = s.utf8Start
-            for i in 0..<n where (name[i] | 0x20) != (p[i] | 0x20) { return false }
+            for i in 0..<n {
+                var c = name[i]
+                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+                if c != p[i] { return false }
+            }
             return true
         }
         switch n {
@@ -233,6 +239,19 @@ package struct HTTPFields: Sendable {
                 entries.removeAll { HTTPFields.equalsIgnoringCase(ab, $0.nameStart, $0.nameLength, nr) }
             }
         }
+    }
+
+    /// Removes the field at `index` (its bytes stay in the arena until `removeAll`).
+    package mutating func remove(at index: Int) {
+        entries.remove(at: index)
+    }
+
+    /// Replaces the value of the field at `index`; `value` must not point into this arena.
+    package mutating func replaceValue(at index: Int, with value: UnsafeRawBufferPointer) {
+        let vs = Int32(arena.count)
+        arena.append(contentsOf: value)
+        entries[index].valueStart = vs
+        entries[index].valueLength = Int32(value.count)
     }
 
     /// Index of the first field with this token.

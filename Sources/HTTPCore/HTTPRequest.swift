@@ -92,6 +92,18 @@ package final class HTTPRequest {
     /// The request body, for handlers that read it (nil when the request has no body). Set by
     /// the protocol connection, which owns and outlives the request.
     package unowned(unsafe) var bodySource: (any RequestBodySource)? = nil
+    /// Per-request variables (Caddy's `vars`, regexp captures, file-matcher results, the
+    /// handler error): written by handlers and matchers, read by placeholders. Storage is kept
+    /// between requests. See `RequestVars`.
+    package var vars = RequestVars()
+    /// The target before the first rewrite (`{http.request.orig_uri}`); nil while the request
+    /// has not been rewritten. Its bytes stay in `line` (a rewrite appends the new target).
+    package var originalTargetRange: Range<Int>? = nil
+    /// The method before a `method` rewrite (`{http.request.orig_method}`); nil when unchanged.
+    package var originalMethodRange: Range<Int>? = nil
+    /// Scratch space for matchers (decoded and cleaned paths): reused, cleared by whoever
+    /// uses it, never holding anything across calls.
+    package let scratch = ByteBuffer(capacity: 256)
 
     package init() {
         line.reserveCapacity(256)
@@ -112,6 +124,9 @@ package final class HTTPRequest {
         hasStreamingBody = false
         startNanos = 0
         bodyBytesRead = 0
+        if !vars.isEmpty { vars.removeAll() }
+        originalTargetRange = nil
+        originalMethodRange = nil
     }
 
     /// Appends bytes to `line` and returns their range.

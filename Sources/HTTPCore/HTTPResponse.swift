@@ -11,6 +11,25 @@ package protocol ResponseSink: AnyObject {
     func sendBody(_ response: HTTPResponse, _ bytes: UnsafeRawBufferPointer)
     /// Ends a streamed body.
     func finish(_ response: HTTPResponse)
+    /// Ends the exchange without a response and closes the connection (Caddy's `abort`,
+    /// Go's `http.ErrAbortHandler`). The default, for sinks that cannot abort, sends an empty
+    /// response and closes the connection after it.
+    func abort(_ response: HTTPResponse)
+}
+
+extension ResponseSink {
+    package func abort(_ response: HTTPResponse) {
+        response.closeConnection = true
+        sendComplete(response, body: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+}
+
+/// A sink installed in front of the protocol's sink for one response (encode's compressor).
+/// `HTTPResponse` keeps it alive while installed; it forwards to `HTTPResponse.protocolSink`.
+package protocol ResponseSinkDecorator: ResponseSink {
+    /// The response stopped using this decorator (finished, reset, or handed to the error
+    /// routes): release per-response state, e.g. return pooled resources.
+    func detach(from response: HTTPResponse)
 }
 
 /// A response being produced for one request. Owned by the connection (or stream) and reused;
@@ -31,14 +50,29 @@ package final class HTTPResponse {
     package var closeConnection = false
     /// Deferred header operations run just before the head is sent (Caddy's `header { defer }`).
     package var deferred: [any ResponseHeaderOperation] = []
-    /// The protocol connection that writes this response.
+    /// Where the response goes: the protocol connection, or a decorator in front of it.
     package unowned(unsafe) var sink: any ResponseSink
+    /// The protocol connection that writes this response (`sink` when no decorator is set).
+    package unowned(unsafe) let protocolSink: any ResponseSink
+    /// The decorator installed as `sink` (strong: `sink` is unowned), or nil.
+    package private(set) var decorator: (any ResponseSinkDecorator)? = nil
+    /// A handler error's status (Caddy's `HandlerError`), 0 when there is none. A handler that
+    /// fails sets it and returns `.done` without sending; the server then runs its error
+    /// routes (`handle_errors`) or sends an empty response with this status.
+    package var errorStatus: Int = 0
     /// Scratch space handlers may use to expand templates before sending (reused, cleared by
     /// whoever uses it).
     package let scratch = ByteBuffer(capacity: 512)
+    /// Scratch space for deferred header operations, which run inside `send` while `scratch`
+    /// may still hold the body being sent. Allocated on first use (once per connection).
+    package lazy var deferredScratch = ByteBuffer(capacity: 256)
+    /// The request this response answers, for deferred header operations that expand
+    /// placeholders (`header { defer }`); set by the handler that defers, nil otherwise.
+    package unowned(unsafe) var request: HTTPRequest? = nil
 
     package init(sink: any ResponseSink) {
         self.sink = sink
+        self.protocolSink = sink
         deferred.reserveCapacity(4)
     }
 
@@ -51,20 +85,52 @@ package final class HTTPResponse {
         finished = false
         bodyBytes = 0
         closeConnection = false
+        errorStatus = 0
+        request = nil
         if !deferred.isEmpty { deferred.removeAll(keepingCapacity: true) }
+        if decorator != nil { removeDecorator() }
     }
 
+    /// Runs the deferred header operations once (a decorator calls this after its own header
+    /// changes, so `header { defer }` sees them, as in Caddy where `header` wraps `encode`).
     @inline(__always)
-    private func runDeferred() {
+    package func runDeferred() {
         if deferred.isEmpty { return }
         for op in deferred { op.apply(to: self) }
         deferred.removeAll(keepingCapacity: true)
     }
 
+    /// Puts `d` in front of the current sink until the response ends. One decorator at a time:
+    /// a second one replaces the first (the innermost `encode` wins).
+    package func install(_ d: any ResponseSinkDecorator) {
+        precondition(!headSent, "response head already sent")
+        if decorator != nil { removeDecorator() }
+        decorator = d
+        sink = d
+    }
+
+    /// Removes the decorator (if any) and tells it so; the protocol sink takes over.
+    package func removeDecorator() {
+        guard let d = decorator else { return }
+        sink = protocolSink
+        decorator = nil
+        d.detach(from: self)
+    }
+
+    /// Ends the exchange with no response at all and closes the connection (`abort`).
+    package func abort() {
+        precondition(!headSent, "response head already sent")
+        removeDecorator()
+        deferred.removeAll(keepingCapacity: true)
+        headSent = true
+        finished = true
+        protocolSink.abort(self)
+    }
+
     /// Sends the head and a complete body.
     package func send(body: UnsafeRawBufferPointer) {
         precondition(!headSent, "response head already sent")
-        runDeferred()
+        if decorator == nil { runDeferred() }
         headSent = true
         finished = true
         bodyBytes = Int64(body.count)
@@ -84,7 +150,7 @@ package final class HTTPResponse {
     /// Starts a streamed response.
     package func sendHead(contentLength: Int64?) {
         precondition(!headSent, "response head already sent")
-        runDeferred()
+        if decorator == nil { runDeferred() }
         headSent = true
         sink.sendHead(self, contentLength: contentLength)
     }
@@ -127,11 +193,12 @@ package protocol Handler: AnyObject, Sendable {
 
 /// Reason phrases (RFC 9110 §15) for status lines.
 package enum HTTPStatus {
-    /// The reason phrase Go uses for `code`, or empty for unknown codes.
+    /// The reason phrase Go uses for `code` (`net/http.StatusText`), or empty for unknown codes.
     package static func reason(_ code: Int) -> StaticString {
         switch code {
         case 100: return "Continue"
         case 101: return "Switching Protocols"
+        case 102: return "Processing"
         case 103: return "Early Hints"
         case 200: return "OK"
         case 201: return "Created"
@@ -141,11 +208,14 @@ package enum HTTPStatus {
         case 205: return "Reset Content"
         case 206: return "Partial Content"
         case 207: return "Multi-Status"
+        case 208: return "Already Reported"
+        case 226: return "IM Used"
         case 300: return "Multiple Choices"
         case 301: return "Moved Permanently"
         case 302: return "Found"
         case 303: return "See Other"
         case 304: return "Not Modified"
+        case 305: return "Use Proxy"
         case 307: return "Temporary Redirect"
         case 308: return "Permanent Redirect"
         case 400: return "Bad Request"
@@ -169,6 +239,8 @@ package enum HTTPStatus {
         case 418: return "I'm a teapot"
         case 421: return "Misdirected Request"
         case 422: return "Unprocessable Entity"
+        case 423: return "Locked"
+        case 424: return "Failed Dependency"
         case 425: return "Too Early"
         case 426: return "Upgrade Required"
         case 428: return "Precondition Required"
@@ -181,6 +253,11 @@ package enum HTTPStatus {
         case 503: return "Service Unavailable"
         case 504: return "Gateway Timeout"
         case 505: return "HTTP Version Not Supported"
+        case 506: return "Variant Also Negotiates"
+        case 507: return "Insufficient Storage"
+        case 508: return "Loop Detected"
+        case 510: return "Not Extended"
+        case 511: return "Network Authentication Required"
         default: return ""
         }
     }

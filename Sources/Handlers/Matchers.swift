@@ -11,36 +11,58 @@ package struct AnyOfMatcher: RequestMatcher {
 }
 
 /// Caddy's path matcher: case-insensitive; exact unless the pattern has `*` (prefix `/a*`,
-/// suffix `*.txt`, substring `*x*`). Matched against the decoded path.
+/// suffix `*.txt`, substring `*x*`, otherwise a glob; a `?` also makes a glob). Matched against
+/// the decoded path after `CleanPath` (slashes merged unless the pattern contains `//`).
 package struct PathMatcher: RequestMatcher {
     enum Kind: Sendable { case exact, prefix, suffix, contains, glob }
     struct Pattern: Sendable {
         let kind: Kind
         let bytes: [UInt8]
+        /// Caddy merges `//` in the request path unless the pattern has `//` itself.
+        let mergeSlashes: Bool
     }
     let patterns: [Pattern]
 
     package init(_ paths: [String]) {
         patterns = paths.map { p in
             let lower = Array(p.lowercased().utf8)
+            let merge = !p.contains("//")
             let star = UInt8(ascii: "*")
             let stars = lower.filter { $0 == star }.count
-            if stars == 0 { return Pattern(kind: .exact, bytes: lower) }
-            if stars == 1, lower.last == star { return Pattern(kind: .prefix, bytes: Array(lower.dropLast())) }
-            if stars == 1, lower.first == star { return Pattern(kind: .suffix, bytes: Array(lower.dropFirst())) }
-            if stars == 2, lower.first == star, lower.last == star, lower.count >= 2 {
-                return Pattern(kind: .contains, bytes: Array(lower.dropFirst().dropLast()))
+            if stars == 0 {
+                // Caddy uses path.Match here, so `?` is still a wildcard.
+                return Pattern(kind: lower.contains(UInt8(ascii: "?")) ? .glob : .exact, bytes: lower, mergeSlashes: merge)
             }
-            return Pattern(kind: .glob, bytes: lower)
+            if stars == 1, lower.last == star { return Pattern(kind: .prefix, bytes: Array(lower.dropLast()), mergeSlashes: merge) }
+            if stars == 1, lower.first == star { return Pattern(kind: .suffix, bytes: Array(lower.dropFirst()), mergeSlashes: merge) }
+            if stars == 2, lower.first == star, lower.last == star, lower.count >= 2 {
+                return Pattern(kind: .contains, bytes: Array(lower.dropFirst().dropLast()), mergeSlashes: merge)
+            }
+            return Pattern(kind: .glob, bytes: lower, mergeSlashes: merge)
         }
     }
 
     package func matches(_ request: HTTPRequest) -> Bool {
-        let scratch = ByteBuffer(capacity: 256)
-        request.withLineBytes(request.pathRange) { URLDecoding.appendDecodedPath($0, into: scratch) }
-        let path = scratch.readable
+        let decoded = ByteBuffer(capacity: 256)
+        request.withLineBytes(request.pathRange) { URLDecoding.appendDecodedPath($0, into: decoded) }
+        if !CleanPath.needsCleaning(decoded.readable) {
+            for p in patterns where PathMatcher.match(p, decoded.readable) { return true }
+            return false
+        }
+        var merged: ByteBuffer? = nil
+        var unmerged: ByteBuffer? = nil
         for p in patterns {
-            if PathMatcher.match(p, path) { return true }
+            let cleaned: ByteBuffer
+            if p.mergeSlashes, let m = merged {
+                cleaned = m
+            } else if !p.mergeSlashes, let u = unmerged {
+                cleaned = u
+            } else {
+                cleaned = ByteBuffer(capacity: decoded.readableBytes + 2)
+                CleanPath.clean(decoded.readable, mergeSlashes: p.mergeSlashes, into: cleaned)
+                if p.mergeSlashes { merged = cleaned } else { unmerged = cleaned }
+            }
+            if PathMatcher.match(p, cleaned.readable) { return true }
         }
         return false
     }

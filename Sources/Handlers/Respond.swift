@@ -3,6 +3,16 @@ import IOCore
 
 /// Caddy's `respond` / `static_response`: a fixed status and an optional (templated) body.
 package final class RespondHandler: Handler {
+    /// When the Content-Type is decided (caddy-behavior §9; Caddy looks at the expanded body).
+    private enum ContentTypeRule {
+        /// No automatic Content-Type: empty body, or a configured Content-Type header.
+        case none
+        /// Static body: decided once at config time.
+        case fixed(StaticString)
+        /// The body has placeholders: decided per request from the expanded bytes.
+        case fromBody
+    }
+
     /// Status code (default 200).
     package let status: Int
     /// Body template; its placeholders are expanded per request.
@@ -10,66 +20,111 @@ package final class RespondHandler: Handler {
     /// Pre-expanded body when the template has no placeholders.
     private let staticBody: [UInt8]
     private let isStatic: Bool
-    /// Content-Type chosen at config time as Caddy does (JSON object/array → application/json,
-    /// other non-empty bodies → text/plain; charset=utf-8, empty → none).
-    private let contentType: StaticString?
+    private let contentTypeRule: ContentTypeRule
     /// Extra header fields (`respond` has none today; `redir` uses Location).
     package let headers: [(name: String, value: Template)]
     /// `close`: close the connection after responding.
     package let close: Bool
+    /// The status was not configured: in an error route the error's status is the default
+    /// (Caddy's static_response), elsewhere 200.
+    package let statusIsDefault: Bool
+    /// A status written as a placeholder (`redir … {code}`), parsed per request; a value that
+    /// is not a number fails the request with 500, as in Caddy.
+    package let statusTemplate: Template?
 
-    package init(status: Int = 200, body: Template, headers: [(name: String, value: Template)] = [], close: Bool = false) {
+    package init(status: Int = 200, body: Template, headers: [(name: String, value: Template)] = [], close: Bool = false,
+                 statusIsDefault: Bool = false, statusTemplate: Template? = nil) {
         self.status = status
+        self.statusIsDefault = statusIsDefault
+        self.statusTemplate = statusTemplate
         self.body = body
         self.headers = headers
         self.close = close
         self.isStatic = body.isStatic
         self.staticBody = body.isStatic ? body.staticBytes : []
-        if body.source.isEmpty || headers.contains(where: { $0.name.lowercased() == "content-type" }) {
-            contentType = nil
-        } else if RespondHandler.looksLikeJSONContainer(body.source) {
-            contentType = "application/json"
+        if headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+            contentTypeRule = .none
+        } else if body.isStatic {
+            let ct = staticBody.withUnsafeBytes { RespondHandler.contentType(for: $0) }
+            contentTypeRule = ct.map { .fixed($0) } ?? .none
         } else {
-            contentType = "text/plain; charset=utf-8"
+            contentTypeRule = .fromBody
         }
     }
 
-    /// Caddy sets application/json when the trimmed body parses as a JSON object or array. This
-    /// checks the shape (balanced brackets outside strings) rather than full JSON validity.
-    static func looksLikeJSONContainer(_ s: String) -> Bool {
-        let b = Array(s.utf8)
-        var lo = 0, hi = b.count
-        while lo < hi, b[lo] == 0x20 || b[lo] == 0x0A || b[lo] == 0x0D || b[lo] == 0x09 { lo += 1 }
-        while hi > lo, b[hi - 1] == 0x20 || b[hi - 1] == 0x0A || b[hi - 1] == 0x0D || b[hi - 1] == 0x09 { hi -= 1 }
-        guard hi - lo >= 2 else { return false }
-        let open = b[lo], close = b[hi - 1]
-        guard (open == UInt8(ascii: "{") && close == UInt8(ascii: "}")) || (open == UInt8(ascii: "[") && close == UInt8(ascii: "]")) else { return false }
-        return JSONShape.isValid(Array(b[lo..<hi]))
+    /// The Content-Type Caddy sets for a body: none when empty; `application/json` when the
+    /// space-trimmed body is longer than 2 bytes, starts and ends with `{}` or `[]` and is valid
+    /// JSON; `text/plain; charset=utf-8` otherwise (`staticresp.go` ServeHTTP).
+    static func contentType(for body: UnsafeRawBufferPointer) -> StaticString? {
+        if body.isEmpty { return nil }
+        // strings.TrimSpace, ASCII part (\t \n \v \f \r and space).
+        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+        var lo = 0, hi = body.count
+        while lo < hi, isSpace(body[lo]) { lo += 1 }
+        while hi > lo, isSpace(body[hi - 1]) { hi -= 1 }
+        if hi - lo > 2 {
+            let open = body[lo], close = body[hi - 1]
+            if (open == UInt8(ascii: "{") && close == UInt8(ascii: "}")) || (open == UInt8(ascii: "[") && close == UInt8(ascii: "]")),
+               JSONShape.isValid(UnsafeRawBufferPointer(rebasing: body[lo..<hi])) {
+                return "application/json"
+            }
+        }
+        return "text/plain; charset=utf-8"
     }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
-        response.status = status
-        if let ct = contentType { response.fields.append(.contentType, ct) }
-        if !headers.isEmpty {
-            let scratch = response.scratch
-            for h in headers {
-                scratch.clear()
-                h.value.expand(request, into: scratch)
-                var name = h.name
-                name.withUTF8 { nb in
-                    let nr = UnsafeRawBufferPointer(nb)
-                    response.fields.append(name: nr, value: scratch.readable, token: HeaderToken.classify(nr))
+        let scratch = response.scratch
+        scratch.clear()
+        if let t = statusTemplate {
+            t.expand(request, into: scratch)
+            guard let code = StatusParsing.atoi(scratch.readable) else {
+                return HandlerError.fail(request, response, status: 500, trace: "Handlers.RespondHandler (Respond.swift)")
+            }
+            scratch.clear()
+            response.status = code
+        } else if statusIsDefault && response.errorStatus != 0 {
+            response.status = response.errorStatus
+        } else {
+            response.status = status
+        }
+        // A templated body is expanded first, into the front of the scratch buffer; header
+        // values are expanded after it, one at a time.
+        var bodyLength = 0
+        if !isStatic {
+            body.expand(request, into: scratch)
+            bodyLength = scratch.readableBytes
+        }
+        // Configured headers replace fields of the same name set earlier (`w.Header()[f] = v`).
+        for h in headers {
+            let mark = scratch.writerIndex
+            h.value.expand(request, into: scratch)
+            let value = UnsafeRawBufferPointer(start: scratch.base + mark, count: scratch.writerIndex - mark)
+            var name = h.name
+            name.withUTF8 { nb in
+                let nr = UnsafeRawBufferPointer(nb)
+                let token = HeaderToken.classify(nr)
+                if !response.fields.entries.isEmpty {
+                    if token != .other { response.fields.remove(token) } else { response.fields.remove(name: h.name) }
                 }
+                response.fields.append(name: nr, value: value, token: token)
+            }
+            scratch.writerIndex = mark
+        }
+        // Caddy sets a Content-Type only when none is set yet (e.g. by `header`).
+        if !response.fields.contains(.contentType) {
+            switch contentTypeRule {
+            case .none: break
+            case .fixed(let ct): response.fields.append(.contentType, ct)
+            case .fromBody:
+                let b = UnsafeRawBufferPointer(start: scratch.base + scratch.readerIndex, count: bodyLength)
+                if let ct = RespondHandler.contentType(for: b) { response.fields.append(.contentType, ct) }
             }
         }
         if close { response.closeConnection = true }
         if isStatic {
             staticBody.withUnsafeBytes { response.send(body: $0) }
         } else {
-            let scratch = response.scratch
-            scratch.clear()
-            body.expand(request, into: scratch)
-            response.send(body: scratch.readable)
+            response.send(body: UnsafeRawBufferPointer(start: scratch.base + scratch.readerIndex, count: bodyLength))
         }
         return .done
     }
@@ -77,7 +132,9 @@ package final class RespondHandler: Handler {
 
 /// A small JSON validator (RFC 8259) used only at config time.
 enum JSONShape {
-    static func isValid(_ b: [UInt8]) -> Bool {
+    static func isValid(_ a: [UInt8]) -> Bool { a.withUnsafeBytes { isValid($0) } }
+
+    static func isValid(_ b: UnsafeRawBufferPointer) -> Bool {
         var i = 0
         func ws() { while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
         func value(_ depth: Int) -> Bool {
@@ -122,7 +179,8 @@ enum JSONShape {
         }
         func literal(_ s: String) -> Bool {
             let u = Array(s.utf8)
-            guard i + u.count <= b.count, Array(b[i..<(i + u.count)]) == u else { return false }
+            guard i + u.count <= b.count else { return false }
+            for k in 0..<u.count where b[i + k] != u[k] { return false }
             i += u.count
             return true
         }
@@ -151,9 +209,13 @@ enum JSONShape {
         func number() -> Bool {
             let start = i
             if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
-            var digits = 0
-            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1; digits += 1 }
-            guard digits > 0 else { return false }
+            // RFC 8259 §6: int = zero / ( digit1-9 *DIGIT ) (no leading zeros).
+            guard i < b.count, b[i] >= 0x30, b[i] <= 0x39 else { return false }
+            if b[i] == 0x30 {
+                i += 1
+            } else {
+                while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
+            }
             if i < b.count, b[i] == UInt8(ascii: ".") {
                 i += 1
                 var f = 0

@@ -6,8 +6,8 @@ package protocol RequestMatcher: Sendable {
     func matches(_ request: HTTPRequest) -> Bool
 }
 
-/// Caddy's host matcher: port stripped, ASCII case-insensitive, `*` matches exactly one label,
-/// no trailing-dot normalisation.
+/// Caddy's host matcher: port stripped, ASCII case-insensitive, `*` matches exactly one label
+/// (an empty one too, as Caddy splits on dots), no trailing-dot normalisation.
 package struct HostPattern: Sendable, Equatable {
     /// Lower-cased labels of the pattern.
     package let labels: [[UInt8]]
@@ -33,7 +33,7 @@ package struct HostPattern: Sendable, Equatable {
                 guard label < labels.count else { return false }
                 let pat = labels[label]
                 let len = i - start
-                if !(pat.count == 1 && pat[0] == UInt8(ascii: "*") && len > 0) {
+                if !(pat.count == 1 && pat[0] == UInt8(ascii: "*")) {
                     guard pat.count == len else { return false }
                     for k in 0..<len {
                         var c = host[start + k]
@@ -55,7 +55,15 @@ package struct HostMatcher: RequestMatcher {
     package let patterns: [HostPattern]
     package init(_ hosts: [String]) { patterns = hosts.map(HostPattern.init) }
     package func matches(_ request: HTTPRequest) -> Bool {
-        request.withHost { h in patterns.contains { $0.matches(h) } }
+        request.withHost { h in
+            // Without a port Go's SplitHostPort fails and Caddy trims the IPv6 brackets itself
+            // (`Host: [::1]` matches `::1`); `withHost` keeps them in that case.
+            var lo = 0, hi = h.count
+            if hi > 0, h[0] == UInt8(ascii: "[") { lo = 1 }
+            if hi > lo, h[hi - 1] == UInt8(ascii: "]") { hi -= 1 }
+            let host = lo == 0 && hi == h.count ? h : UnsafeRawBufferPointer(rebasing: h[lo..<hi])
+            return patterns.contains { $0.matches(host) }
+        }
     }
 }
 
@@ -65,11 +73,16 @@ package struct Route: Sendable {
     package let handlers: [any Handler]
     /// Stop after this route even if no handler responded (Caddy's `terminal`).
     package let terminal: Bool
+    /// Mutually exclusive group (Caddy's route `group`: `handle`, `rewrite`, `root`…): within
+    /// one route list only the first matching route of a group runs. -1 for none; 0..<64.
+    package let group: Int
 
-    package init(matchers: [any RequestMatcher] = [], handlers: [any Handler], terminal: Bool = false) {
+    package init(matchers: [any RequestMatcher] = [], handlers: [any Handler], terminal: Bool = false, group: Int = -1) {
+        precondition(group < 64, "at most 64 route groups per route list")
         self.matchers = matchers
         self.handlers = handlers
         self.terminal = terminal
+        self.group = group
     }
 
     @inline(__always)
@@ -85,7 +98,13 @@ package final class RouteList: Handler {
     package init(_ routes: [Route]) { self.routes = routes }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        var satisfied: UInt64 = 0
         for route in routes where route.matches(request) {
+            if route.group >= 0 {
+                let bit: UInt64 = 1 << UInt64(route.group)
+                if satisfied & bit != 0 { continue }
+                satisfied |= bit
+            }
             for h in route.handlers {
                 let r = h.handle(request, response)
                 if case .next = r { continue }
@@ -98,13 +117,22 @@ package final class RouteList: Handler {
 }
 
 /// The top of a server's handler tree: routes, then Caddy's fallback — an unrouted request
-/// gets `200` with an empty body (caddy-behavior §0.1).
+/// gets `200` with an empty body (caddy-behavior §0.1). A handler error (`response.errorStatus`
+/// set, nothing sent) runs the server's error routes (`handle_errors`), see `handleError`.
 package final class ServerHandler: Handler {
     package let routes: RouteList
-    package init(routes: [Route]) { self.routes = RouteList(routes) }
+    /// Caddy's `errors.routes` (every site's `handle_errors`, host-matched).
+    package let errorRoutes: RouteList
+    package init(routes: [Route], errorRoutes: [Route] = []) {
+        self.routes = RouteList(routes)
+        self.errorRoutes = RouteList(errorRoutes)
+    }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
-        let r = routes.handle(request, response)
+        var r = routes.handle(request, response)
+        if response.errorStatus != 0 && !response.headSent {
+            if case .pending = r {} else { r = handleError(request, response) }
+        }
         if case .next = r {
             if !response.headSent {
                 response.sendEmpty()
@@ -112,5 +140,30 @@ package final class ServerHandler: Handler {
             return .done
         }
         return r
+    }
+
+    /// Caddy's server error path (`server.go` ServeHTTP): the original request is restored,
+    /// response wrappers of the failed chain (deferred `header` ops, `encode`) are dropped but
+    /// headers already set stay, `{http.error.*}` is set, and the error routes run; if they
+    /// send nothing (or fail again) the answer is an empty body with the error's status.
+    package func handleError(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        let status = response.errorStatus
+        request.restoreOriginal()
+        response.removeDecorator()
+        if !response.deferred.isEmpty { response.deferred.removeAll(keepingCapacity: true) }
+        HandlerError.publish(status, request)
+        var r: HandlerResult = .next
+        if !errorRoutes.routes.isEmpty {
+            r = errorRoutes.handle(request, response)
+            if case .pending = r { return r }
+        }
+        if !response.headSent {
+            response.removeDecorator()
+            response.deferred.removeAll(keepingCapacity: true)
+            response.status = status
+            response.sendEmpty()
+        }
+        response.errorStatus = status
+        return .done
     }
 }

@@ -1,52 +1,28 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HTTPCore
 import IOCore
 
-/// Request placeholders a template can expand (Caddy's shorthands and long forms).
-package enum Placeholder: Sendable, Equatable {
-    case host, hostport, port, uri, path, query, queryWithMark, method, scheme
-    case remoteHost, remotePort, remote, proto
-    case header(String)
-    case env(String)
-
-    /// Maps a placeholder name (without braces) to a placeholder, or nil when unknown.
-    package static func parse(_ name: String) -> Placeholder? {
-        switch name {
-        case "host", "http.request.host": return .host
-        case "hostport", "http.request.hostport": return .hostport
-        case "port", "http.request.port": return .port
-        case "uri", "http.request.uri": return .uri
-        case "path", "http.request.uri.path": return .path
-        case "query", "http.request.uri.query": return .query
-        case "?query": return .queryWithMark
-        case "method", "http.request.method": return .method
-        case "scheme", "http.request.scheme": return .scheme
-        case "remote_host", "http.request.remote.host": return .remoteHost
-        case "remote_port", "http.request.remote.port": return .remotePort
-        case "remote", "http.request.remote": return .remote
-        case "http.request.proto": return .proto
-        default:
-            if name.hasPrefix("header.") { return .header(String(name.dropFirst(7))) }
-            if name.hasPrefix("http.request.header.") { return .header(String(name.dropFirst(20))) }
-            if name.hasPrefix("env.") { return .env(String(name.dropFirst(4))) }
-            return nil
-        }
-    }
-}
-
 /// A string with placeholders, compiled once at config time and expanded per request straight
 /// into a byte buffer (no String churn on the hot path).
+///
+/// Scanning follows Caddy's replacer (`replacer.go` replace) byte for byte: a placeholder
+/// runs from `{` to the first `}` after it (skipping `\}`); `\{` and `\}` drop their
+/// backslash; an unknown placeholder is kept literally (`keepUnknown`, Caddy's ReplaceKnown,
+/// used for `respond` bodies and `header` values), scanning resuming right after its `{`, or
+/// removed (ReplaceAll, used for most other fields). `{env.*}` and `{system.*}` are resolved at
+/// compile time. Placeholders known only once set during the request (`{http.regexp.*}`,
+/// `{http.error.*}`, `{http.matchers.file.*}`, cookies) are kept or removed at expansion.
 package struct Template: Sendable {
     package enum Part: Sendable {
         case literal([UInt8])
-        case placeholder(Placeholder)
+        /// A placeholder and its name as written (to keep it literally when unknown).
+        case placeholder(Placeholder, key: [UInt8])
     }
     /// The compiled parts.
     package let parts: [Part]
     /// The source text.
     package let source: String
+    /// Unknown placeholders stay literal (ReplaceKnown) instead of becoming empty.
+    package let keepUnknown: Bool
 
     /// True when the template is one literal (or empty): expansion is a copy.
     package var isStatic: Bool {
@@ -65,49 +41,69 @@ package struct Template: Sendable {
     /// `{env.X}` is resolved now from `environment`.
     package init(_ source: String, keepUnknown: Bool = true, environment: [String: String] = [:]) {
         self.source = source
+        self.keepUnknown = keepUnknown
         var parts: [Part] = []
         var lit: [UInt8] = []
-        let bytes = Array(source.utf8)
+        let b = Array(source.utf8)
+        let n = b.count
+        let open = UInt8(ascii: "{"), close = UInt8(ascii: "}"), esc = UInt8(ascii: "\\")
+        func index(of c: UInt8, from: Int) -> Int? {
+            var k = from
+            while k < n {
+                if b[k] == c { return k }
+                k += 1
+            }
+            return nil
+        }
+        var lastWrite = 0
         var i = 0
-        while i < bytes.count {
-            let b = bytes[i]
-            if b == UInt8(ascii: "\\"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "{") || bytes[i + 1] == UInt8(ascii: "}") {
-                lit.append(bytes[i + 1])
-                i += 2
+        scan: while i < n {
+            defer { i += 1 }
+            if i > 0 && b[i - 1] == esc && (b[i] == close || b[i] == open) {
+                lit += b[lastWrite..<(i - 1)]
+                lastWrite = i
                 continue
             }
-            if b == UInt8(ascii: "{") {
-                var j = i + 1
-                while j < bytes.count, bytes[j] != UInt8(ascii: "}"), bytes[j] != UInt8(ascii: "{") { j += 1 }
-                if j < bytes.count, bytes[j] == UInt8(ascii: "}") {
-                    let name = String(decoding: bytes[(i + 1)..<j], as: UTF8.self)
-                    if let ph = Placeholder.parse(name) {
-                        if case .env(let v) = ph {
-                            lit += Array((environment[v] ?? "").utf8)
-                        } else {
-                            if !lit.isEmpty { parts.append(.literal(lit)); lit = [] }
-                            parts.append(.placeholder(ph))
-                        }
-                    } else if keepUnknown {
-                        lit += bytes[i...j]
-                    }
-                    i = j + 1
-                    continue
-                }
+            if b[i] != open { continue }
+            guard var end = index(of: close, from: i) else { continue }
+            while end > 0 && end < n - 1 && b[end - 1] == esc {
+                guard let next = index(of: close, from: end + 1) else { continue scan }
+                end = next
             }
-            lit.append(b)
-            i += 1
+            let key = Array(b[(i + 1)..<end])
+            let name = String(decoding: key, as: UTF8.self)
+            lit += b[lastWrite..<i]
+            if let value = Placeholder.configTimeValue(name, environment: environment) {
+                lit += Array(value.utf8)
+            } else if let ph = Placeholder.parse(name) {
+                if !lit.isEmpty {
+                    parts.append(.literal(lit))
+                    lit = []
+                }
+                parts.append(.placeholder(ph, key: key))
+            } else if keepUnknown {
+                lastWrite = i
+                continue
+            }
+            i = end
+            lastWrite = end + 1
         }
+        if lastWrite < n { lit += b[lastWrite..<n] }
         if !lit.isEmpty { parts.append(.literal(lit)) }
         self.parts = parts
     }
 
     /// Appends the expansion for `request` to `out`.
-    package func expand(_ request: HTTPRequest, into out: ByteBuffer) {
+    package func expand(_ request: HTTPRequest, into out: ByteBuffer, escaping: TemplateEscaping = .none) {
         for p in parts {
             switch p {
             case .literal(let b): out.append(b)
-            case .placeholder(let ph): Template.append(ph, request, out)
+            case .placeholder(let ph, let key):
+                if !Placeholder.append(ph, request, out, escaping) && keepUnknown {
+                    out.append(byte: UInt8(ascii: "{"))
+                    out.append(key)
+                    out.append(byte: UInt8(ascii: "}"))
+                }
             }
         }
     }
@@ -118,65 +114,21 @@ package struct Template: Sendable {
         expand(request, into: b)
         return String(decoding: b.readable, as: UTF8.self)
     }
+}
 
-    static func append(_ ph: Placeholder, _ r: HTTPRequest, _ out: ByteBuffer) {
-        switch ph {
-        case .host:
-            r.withHost { out.append($0) }
-        case .hostport:
-            if let a = r.authorityRange { r.withLineBytes(a) { out.append($0) } }
-        case .port:
-            if let a = r.authorityRange {
-                r.withLineBytes(a) { auth in
-                    let host = HTTPRequest.stripPort(auth)
-                    if host.count < auth.count {
-                        var start = host.count + 1
-                        if auth.first == UInt8(ascii: "[") { start += 2 }
-                        if start < auth.count { out.append(UnsafeRawBufferPointer(rebasing: auth[start...])) }
-                    } else {
-                        out.append(r.connection.isTLS ? "443" : "80")
-                    }
-                }
-            }
-        case .uri:
-            r.withLineBytes(r.targetRange) { out.append($0) }
-        case .path:
-            r.withLineBytes(r.pathRange) { URLDecoding.appendDecodedPath($0, into: out) }
-        case .query:
-            if let q = r.queryRange { r.withLineBytes(q) { out.append($0) } }
-        case .queryWithMark:
-            if let q = r.queryRange, !q.isEmpty {
-                out.append(byte: UInt8(ascii: "?"))
-                r.withLineBytes(q) { out.append($0) }
-            }
-        case .method:
-            r.withLineBytes(r.methodRange) { out.append($0) }
-        case .scheme:
-            out.append(r.connection.isTLS ? "https" : "http")
-        case .remoteHost:
-            r.connection.remote?.writeIP(into: out)
-        case .remotePort:
-            if let p = r.connection.remote?.port { out.appendDecimal(p) }
-        case .remote:
-            if let rem = r.connection.remote {
-                if case .v6(let s) = rem, !SocketAddress.isV4Mapped(s.sin6_addr) {
-                    out.append(byte: UInt8(ascii: "["))
-                    rem.writeIP(into: out)
-                    out.append(byte: UInt8(ascii: "]"))
-                } else {
-                    rem.writeIP(into: out)
-                }
-                out.append(byte: UInt8(ascii: ":"))
-                out.appendDecimal(rem.port)
-            }
-        case .proto:
-            out.append(r.version.protoString)
-        case .header(let name):
-            if let v = r.fields.value(named: name) { out.append(string: v) }
-            else if name.lowercased() == "host", let a = r.authorityRange { r.withLineBytes(a) { out.append($0) } }
-        case .env:
-            break
+extension Template {
+    /// ASCII case-insensitive comparison of field-name bytes with `name`.
+    static func equalsIgnoringCase(_ a: UnsafeRawBufferPointer, _ name: String) -> Bool {
+        var i = 0
+        for b in name.utf8 {
+            guard i < a.count else { return false }
+            var x = a[i], y = b
+            if x >= 0x41 && x <= 0x5A { x |= 0x20 }
+            if y >= 0x41 && y <= 0x5A { y |= 0x20 }
+            if x != y { return false }
+            i += 1
         }
+        return i == a.count
     }
 }
 

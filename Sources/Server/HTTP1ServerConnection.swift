@@ -23,7 +23,7 @@ package struct HTTP1ConnectionFactory: ConnectionFactory {
 /// Drives one HTTP/1 connection on one loop: socket reads and writes, epoll interest, timers,
 /// backpressure. The protocol itself is `HTTP1Connection` (sans-I/O).
 final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection, HTTP1ConnectionDelegate,
-    HTTP1Responder, ServiceRequester
+    HTTP1Responder, ServiceRequester, HTTP1TransportDelegate
 {
     let fd: Int32
     unowned let ctx: LoopContext
@@ -120,7 +120,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         }
         switch r {
         case .done(0):
-            act(conn.peerClosed())
+            act(conn.peerClosedAbortingHandler())
         case .done:
             act(conn.receive())
         case .wouldBlock:
@@ -182,6 +182,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             }
         }
         output.compact()
+        conn?.transportDrained()
         return true
     }
 
@@ -265,7 +266,27 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         }
         Glibc.close(fd)
         ctx.remove(fd)
+        conn?.transportClosed()
         releaseProtocolIfIdle()
+    }
+
+    /// After `101 Switching Protocols` (reverse_proxy's WebSocket tunnel): the socket, the
+    /// input after the request head and the unsent 101 head go to `receiver`, which owns the
+    /// fd from now on; this driver and its protocol are done (nothing is closed here).
+    func http1Connection(_ connection: HTTP1Connection, handOverTo receiver: any UpgradeReceiver) -> Bool {
+        guard !closed, !lingering, connection === conn else { return false }
+        closed = true
+        disarmTimeout()
+        if registered {
+            ctx.loop.deregister(fd: fd)
+            registered = false
+        }
+        ctx.remove(fd)
+        receiver.takeOver(fd: fd, fromClient: input.readable, toClient: output.readable)
+        input.clear()
+        output.clear()
+        conn = nil
+        return true
     }
 
     /// `HTTP1Connection` holds its responder (this object) strongly: drop it once closed so the

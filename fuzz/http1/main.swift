@@ -21,6 +21,7 @@ final class FuzzResponder: HTTP1Responder, RequestBodyReader {
     var pending: HTTPResponse? = nil
     var reading: HTTPResponse? = nil
     var bodyBytes = 0
+    var pausedSource: (any RequestBodySource)? = nil
 
     func respond(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
         // Vary by request too, so pipelined requests take different paths.
@@ -39,6 +40,7 @@ final class FuzzResponder: HTTP1Responder, RequestBodyReader {
             if let body = request.bodySource {
                 reading = response
                 bodyBytes = 0
+                pausedSource = body
                 body.startReading(self)
                 return .pending
             }
@@ -46,6 +48,8 @@ final class FuzzResponder: HTTP1Responder, RequestBodyReader {
             response.sendEmpty()
             return .done
         case 3:
+            // Half the time the head goes out first (the body is then discarded meanwhile).
+            if request.line.count % 2 == 1 { response.sendHead(contentLength: nil) }
             pending = response
             return .pending
         case 4:
@@ -67,6 +71,7 @@ final class FuzzResponder: HTTP1Responder, RequestBodyReader {
 
     func requestBody(_ bytes: UnsafeRawBufferPointer) {
         bodyBytes += bytes.count
+        if bytes.count % 3 == 0 { pausedSource?.pauseReading() }
         if bodyBytes > 100, let r = reading {
             reading = nil
             r.send("enough")
@@ -74,6 +79,7 @@ final class FuzzResponder: HTTP1Responder, RequestBodyReader {
     }
 
     func requestBodyFinished() {
+        pausedSource = nil
         if let r = reading {
             reading = nil
             r.send("done")
@@ -81,14 +87,17 @@ final class FuzzResponder: HTTP1Responder, RequestBodyReader {
     }
 
     func requestBodyFailed(_ error: RequestBodyError) {
+        pausedSource = nil
         if let r = reading {
             reading = nil
             if !r.finished && !r.headSent { r.status = 400; r.sendEmpty() }
         }
     }
 
-    /// Finishes a parked response (called between reads, like an async handler would).
+    /// Finishes a parked response and resumes a paused body (called between reads, like an
+    /// asynchronous handler would).
     func finishPending() {
+        pausedSource?.resumeReading()
         if let r = pending {
             pending = nil
             if !r.headSent { r.sendHead(contentLength: nil) }
@@ -201,6 +210,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     // Late calls from a handler after close must be harmless.
     responder.finishPending()
+    responder.pausedSource = nil  // the responder <-> connection cycle
     output.clear()
     return 0
 }

@@ -1,0 +1,9 @@
+#ifndef BERTH_CZLIB_SHIM_H
+#define BERTH_CZLIB_SHIM_H
+#include <zlib.h>
+/* deflateInit2 is a macro. */
+static inline int berth_deflateInit2(z_streamp strm, int level, int method, int windowBits, int memLevel, int strategy) {
+    return deflateInit2(strm, level, method, windowBits, memLevel, strategy);
+}
+static inline int berth_inflateInit2(z_streamp strm, int windowBits) { return inflateInit2(strm, windowBits); }
+#endif

@@ -1,0 +1,121 @@
+/// `transport http { … }` options (Caddy's `reverseproxy.HTTPTransport`, `httptransport.go`).
+package struct TransportOptions: Sendable, Equatable {
+    /// `dial_timeout` (Caddy: 3 s).
+    package var dialTimeoutMilliseconds = 3000
+    /// `response_header_timeout`: from the end of the request to the response head (none).
+    package var responseHeaderTimeoutMilliseconds: Int? = nil
+    /// `read_timeout`: longest wait for upstream bytes while reading (none).
+    package var readTimeoutMilliseconds: Int? = nil
+    /// `write_timeout`: longest wait for the upstream to take bytes (none).
+    package var writeTimeoutMilliseconds: Int? = nil
+    /// `keepalive off` disables connection reuse.
+    package var keepAlive = true
+    /// `keepalive <duration>`: idle time before a pooled connection is closed (Caddy: 2 min).
+    package var idleTimeoutMilliseconds = 120_000
+    /// `keepalive_idle_conns[_per_host]`: idle connections kept per upstream (Caddy: 32).
+    /// Berth keeps this many per upstream per event loop.
+    package var maxIdlePerHost = 32
+    /// `max_conns_per_host` (0 = unlimited): a process-wide limit.
+    package var maxConnsPerHost = 0
+    /// `tls`: TLS to every upstream.
+    package var tls = false
+    package var tlsInsecureSkipVerify = false
+    package var tlsServerName: String? = nil
+
+    package init() {}
+}
+
+/// Load-balancing selection policy (`lb_policy`, Caddy's `selectionpolicies.go`).
+package enum SelectionPolicy: Sendable, Equatable {
+    case random
+    case randomChoose(Int)
+    case roundRobin
+    case leastConn
+    case first
+    case ipHash
+    case clientIPHash
+    case uriHash
+    case query(String)
+    case header(String)
+    /// `cookie [name [secret]]`: sticky sessions through a cookie (default `lb`).
+    case cookie(name: String, secret: String?)
+
+    /// Caddy's `policy` name.
+    package var name: String {
+        switch self {
+        case .random: return "random"
+        case .randomChoose: return "random_choose"
+        case .roundRobin: return "round_robin"
+        case .leastConn: return "least_conn"
+        case .first: return "first"
+        case .ipHash: return "ip_hash"
+        case .clientIPHash: return "client_ip_hash"
+        case .uriHash: return "uri_hash"
+        case .query: return "query"
+        case .header: return "header"
+        case .cookie: return "cookie"
+        }
+    }
+}
+
+/// Active and passive health checks (`healthchecks.go`).
+package struct HealthOptions: Sendable {
+    /// `health_uri` (active checks run when this or `health_port` is set).
+    package var uri: String? = nil
+    package var port: Int? = nil
+    /// `health_interval` (Caddy: 30 s) and `health_timeout` (5 s).
+    package var intervalMilliseconds = 30_000
+    package var timeoutMilliseconds = 5_000
+    /// `health_status`: `2xx` style (one digit + `xx`) or an exact code; nil = any 2xx.
+    package var expectStatus: Int? = nil
+    /// `health_body`: the body must match (regexp compiled by Handlers).
+    package var bodyMatcher: (@Sendable ([UInt8]) -> Bool)? = nil
+    /// `health_headers` to send (name, value).
+    package var headers: [(String, String)] = []
+    /// Passive: `fail_duration` (0 = passive checks off), `max_fails` (1),
+    /// `unhealthy_status` codes (a 1-digit entry like 5 means 5xx), `unhealthy_latency`.
+    package var failDurationMilliseconds = 0
+    package var maxFails = 1
+    package var unhealthyStatus: [Int] = []
+    package var unhealthyLatencyMilliseconds: Int? = nil
+    /// `unhealthy_request_count`: most requests in flight before an upstream counts as busy.
+    package var unhealthyRequestCount = 0
+
+    package init() {}
+
+    /// True when active checks are configured.
+    package var activeEnabled: Bool { uri != nil || port != nil }
+
+    /// True when `status` counts as a passive failure.
+    package func isUnhealthyStatus(_ status: Int) -> Bool {
+        for s in unhealthyStatus {
+            if s < 10 ? status / 100 == s : status == s { return true }
+        }
+        return false
+    }
+}
+
+/// Everything one `reverse_proxy` needs at run time.
+package struct ProxyConfiguration: Sendable {
+    package var upstreams: [UpstreamAddress] = []
+    package var transport = TransportOptions()
+    package var policy: SelectionPolicy = .random
+    /// `lb_retries`: extra attempts after the first (0).
+    package var retries = 0
+    /// `lb_try_duration`: keep retrying for this long (0 = off).
+    package var tryDurationMilliseconds = 0
+    /// `lb_try_interval` (250 ms).
+    package var tryIntervalMilliseconds = 250
+    package var health = HealthOptions()
+    /// `header_up` / `header_down`.
+    package var requestHeaderOps: [HeaderOperation] = []
+    package var responseHeaderOps: [HeaderOperation] = []
+    /// `trusted_proxies`: peers whose X-Forwarded-* are kept (appended to).
+    package var trustedProxies: [IPNetwork] = []
+    /// `flush_interval` in ms (-1 = flush at once). Berth always writes through at once.
+    package var flushIntervalMilliseconds: Int? = nil
+    /// Value of the `Via` header this proxy adds (`1.1 Berth`), without the protocol prefix.
+    package var viaName = "Berth"
+
+    package init() {}
+}

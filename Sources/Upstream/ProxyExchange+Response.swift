@@ -1,0 +1,207 @@
+import EventLoop
+import HTTPCore
+import IOCore
+
+/// The response direction: head (1xx handling, header rewriting), body streaming with
+/// back-pressure, completion, and the switch to a tunnel after `101`.
+extension ProxyExchange {
+    func upstreamReadable(_ c: UpstreamConnection) {
+        guard c === conn else { return }
+        processInput()
+    }
+
+    func processInput() {
+        while let c = conn {
+            switch phase {
+            case .awaitingHead:
+                switch parser.parse(c.input, into: &respFields) {
+                case .needMore:
+                    if c.peerEOF {
+                        conn = nil
+                        c.close()
+                        failBeforeHead(.closed)
+                    }
+                    return
+                case .failure(let e):
+                    conn = nil
+                    c.close()
+                    failBeforeHead(.protocolError(e))
+                    return
+                case .complete:
+                    if !onHead(c) { return }
+                }
+            case .streaming:
+                pumpBody()
+                return
+            default:
+                return
+            }
+        }
+    }
+
+    /// A complete head. Returns true to keep processing input.
+    private func onHead(_ c: UpstreamConnection) -> Bool {
+        let status = parser.status
+        if status < 200 && status != 101 {
+            // RFC 9110 §15.2: interim responses. 100 releases a body held back for
+            // Expect: 100-continue (the client gets its own 100 when we start reading);
+            // others (102, 103) are not forwarded.
+            if status == 100 && bodyPhase == .waitingContinue { startBody() }
+            parser.reset()
+            respFields.removeAll()
+            return true
+        }
+        if status == 101 {
+            startTunnel(c)
+            return false
+        }
+        // Passive health checks (Caddy: unhealthy_status, unhealthy_latency).
+        let h = config.health
+        if let host, h.failDurationMilliseconds > 0 {
+            let latencyMs = Int((Clock.monotonicNanos() &- headStartNanos) / 1_000_000)
+            if h.isUnhealthyStatus(status) || (h.unhealthyLatencyMilliseconds.map { latencyMs > $0 } ?? false) {
+                host.countFailure(h, on: uloop.loop)
+            }
+        }
+        copyResponseFields()
+        let bodyFraming = parser.framing(isHEAD: isHEAD)
+        decoder.start(bodyFraming)
+        phase = .streaming
+        c.armReadTimer(head: false)
+        response.status = status
+        switch bodyFraming {
+        case .length(let n): response.sendHead(contentLength: n)
+        case .none: response.sendHead(contentLength: isHEAD ? parser.contentLength : 0)
+        case .chunked, .untilClose: response.sendHead(contentLength: nil)
+        }
+        return true
+    }
+
+    /// Upstream fields → client response (caddy-behavior §12): hop-by-hop removed, the
+    /// upstream's Server and Date kept (ours suppressed), `Via` added, sticky cookie, then
+    /// `header_down`.
+    private func copyResponseFields() {
+        HopByHop.copy(respFields, into: &response.fields) { _ in false }
+        if !respFields.contains(.server) { response.fields.suppressServerField() }
+        addVia()
+        if let cookie = cookieToSet, case .cookie(let name, _) = config.policy {
+            scratch.clear()
+            scratch.append(string: name)
+            scratch.append(byte: UInt8(ascii: "="))
+            scratch.append(cookie)
+            scratch.append("; Path=/")
+            if request.connection.isTLS { scratch.append("; Secure") }
+            response.fields.append(.setCookie, value: scratch.readable)
+        }
+        if let host {
+            for op in config.responseHeaderOps {
+                op.apply(to: &response.fields, request: request, upstream: host.address, scratch: scratch)
+            }
+        }
+    }
+
+    private func addVia() {
+        scratch.clear()
+        scratch.append(parser.minorVersion == 0 ? "1.0 " : "1.1 ")
+        scratch.append(string: config.viaName)
+        response.fields.append(.via, value: scratch.readable)
+    }
+
+    /// Moves decoded body bytes to the client until the input is empty, the client is full,
+    /// or the body ends.
+    func pumpBody() {
+        guard let c = conn else { return }
+        while phase == .streaming {
+            switch decoder.next(c.input) {
+            case .data(let n):
+                let bytes = UnsafeRawBufferPointer(start: c.input.base + c.input.readerIndex, count: n)
+                response.write(bytes)
+                c.input.consume(n)
+            case .needMore:
+                if c.peerEOF {
+                    decoder.finishAtEOF()
+                    continue
+                }
+                if let f = flow, !f.isResponseWritable {
+                    readingPaused = true
+                    c.setReading(false)
+                }
+                return
+            case .done:
+                finishSuccess(c)
+                return
+            case .failure:
+                abortMidBody()
+                return
+            }
+        }
+    }
+
+    private func finishSuccess(_ c: UpstreamConnection) {
+        let reusable = parser.keepAlive && decoder.framing != .untilClose
+            && (bodyPhase == .none || bodyPhase == .finished)
+        conn = nil
+        c.release(reusable: reusable)
+        if bodyPhase != .none && bodyPhase != .finished {
+            bodyPhase = .finished
+        }
+        if let h = host {
+            h.inFlight.wrappingSubtract(1, ordering: .relaxed)
+            host = nil
+        }
+        phase = .done
+        flow?.setFlowObserver(nil, for: response)
+        response.finish()
+        recycle()
+    }
+
+    // MARK: Upgrade
+
+    /// `101 Switching Protocols` to a request that asked for an upgrade: the client gets the
+    /// 101 (with `Connection: Upgrade` and the upstream's `Upgrade`) and both sockets go to a
+    /// `Tunnel` that copies bytes both ways (RFC 9110 §7.8; WebSocket, RFC 6455 §4).
+    private func startTunnel(_ c: UpstreamConnection) {
+        guard upgrade != nil, let f = flow, bodyPhase == .none else {
+            conn = nil
+            c.close()
+            failBeforeHead(.protocolError(.badStatusLine))
+            return
+        }
+        HopByHop.copy(respFields, into: &response.fields) { _ in false }
+        response.fields.append(.connection, "Upgrade")
+        if let i = respFields.firstIndex(.upgrade) {
+            respFields.withField(i) { _, v in response.fields.append(.upgrade, value: v) }
+        } else if let up = upgrade {
+            up.withUnsafeBytes { response.fields.append(.upgrade, value: $0) }
+        }
+        if !respFields.contains(.server) { response.fields.suppressServerField() }
+        addVia()
+        if let host {
+            for op in config.responseHeaderOps {
+                op.apply(to: &response.fields, request: request, upstream: host.address, scratch: scratch)
+            }
+        }
+        response.status = 101
+        let tunnel = Tunnel(loop: uloop.loop)
+        tunnel.setUpstream(fd: c.detach(), pending: c.input.readable)
+        c.input.clear()
+        conn = nil
+        if let h = host {
+            h.inFlight.wrappingSubtract(1, ordering: .relaxed)
+            host = nil
+        }
+        phase = .done
+        f.setFlowObserver(nil, for: response)
+        if f.switchProtocols(response, to: tunnel) {
+            // The response belongs to a connection that no longer exists for us.
+            response = nil
+            request = nil
+        } else {
+            tunnel.close()
+            response.fields.removeAll()
+            response.status = 502
+            response.sendEmpty()
+        }
+        recycle()
+    }
+}

@@ -1,0 +1,415 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EventLoop
+import HTTPCore
+import IOCore
+
+/// One proxied request: selects an upstream, gets a pooled (or new) connection, streams the
+/// request to it and the response back, with back-pressure both ways. Recycled per loop, so a
+/// request on a warm connection allocates nothing.
+///
+/// State machine (`phase`):
+///
+///     selecting ─► waitingSlot ─► resolving ─► connecting ─► awaitingHead ─► streaming ─► done
+///         ▲              (max_conns)  (DNS)       (dial)     │    (1xx loop)   │  (101: tunnel)
+///         └──── retryWait ◄── failure before the head, when safe to retry ─┘
+///
+/// Request body (`bodyPhase`): none | waitingContinue (Expect: 100-continue was forwarded;
+/// the body is not read until the upstream sends 100, or after 1 s) | notStarted | reading |
+/// paused (the upstream socket is full) | finished.
+///
+/// Failures before the response head: 502 (dial, reset, bad response), 504 (timeouts), 503
+/// (no available upstream) — empty body, like Caddy. After the head: the client connection is
+/// aborted so a truncated body is never passed off as complete.
+final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, ResponseFlowObserver, PoolWaiter {
+    enum Phase: Equatable { case idle, selecting, waitingSlot, resolving, connecting, awaitingHead, streaming, retryWait, done }
+    enum BodyPhase: Equatable { case none, waitingContinue, notStarted, reading, paused, finished }
+
+    unowned let uloop: UpstreamLoop
+    var proxy: ReverseProxy?
+    unowned(unsafe) var request: HTTPRequest! = nil
+    unowned(unsafe) var response: HTTPResponse! = nil
+    var flow: (any ResponseFlowControl)?
+    var host: UpstreamHost?
+    var pool: HostPool?
+    var conn: UpstreamConnection?
+    var connReused = false
+    var phase: Phase = .idle
+    var bodyPhase: BodyPhase = .none
+    /// Bumped at every (re)use: async callbacks compare it to stay out of later requests.
+    var generation: UInt64 = 0
+    var attempts = 0
+    var startNanos: UInt64 = 0
+    var headStartNanos: UInt64 = 0
+    var upFields = HTTPFields()
+    var respFields = HTTPFields()
+    var parser = ResponseHeadParser()
+    var decoder = ResponseBodyDecoder()
+    let scratch = ByteBuffer(capacity: 512)
+    var framing: RequestFraming = .none
+    var isHEAD = false
+    var upgrade: [UInt8]? = nil
+    var expectContinue = false
+    var bodyBytesSent: Int64 = 0
+    var continueTimer: TimerID? = nil
+    var cookieToSet: [UInt8]? = nil
+    var readingPaused = false
+    private var inStart = false
+
+    init(loop: UpstreamLoop) {
+        uloop = loop
+    }
+
+    var config: ProxyConfiguration { proxy!.configuration }
+
+    // MARK: Lifecycle
+
+    func start(_ p: ReverseProxy, _ req: HTTPRequest, _ resp: HTTPResponse) -> HandlerResult {
+        generation &+= 1
+        proxy = p
+        request = req
+        response = resp
+        attempts = 0
+        bodyBytesSent = 0
+        readingPaused = false
+        framing = RequestHead.framing(req)
+        isHEAD = req.method == .HEAD
+        upgrade = HopByHop.upgradeType(req.fields)
+        expectContinue = req.bodySource != nil && ProxyExchange.expectsContinue(req.fields)
+        bodyPhase = req.bodySource == nil ? .none : .notStarted
+        flow = resp.flowControl
+        flow?.setFlowObserver(self, for: resp)
+        startNanos = Clock.monotonicNanos()
+        inStart = true
+        attempt()
+        inStart = false
+        if phase == .done {
+            recycle()
+            return .done
+        }
+        return .pending
+    }
+
+    private static func expectsContinue(_ f: HTTPFields) -> Bool {
+        guard let i = f.firstIndex(.expect) else { return false }
+        return f.withField(i) { _, v in UpstreamBytes.equalsLowercase(v, "100-continue") }
+    }
+
+    /// Returns the object to its loop's free list (never while a request refers to it).
+    func recycle() {
+        if inStart { return }
+        generation &+= 1
+        if let t = continueTimer { uloop.loop.cancel(t) }
+        continueTimer = nil
+        phase = .idle
+        request = nil
+        response = nil
+        flow = nil
+        proxy = nil
+        host = nil
+        pool = nil
+        conn = nil
+        upgrade = nil
+        cookieToSet = nil
+        upFields.removeAll()
+        respFields.removeAll()
+        if uloop.freeExchanges.count < 1024 { uloop.freeExchanges.append(self) }
+    }
+
+    // MARK: Selecting and connecting
+
+    func attempt() {
+        attempts += 1
+        phase = .selecting
+        cookieToSet = nil
+        let ctx = LoadBalancer.Context(request: request, rng: uloop.rng)
+        guard let h = proxy!.balancer.select(ctx, cookieToSet: &cookieToSet) else {
+            failBeforeHead(.noUpstream)
+            return
+        }
+        host = h
+        h.inFlight.wrappingAdd(1, ordering: .relaxed)
+        let p = uloop.pool(for: h, transport: config.transport)
+        pool = p
+        acquire(p)
+    }
+
+    private func acquire(_ p: HostPool) {
+        if let c = p.takeIdle() {
+            conn = c
+            connReused = true
+            c.delegate = self
+            sendRequest()
+            return
+        }
+        guard p.mayOpen() else {
+            phase = .waitingSlot
+            p.wait(self)
+            return
+        }
+        dialNew(p)
+    }
+
+    func poolSlotAvailable() {
+        guard phase == .waitingSlot, let p = pool else { return }
+        acquire(p)
+    }
+
+    private func dialNew(_ p: HostPool) {
+        let c = p.makeConnection()
+        conn = c
+        connReused = false
+        c.delegate = self
+        phase = .connecting
+        switch p.host.address.endpoint {
+        case .unix(let path):
+            c.dial([.unix(path: path)])
+        case .tcp(let name, let port):
+            if let ip = SocketAddress(ip: name, port: port) {
+                c.dial([ip])
+            } else if let cached = Resolver.shared.cached(host: name, port: port) {
+                c.dial(cached)
+            } else {
+                phase = .resolving
+                let gen = generation
+                let me = LoopBound(self)
+                Resolver.shared.resolve(host: name, port: port, on: uloop.loop) { result in
+                    me.value.resolved(result, generation: gen)
+                }
+            }
+        }
+    }
+
+    private func resolved(_ result: Result<[SocketAddress], IOError>, generation gen: UInt64) {
+        guard gen == generation, phase == .resolving, let c = conn else { return }
+        switch result {
+        case .success(let addresses):
+            phase = .connecting
+            c.dial(addresses)
+        case .failure(let e):
+            c.close()
+            conn = nil
+            failBeforeHead(.resolve(e.description))
+        }
+    }
+
+    func upstreamConnected(_ c: UpstreamConnection) {
+        guard c === conn, phase == .connecting else { return }
+        sendRequest()
+    }
+
+    // MARK: Request
+
+    private func sendRequest() {
+        guard let c = conn, let h = host else { return }
+        phase = .awaitingHead
+        parser.reset()
+        respFields.removeAll()
+        headStartNanos = Clock.monotonicNanos()
+        RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
+        RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
+        switch bodyPhase {
+        case .notStarted where expectContinue:
+            bodyPhase = .waitingContinue
+            let gen = generation
+            continueTimer = uloop.loop.schedule(afterMilliseconds: 1000) { [weak self] in
+                guard let self, self.generation == gen else { return }
+                self.continueTimer = nil
+                if self.bodyPhase == .waitingContinue { self.startBody() }
+            }
+            c.flushQueued()
+            c.armReadTimer(head: true)
+        case .notStarted:
+            c.flushQueued()
+            startBody()
+        default:
+            c.flushQueued()
+            c.armReadTimer(head: true)
+        }
+    }
+
+    func startBody() {
+        if let t = continueTimer { uloop.loop.cancel(t) }
+        continueTimer = nil
+        bodyPhase = .reading
+        request.bodySource?.startReading(self)
+    }
+
+    func requestBody(_ bytes: UnsafeRawBufferPointer) {
+        guard bodyPhase == .reading || bodyPhase == .paused, let c = conn else { return }
+        bodyBytesSent += Int64(bytes.count)
+        let drained: Bool
+        if framing == .chunked {
+            c.output.appendHex(bytes.count)
+            c.output.append("\r\n")
+            c.output.append(bytes)
+            c.output.append("\r\n")
+            drained = c.flushQueued()
+        } else {
+            drained = c.send(bytes)
+        }
+        if !drained && bodyPhase == .reading {
+            bodyPhase = .paused
+            request.bodySource?.pauseReading()
+        }
+    }
+
+    func requestBodyFinished() {
+        guard bodyPhase == .reading || bodyPhase == .paused, let c = conn else { return }
+        bodyPhase = .finished
+        if framing == .chunked {
+            c.output.append("0\r\n\r\n")
+        }
+        c.flushQueued()
+        c.armReadTimer(head: phase == .awaitingHead)
+    }
+
+    func requestBodyFailed(_ error: RequestBodyError) {
+        guard phase != .done, phase != .idle, error != .abandoned else { return }
+        // The client's body broke (bad framing, timeout, EOF): the upstream request cannot
+        // complete. The protocol answers the client (400/408) or the connection is gone.
+        bodyPhase = .finished
+        abandonUpstream()
+        finishClient(status: 502)
+    }
+
+    func upstreamWritable(_ c: UpstreamConnection) {
+        guard c === conn else { return }
+        if bodyPhase == .paused {
+            bodyPhase = .reading
+            request.bodySource?.resumeReading()
+        }
+    }
+
+    // MARK: Failures
+
+    func upstreamFailed(_ c: UpstreamConnection, _ error: UpstreamError) {
+        guard c === conn else { return }
+        conn = nil
+        switch phase {
+        case .connecting, .resolving:
+            if case .tcp(let name, let port) = c.pool.host.address.endpoint, error.isDialError {
+                Resolver.shared.invalidate(host: name, port: port)
+            }
+            failBeforeHead(error)
+        case .awaitingHead:
+            failBeforeHead(error)
+        case .streaming:
+            abortMidBody()
+        default:
+            break
+        }
+    }
+
+    /// A failure before any response byte reached the client: retry when safe, else answer.
+    func failBeforeHead(_ error: UpstreamError) {
+        if let h = host, error != .noUpstream { h.countFailure(config.health, on: uloop.loop) }
+        let reusedFailure = connReused && (error == .closed || error.isIOError) && parser.status == 0
+        abandonUpstream()
+        if bodyPhase == .reading || bodyPhase == .paused || bodyPhase == .finished || bodyBytesSent > 0 {
+            // The body was (partly) consumed: it cannot be replayed.
+            finishClient(status: error.status)
+            return
+        }
+        if bodyPhase == .waitingContinue { bodyPhase = .notStarted }
+        if reusedFailure && attempts < 8 {
+            // The upstream closed an idle connection just as we used it (Go's transport
+            // retries these transparently): try again at once on a fresh connection.
+            attempts -= 1
+            attempt()
+            return
+        }
+        if shouldRetry(error) {
+            phase = .retryWait
+            let gen = generation
+            uloop.loop.schedule(afterMilliseconds: config.tryIntervalMilliseconds) { [weak self] in
+                guard let self, self.generation == gen, self.phase == .retryWait else { return }
+                self.attempt()
+            }
+            return
+        }
+        finishClient(status: error.status)
+    }
+
+    /// Caddy: retries need `lb_retries` or `lb_try_duration`; dial errors and "no upstream"
+    /// are always retryable, other errors only for GET (the default `retry_match`).
+    private func shouldRetry(_ error: UpstreamError) -> Bool {
+        let c = config
+        let elapsedMs = Int((Clock.monotonicNanos() &- startNanos) / 1_000_000)
+        let budget = attempts <= c.retries || (c.tryDurationMilliseconds > 0 && elapsedMs + c.tryIntervalMilliseconds < c.tryDurationMilliseconds)
+        guard budget else { return false }
+        return error.isDialError || error == .noUpstream || request.method == .GET
+    }
+
+    /// Drops the upstream side: closes the connection, leaves the pool queue, updates counters.
+    func abandonUpstream() {
+        if let c = conn {
+            c.close()
+            conn = nil
+        }
+        if phase == .waitingSlot { pool?.cancelWait(self) }
+        if let h = host {
+            h.inFlight.wrappingSubtract(1, ordering: .relaxed)
+            host = nil
+        }
+        if let t = continueTimer { uloop.loop.cancel(t) }
+        continueTimer = nil
+    }
+
+    /// Answers the client with an empty `status` response (Caddy's error responses carry
+    /// `Content-Length: 0`), or ends a started one; then recycles.
+    func finishClient(status: Int) {
+        phase = .done
+        flow?.setFlowObserver(nil, for: response)
+        if !response.headSent {
+            response.fields.removeAll()
+            response.status = status
+            response.sendEmpty()
+        } else if !response.finished {
+            flow?.abortStreamedResponse(response)
+            response.finish()
+        }
+        recycle()
+    }
+
+    /// The upstream died (or sent garbage) after the head went to the client.
+    func abortMidBody() {
+        if let h = host { h.countFailure(config.health, on: uloop.loop) }
+        abandonUpstream()
+        phase = .done
+        flow?.abortStreamedResponse(response)
+        if !response.finished { response.finish() }
+        recycle()
+    }
+
+    // MARK: Client side
+
+    /// The client connection is gone: cancel the upstream request (Caddy logs 499).
+    func responseAborted() {
+        guard phase != .done, phase != .idle else { return }
+        abandonUpstream()
+        phase = .done
+        flow = nil
+        if !response.headSent {
+            response.sendEmpty()
+        } else if !response.finished {
+            response.finish()
+        }
+        recycle()
+    }
+
+    func responseWritable() {
+        guard phase == .streaming, readingPaused, let c = conn else { return }
+        readingPaused = false
+        c.setReading(true)
+        pumpBody()
+    }
+}
+
+extension UpstreamError {
+    var isIOError: Bool {
+        if case .io = self { return true }
+        return false
+    }
+}

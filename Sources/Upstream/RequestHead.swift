@@ -1,0 +1,151 @@
+import HTTPCore
+import IOCore
+
+/// How the request body goes to the upstream (RFC 9112 §6.1–6.2).
+package enum RequestFraming: Equatable, Sendable {
+    case none
+    /// `Content-Length: 0` for POST/PUT/PATCH without a body (Go's transport does this).
+    case emptyLength
+    case length(Int64)
+    case chunked
+}
+
+/// Builds the request Berth sends upstream, as Caddy's `prepareRequest` + Go's transport do
+/// (caddy-behavior §12):
+/// - the target is the (possibly rewritten) raw request target; Host is passed through;
+/// - hop-by-hop fields and the names in Connection are removed (RFC 9110 §7.6.1); `Te:
+///   trailers` survives; an upgrade request gets `Connection: Upgrade` + `Upgrade: <type>`;
+/// - `X-Forwarded-For` is set to the client's IP, or appended to when the peer is a trusted
+///   proxy; `X-Forwarded-Proto` and `X-Forwarded-Host` are set unless a trusted proxy sent
+///   them; `Via: 1.x Berth` is appended (RFC 9110 §7.6.3);
+/// - then the `header_up` operations run (so they can override all of the above).
+package enum RequestHead {
+    /// Fills `out` with the fields to send.
+    package static func buildFields(
+        _ r: HTTPRequest, _ c: ProxyConfiguration, upstream: UpstreamAddress, upgrade: [UInt8]?,
+        into out: inout HTTPFields, scratch: ByteBuffer
+    ) {
+        out.removeAll()
+        // Host first (Go writes it first).
+        if let a = r.authorityRange {
+            r.withLineBytes(a) { out.append(.host, value: $0) }
+        } else {
+            var hp = upstream.hostport
+            hp.withUTF8 { out.append(.host, value: UnsafeRawBufferPointer($0)) }
+        }
+        let trusted = isTrusted(r, c)
+        let teTrailers = HopByHop.copy(r.fields, into: &out) { t in
+            switch t {
+            case .host, .contentLength: return true
+            case .xForwardedFor, .xForwardedProto, .xForwardedHost: return !trusted
+            default: return false
+            }
+        }
+        if teTrailers { out.append(.te, "trailers") }
+        if let up = upgrade {
+            out.append(.connection, "Upgrade")
+            up.withUnsafeBytes { out.append(.upgrade, value: $0) }
+        }
+        // X-Forwarded-For.
+        if let remote = r.connection.remote, remote.family != AF_UNIX_FAMILY {
+            scratch.clear()
+            if trusted {
+                var first = true
+                for i in out.entries.indices where out.entries[i].token == .xForwardedFor {
+                    out.withField(i) { _, v in
+                        if !first { scratch.append(", ") }
+                        scratch.append(v)
+                        first = false
+                    }
+                }
+                if !first { scratch.append(", ") }
+                out.remove(.xForwardedFor)
+            }
+            remote.writeIP(into: scratch)
+            out.append(.xForwardedFor, value: scratch.readable)
+        }
+        if !(trusted && out.contains(.xForwardedProto)) {
+            out.remove(.xForwardedProto)
+            out.append(.xForwardedProto, r.connection.isTLS ? "https" : "http")
+        }
+        if !(trusted && out.contains(.xForwardedHost)) {
+            out.remove(.xForwardedHost)
+            if let a = r.authorityRange { r.withLineBytes(a) { out.append(.xForwardedHost, value: $0) } }
+        }
+        // Via (RFC 9110 §7.6.3): the received protocol version and our pseudonym.
+        scratch.clear()
+        switch r.version {
+        case .http1_0: scratch.append("1.0 ")
+        case .http1_1: scratch.append("1.1 ")
+        case .http2: scratch.append("2.0 ")
+        case .http3: scratch.append("3.0 ")
+        }
+        scratch.append(string: c.viaName)
+        out.append(.via, value: scratch.readable)
+        for op in c.requestHeaderOps {
+            op.apply(to: &out, request: r, upstream: upstream, scratch: scratch)
+        }
+    }
+
+    /// Whether the client is a trusted proxy (`trusted_proxies`).
+    package static func isTrusted(_ r: HTTPRequest, _ c: ProxyConfiguration) -> Bool {
+        guard !c.trustedProxies.isEmpty, let remote = r.connection.remote else { return false }
+        return c.trustedProxies.contains { $0.contains(remote) }
+    }
+
+    /// The framing for `r`'s body.
+    package static func framing(_ r: HTTPRequest) -> RequestFraming {
+        if r.bodySource != nil {
+            if let n = r.contentLength, !r.hasStreamingBody { return .length(n) }
+            return .chunked
+        }
+        switch r.method {
+        case .POST, .PUT, .PATCH: return .emptyLength
+        default: return .none
+        }
+    }
+
+    /// Appends the request head to `out`: request line (RFC 9112 §3, always HTTP/1.1), the
+    /// fields (CR/LF in values become SP, names that are not tokens are dropped), the framing
+    /// field, the empty line.
+    package static func encode(_ r: HTTPRequest, fields: HTTPFields, framing: RequestFraming, into out: ByteBuffer) {
+        r.withLineBytes(r.methodRange) { out.append($0) }
+        out.append(byte: 0x20)
+        if r.targetRange.isEmpty {
+            out.append(byte: UInt8(ascii: "/"))
+        } else {
+            r.withLineBytes(r.targetRange) { out.append($0) }
+        }
+        out.append(" HTTP/1.1\r\n")
+        fields.arena.withUnsafeBytes { ab in
+            guard let base = ab.baseAddress else { return }
+            for e in fields.entries {
+                let name = UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength))
+                if name.isEmpty || name.contains(where: { !UpstreamBytes.isTchar($0) }) { continue }
+                out.append(name)
+                out.append(": ")
+                let mark = out.writerIndex
+                out.append(UnsafeRawBufferPointer(start: base + Int(e.valueStart), count: Int(e.valueLength)))
+                var p = out.base + mark
+                let end = out.base + out.writerIndex
+                while p < end {
+                    if p.pointee == 0x0D || p.pointee == 0x0A || p.pointee == 0 { p.pointee = 0x20 }
+                    p += 1
+                }
+                out.append("\r\n")
+            }
+        }
+        switch framing {
+        case .none: break
+        case .emptyLength: out.append("Content-Length: 0\r\n")
+        case .length(let n):
+            out.append("Content-Length: ")
+            out.appendDecimal(Int(n))
+            out.append("\r\n")
+        case .chunked: out.append("Transfer-Encoding: chunked\r\n")
+        }
+        out.append("\r\n")
+    }
+}
+
+private let AF_UNIX_FAMILY: Int32 = 1

@@ -1,0 +1,45 @@
+import EventLoop
+import HTTPCore
+import IOCore
+import Synchronization
+
+/// Lets a non-Sendable loop-confined object ride in a `@Sendable` closure that is known to run
+/// on the same loop (`EventLoop.execute` from the resolver).
+struct LoopBound<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// The `reverse_proxy` engine of one configured directive: the upstreams (shared by all
+/// loops), the load balancer, the health checks. `handle` runs on the client connection's
+/// loop and returns `.pending`; the exchange completes the response later on that loop.
+package final class ReverseProxy: Sendable {
+    package let configuration: ProxyConfiguration
+    package let hosts: [UpstreamHost]
+    package let balancer: LoadBalancer
+    private let healthStarted = Atomic<Bool>(false)
+
+    package init(_ c: ProxyConfiguration) {
+        configuration = c
+        hosts = c.upstreams.map { UpstreamHost($0) }
+        balancer = LoadBalancer(policy: c.policy, hosts: hosts, health: c.health)
+    }
+
+    /// Proxies `request`. Without an event loop (unit tests that call handlers directly) the
+    /// answer is 502, as for an unreachable upstream.
+    package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        guard let loop = EventLoop.current else {
+            response.status = 502
+            response.sendEmpty()
+            return .done
+        }
+        let ul = UpstreamLoop.of(loop)
+        if configuration.health.activeEnabled && !healthStarted.load(ordering: .relaxed) {
+            if healthStarted.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                HealthChecker.start(self, on: ul)
+            }
+        }
+        let ex = ul.freeExchanges.popLast() ?? ProxyExchange(loop: ul)
+        return ex.start(self, request, response)
+    }
+}
