@@ -243,4 +243,24 @@ struct BodyTests {
         #expect(collector?.body == [])
         #expect(h.take() == "HTTP/1.1 200 OK\r\nServer: Berth\r\nDate: X\r\nContent-Length: 0\r\n\r\n")
     }
+
+    /// A streaming response that started without reading the body: body bytes that arrive
+    /// while the response is still streaming are discarded as they come.
+    @Test func bodyDiscardedWhileResponseStreams() {
+        let h = Harness(.custom({ _, res in
+            res.sendHead(contentLength: nil)
+            return .pending
+        }))
+        #expect(h.feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc") == .flush)
+        #expect(h.conn.isHandlerPending)
+        #expect(h.conn.timeout?.kind == .readBody)
+        #expect(h.feed("defghij") == .flush)  // the head is still unsent by the test driver
+        #expect(h.input.isEmpty)
+        _ = h.take()
+        h.conn.response.finish()
+        #expect(h.take() == "0\r\n\r\n")
+        #expect(h.conn.resume() == .readMore)
+        #expect(h.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n") == .flush)
+        #expect(h.take().hasPrefix("HTTP/1.1 200 OK\r\nServer: Berth\r\nDate: X\r\nTransfer-Encoding: chunked"))
+    }
 }
