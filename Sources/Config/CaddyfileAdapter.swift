@@ -97,6 +97,9 @@ struct SiteBuild {
             var d = Dispenser(seg)
             guard d.next() else { continue }
             let name = d.val
+            if state.nested && nonHandlerDirectives.contains(name) && name != "handle_errors" {
+                throw d.err("directive '\(name)' is not an ordered HTTP handler, so it cannot be used here - try placing within a route block or using the order global option")
+            }
             try DirectiveRegistry.parse(name, &d, &state)
         }
     }

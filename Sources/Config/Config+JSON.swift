@@ -8,8 +8,36 @@ extension BerthConfig {
         var http: [(String, JSONValue)] = []
         if gracePeriodMilliseconds != 10_000 { http.append(("grace_period", .int(gracePeriodMilliseconds * 1_000_000))) }
         http.append(("servers", .object(serverList)))
-        top.append(("apps", .object([("http", .object(http))])))
+        var apps: [(String, JSONValue)] = [("http", .object(http))]
+        if let t = tlsAppJSON { apps.append(("tls", t)) }
+        top.append(("apps", .object(apps)))
         return .object(top)
+    }
+
+    /// Caddy-shaped `apps.tls`: loaded certificate files and internal-issuer subjects.
+    var tlsAppJSON: JSONValue? {
+        var files: [JSONValue] = []
+        var internalSubjects: [String] = []
+        for s in servers {
+            for c in s.tls?.certificates ?? [] {
+                switch c.source {
+                case .files(let cert, let key):
+                    files.append(.object([("certificate", .string(cert)), ("key", .string(key))]))
+                case .internalCA:
+                    for n in c.names where !internalSubjects.contains(n) { internalSubjects.append(n) }
+                }
+            }
+        }
+        if files.isEmpty && internalSubjects.isEmpty { return nil }
+        var o: [(String, JSONValue)] = []
+        if !internalSubjects.isEmpty {
+            o.append(("automation", .object([("policies", .array([.object([
+                ("issuers", .array([.object([("module", .string("internal"))])])),
+                ("subjects", .array(internalSubjects.map { .string($0) })),
+            ])]))])))
+        }
+        if !files.isEmpty { o.append(("certificates", .object([("load_files", .array(files))]))) }
+        return .object(o)
     }
 
     var adminJSON: JSONValue {
@@ -30,6 +58,7 @@ extension ServerConfig {
         o.append(("listen", .array(listeners.map { .string($0.address.description) })))
         o.append(("listen_protocols", .array(listeners.map { .array($0.protocols.map { .string($0.rawValue) }) })))
         o.append(("routes", .array(routes.map(\.json))))
+        if tls != nil { o.append(("tls_connection_policies", .array([.object([])]))) }
         if !errorRoutes.isEmpty { o.append(("errors", .object([("routes", .array(errorRoutes.map(\.json)))]))) }
         if let l = logs {
             var lo: [(String, JSONValue)] = []

@@ -15,7 +15,8 @@ let nonHandlerDirectives: Set<String> = ["bind", "tls", "log", "handle_errors", 
 
 /// Directives Caddy knows that this Berth build does not implement yet: a clear error instead of
 /// "unrecognized directive".
-let knownButUnsupported: Set<String> = Set(directiveOrder).subtracting(["respond", "reverse_proxy"]).union(["tls", "handle_errors"])
+let knownButUnsupported: Set<String> = Set(directiveOrder).union(["tls", "handle_errors"])
+    .subtracting(DirectiveRegistry.parsers.keys)
 
 /// A handler produced by one directive, with what is needed to order it.
 package struct DirectiveRoute {
@@ -32,6 +33,8 @@ package struct SiteState {
     package var routes: [DirectiveRoute] = []
     package var binds: [(addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)] = []
     package var log = false
+    /// The site's `tls` directive.
+    package var tls: SiteTLS?
     /// The site's `handle_errors` blocks, each one route (status-matched when codes are given).
     package var errorRoutes: [RouteConfig] = []
     /// Names route groups (Caddy's groupCounter); shared with nested blocks.

@@ -12,13 +12,15 @@ struct GlobalOptions {
     var debug = false
     var serverOptions = ServerOptions()
     var orderRules: [OrderRule] = []
+    var localCerts = false
+    var defaultSNI: String? = nil
 
     /// Options Caddy has that this build parses but cannot act on yet: validation fails with a
     /// message saying so, never silently ignoring them.
     static let notYet: Set<String> = [
-        "log", "email", "acme_ca", "acme_ca_root", "acme_eab", "acme_dns", "local_certs",
+        "log", "email", "acme_ca", "acme_ca_root", "acme_eab", "acme_dns", 
         "storage", "storage_check", "storage_clean_interval", "persist_config",
-        "default_sni", "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
+        "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
         "ocsp_interval", "preferred_chains", "renew_interval", "pki", "events", "filesystem", "metrics",
         "cert_lifetime", "renewal_window_ratio", "ech",
     ]
@@ -70,6 +72,11 @@ struct GlobalOptions {
             case "persist_config":
                 // Berth never writes an autosave; `off` is what it does anyway.
                 guard d.nextArg(), d.val == "off" else { throw d.err("persist_config must be 'off'") }
+            case "local_certs":
+                o.localCerts = true
+            case "default_sni":
+                guard d.nextArg() else { throw d.argErr() }
+                o.defaultSNI = d.val
             case "skip_install_trust":
                 // Berth never installs its local CA into the system trust store.
                 break

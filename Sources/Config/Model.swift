@@ -135,6 +135,8 @@ package struct ServerConfig: Sendable {
     /// Access logging: nil = off; otherwise the hosts logged (empty list = everything) and
     /// the hosts skipped.
     package var logs: AccessLogConfig?
+    /// TLS settings when the server's listeners serve HTTPS.
+    package var tls: ServerTLSConfig? = nil
     package init(name: String, listeners: [ListenerConfig], routes: [RouteConfig], logs: AccessLogConfig?,
                  errorRoutes: [RouteConfig] = []) {
         self.name = name

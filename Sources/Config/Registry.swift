@@ -12,9 +12,23 @@ package typealias MatcherParser = @Sendable (inout Dispenser) throws(CaddyfileEr
 package enum DirectiveRegistry {
     package static let parsers: [String: DirectiveParser] = [
         "respond": DirectiveParsers.respond,
+        "redir": DirectiveParsers.redir,
+        "header": DirectiveParsers.header,
+        "encode": DirectiveParsers.encode,
+        "rewrite": DirectiveParsers.rewrite,
+        "uri": DirectiveParsers.uri,
+        "method": DirectiveParsers.method,
+        "try_files": DirectiveParsers.tryFiles,
+        "handle": DirectiveParsers.handle,
+        "handle_path": DirectiveParsers.handlePath,
+        "route": DirectiveParsers.route,
+        "handle_errors": DirectiveParsers.handleErrors,
+        "error": DirectiveParsers.error,
+        "abort": DirectiveParsers.abort,
         "reverse_proxy": DirectiveParsers.reverseProxy,
         "log": DirectiveParsers.log,
         "bind": DirectiveParsers.bind,
+        "tls": DirectiveParsers.tls,
     ]
 
     /// Dispatches `name`; unknown names get Caddy's error, known-but-unbuilt ones say so.
@@ -33,23 +47,29 @@ package enum DirectiveRegistry {
 /// The matcher table for named matchers (`@name path …`, `@name { host … }`).
 package enum MatcherRegistry {
     package static let parsers: [String: MatcherParser] = [
-        "path": { (d: inout Dispenser) throws(CaddyfileError) -> any MatcherSpec in
-            var args: [String] = []
-            while d.nextArg() { args.append(d.val) }
-            if args.isEmpty { throw d.argErr() }
-            return PathMatcherSpec(args)
-        },
-        "host": { (d: inout Dispenser) throws(CaddyfileError) -> any MatcherSpec in
-            var args: [String] = []
-            while d.nextArg() { args.append(d.val.lowercased()) }
-            if args.isEmpty { throw d.argErr() }
-            return HostMatcherSpec(args)
-        },
+        "path": MatcherSpecParsers.path,
+        "host": MatcherSpecParsers.host,
+        "method": MatcherSpecParsers.method,
+        "header": MatcherSpecParsers.header,
+        "header_regexp": MatcherSpecParsers.headerRegexp,
+        "path_regexp": MatcherSpecParsers.pathRegexp,
+        "query": MatcherSpecParsers.query,
+        "protocol": MatcherSpecParsers.proto,
+        "remote_ip": MatcherSpecParsers.ip("remote_ip"),
+        "client_ip": MatcherSpecParsers.ip("client_ip"),
+        "not": MatcherSpecParsers.not,
+        "file": MatcherSpecParsers.file,
     ]
 
+    /// Matchers Caddy has that this build does not implement yet.
+    static let knownButUnsupported: Set<String> = ["vars", "vars_regexp", "tls", "expression"]
+
+    /// Parses the matcher `name`; `d` holds every segment of it in the set, before the first.
     static func parse(_ name: String, _ d: inout Dispenser) throws(CaddyfileError) -> any MatcherSpec {
         if let p = parsers[name] { return try p(&d) }
+        _ = d.next()
         if name == "expression" { throw d.err("matcher 'expression' (CEL) is not supported by Berth") }
-        throw d.err("matcher '\(name)' is not supported by this Berth build yet")
+        if knownButUnsupported.contains(name) { throw d.err("matcher '\(name)' is not supported by this Berth build yet") }
+        throw d.err("getting matcher module '\(name)': module not registered: http.matchers.\(name)")
     }
 }

@@ -9,6 +9,8 @@ enum ServerGrouping {
         var sites: [Int] = []
         /// Hosts per site on this listener (a site may have several keys).
         var hostsBySite: [Int: [String]] = [:]
+        /// True when the listener serves HTTPS sites (it may not mix them with HTTP sites).
+        var https = false
     }
 
     static let defaultProtocols: [HTTPProtocolName] = [.h1, .h2, .h3]
@@ -24,11 +26,7 @@ enum ServerGrouping {
                     throw ConfigError("ambiguous site definition: \(addr.original)", at: site.location)
                 }
                 seen[key] = si
-                if !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort) {
-                    throw ConfigError(
-                        "site '\(addr.original)' would be served over HTTPS, which this Berth build does not support yet; write it as http://\(addr.host.isEmpty ? "" : addr.host)\(addr.port.isEmpty ? "" : ":" + addr.port)",
-                        at: site.location)
-                }
+                let https = !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort)
                 let port = addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort)
                 var binds = site.state.binds
                 if binds.isEmpty { binds = options.defaultBinds }
@@ -40,6 +38,11 @@ enum ServerGrouping {
                         let key = la.description
                         let protocols = b.protocols.isEmpty ? defaultProtocols : b.protocols
                         if var c = claims[key] {
+                            if c.https != https {
+                                throw ConfigError(
+                                    "listener \(key) would serve both HTTP and HTTPS sites; give the http:// sites their own bind (e.g. bind fd/3) or port",
+                                    at: site.location)
+                            }
                             if c.protocols != protocols {
                                 throw ConfigError(
                                     "listener address repeated: \(key) with different protocols (\(c.protocols.map(\.rawValue).joined(separator: " ")) at \(c.location?.description ?? "?") vs \(protocols.map(\.rawValue).joined(separator: " ")))",
@@ -50,6 +53,7 @@ enum ServerGrouping {
                             claims[key] = c
                         } else {
                             var c = Claim(address: la, protocols: protocols, location: b.location)
+                            c.https = https
                             c.sites = [si]
                             c.hostsBySite[si] = [addr.host]
                             claims[key] = c
@@ -105,11 +109,51 @@ enum ServerGrouping {
                     skipped += hosts
                 }
             }
-            servers.append(ServerConfig(name: "srv\(gi)", listeners: listeners, routes: routes,
-                                        logs: anyLog ? AccessLogConfig(loggedHosts: logged, skipHosts: skipped, logAll: logAll) : nil,
-                                        errorRoutes: errorRoutes))
+            var server = ServerConfig(name: "srv\(gi)", listeners: listeners, routes: routes,
+                                      logs: anyLog ? AccessLogConfig(loggedHosts: logged, skipHosts: skipped, logAll: logAll) : nil,
+                                      errorRoutes: errorRoutes)
+            if g.keys.contains(where: { claims[$0]!.https }) {
+                server.tls = try tlsConfig(ordered.map { ($0, siteHosts[$0] ?? []) }, sites, options)
+            }
+            servers.append(server)
         }
         return servers
+    }
+
+    /// Decides each HTTPS site's certificate source (caddy-behavior §2, §15): `tls cert key`
+    /// files, else the local CA for `tls internal`, `local_certs` or a name that cannot get a
+    /// public certificate (localhost, IPs, .local …). A public name with neither is an error
+    /// until ACME lands — never a silent self-signed certificate.
+    static func tlsConfig(_ siteHosts: [(Int, [String])], _ sites: [SiteBuild], _ options: GlobalOptions) throws(ConfigError) -> ServerTLSConfig {
+        var certs: [CertificateSpec] = []
+        var minV: String? = nil, maxV: String? = nil
+        for (si, hostsWithDupes) in siteHosts {
+            let site = sites[si]
+            var hosts: [String] = []
+            for h in hostsWithDupes where !hosts.contains(h) { hosts.append(h) }
+            let named = hosts.filter { !$0.isEmpty }
+            if let v = site.state.tls?.minimumVersion { minV = v }
+            if let v = site.state.tls?.maximumVersion { maxV = v }
+            if case .files(let c, let k) = site.state.tls?.source {
+                certs.append(CertificateSpec(names: named, source: .files(certificate: c, key: k)))
+                continue
+            }
+            if named.isEmpty {
+                throw ConfigError("HTTPS site '\(site.addresses.first?.original ?? "")' has no host name to issue a certificate for; add `tls <cert_file> <key_file>`",
+                                  at: site.location)
+            }
+            let internalAll = site.state.tls?.source == .internalCA || options.localCerts
+            for name in named where !internalAll && CertificateNames.qualifiesForPublicCert(name) {
+                if options.autoHTTPS == "off" || options.autoHTTPS == "disable_certs" {
+                    throw ConfigError("HTTPS site '\(name)' has no certificate (auto_https \(options.autoHTTPS ?? "")); add `tls <cert_file> <key_file>` or `tls internal`",
+                                      at: site.location)
+                }
+                throw ConfigError("site '\(name)' needs a certificate: automatic HTTPS with ACME is not supported by this Berth build yet; add `tls internal` (Berth's local CA) or `tls <cert_file> <key_file>` to the site, or `local_certs` to the global options",
+                                  at: site.location)
+            }
+            certs.append(CertificateSpec(names: named, source: .internalCA))
+        }
+        return ServerTLSConfig(certificates: certs, defaultSNI: options.defaultSNI, minimumVersion: minV, maximumVersion: maxV)
     }
 
     /// Sort key: specific hosts first (non-wildcard before wildcard, longer first), catch-all last.

@@ -81,6 +81,6 @@ package struct StaticResponseSpec: HandlerSpec {
             for v in vs { hs.append((k, Template(v, keepUnknown: false, environment: context.environment))) }
         }
         return RespondHandler(status: status ?? 200, body: Template(body ?? "", keepUnknown: true, environment: context.environment),
-                              headers: hs, close: close)
+                              headers: hs, close: close, statusIsDefault: status == nil)
     }
 }

@@ -49,6 +49,14 @@ package struct ConnectionInfo: Sendable {
     package var isTLS: Bool = false
     /// Server name from TLS SNI, if any.
     package var serverName: String? = nil
+    /// Negotiated TLS version (wire value, e.g. 772 for TLS 1.3), 0 without TLS.
+    package var tlsVersion: UInt16 = 0
+    /// Negotiated cipher suite (IANA value), 0 without TLS.
+    package var tlsCipherSuite: UInt16 = 0
+    /// True when the TLS session was resumed.
+    package var tlsResumed: Bool = false
+    /// ALPN protocol (`h2`, `http/1.1`), if any.
+    package var tlsProtocol: String? = nil
 
     package init(remote: SocketAddress? = nil, local: SocketAddress? = nil, isTLS: Bool = false) {
         self.remote = remote

@@ -45,7 +45,16 @@ package final class AccessLogWriter {
         out.append("\",\"headers\":")
         appendHeaderMap(r.fields, extraServer: nil)
         if r.connection.isTLS {
-            out.append(",\"tls\":{\"server_name\":\"")
+            // Caddy's request.tls object: resumed, version, cipher_suite, proto, server_name.
+            out.append(",\"tls\":{\"resumed\":")
+            out.append(r.connection.tlsResumed ? "true" : "false")
+            out.append(",\"version\":")
+            out.appendDecimal(Int(r.connection.tlsVersion))
+            out.append(",\"cipher_suite\":")
+            out.appendDecimal(Int(r.connection.tlsCipherSuite))
+            out.append(",\"proto\":\"")
+            if let p = r.connection.tlsProtocol { appendEscaped(string: p) }
+            out.append("\",\"server_name\":\"")
             if let sn = r.connection.serverName { appendEscaped(string: sn) }
             out.append("\"}")
         }

@@ -5,6 +5,7 @@ import EventLoop
 import HTTP1
 import HTTPCore
 import IOCore
+import TLS
 
 /// Creates plain-TCP HTTP/1 connections.
 package struct HTTP1ConnectionFactory: ConnectionFactory {
@@ -15,7 +16,8 @@ package struct HTTP1ConnectionFactory: ConnectionFactory {
         // Responses are written whole in one write(); Nagle would only delay the last segment.
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        let c = HTTP1ServerConnection(fd: fd, peer: peer, server: server, runtime: runtime, context: context)
+        let tls = server.tlsContexts?[listener.protocols]
+        let c = HTTP1ServerConnection(fd: fd, peer: peer, server: server, runtime: runtime, context: context, tls: tls)
         c.start()
     }
 }
@@ -42,15 +44,29 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     private var serviceRequested = false
     /// Shutdown or reload asked this connection to finish its current request and close.
     private var draining = false
+    /// TLS layer on HTTPS listeners: socket bytes go through `cipherIn`/`cipherOut`, and the
+    /// protocol sees plaintext in `input`/`output` exactly as on plain HTTP.
+    private var tls: TLSConnection?
+    private var cipherIn: ByteBuffer?
+    private var cipherOut: ByteBuffer?
+    /// True when nothing is waiting to be written (plaintext or ciphertext).
+    private var allFlushed: Bool { output.isEmpty && (cipherOut?.isEmpty ?? true) }
 
-    init(fd: Int32, peer: SocketAddress?, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext) {
+    init(fd: Int32, peer: SocketAddress?, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
+         tls tlsContext: TLSContext? = nil) {
         self.fd = fd
         self.ctx = context
         self.server = server
         self.runtime = runtime
         super.init()
-        var info = ConnectionInfo(remote: peer, local: nil, isTLS: false)
-        info.local = nil
+        let info = ConnectionInfo(remote: peer, local: nil, isTLS: tlsContext != nil)
+        if let tlsContext {
+            let cin = ByteBuffer(capacity: 16 * 1024 + 512)
+            let cout = ByteBuffer(capacity: 16 * 1024 + 512)
+            cipherIn = cin
+            cipherOut = cout
+            tls = try? TLSConnection(server: tlsContext, input: cin, output: cout, localAddress: Socket.localAddress(fd)?.ipString)
+        }
         var cfg = HTTP1Configuration()
         cfg.limits.maxHeadBytes = context.limits.maxHeaderBytes
         cfg.timeouts.readHeader = .milliseconds(context.limits.readHeaderTimeoutMilliseconds)
@@ -63,6 +79,12 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     }
 
     func start() {
+        if cipherIn != nil && tls == nil {
+            // The TLS context could not create a connection (out of memory): refuse.
+            Glibc.close(fd)
+            closed = true
+            return
+        }
         do {
             try ctx.loop.register(fd: fd, interest: .read, handler: self)
             registered = true
@@ -81,7 +103,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         if closed { return }
         if events & EventBits.writable != 0 {
             guard flush() else { return }
-            if output.isEmpty {
+            if allFlushed {
                 switch lastAction {
                 case .flushAndClose:
                     beginLinger()
@@ -111,6 +133,10 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             lingerRead()
             return
         }
+        if tls != nil {
+            readTLS()
+            return
+        }
         let r: IOResult
         do {
             r = try Socket.read(fd, into: input, minimumSpace: 2048)
@@ -128,20 +154,96 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         }
     }
 
+    /// HTTPS: ciphertext from the socket, plaintext to the protocol (handshake records and
+    /// alerts go out through `cipherOut`).
+    private func readTLS() {
+        guard let tls, let cipherIn else { return }
+        let r: IOResult
+        do {
+            r = try Socket.read(fd, into: cipherIn, minimumSpace: 4096)
+        } catch {
+            close()
+            return
+        }
+        switch r {
+        case .wouldBlock:
+            return
+        case .done(0):
+            act(conn.peerClosedAbortingHandler())
+            return
+        case .done:
+            break
+        }
+        // Feed, let the protocol consume, and repeat while TLS holds more plaintext.
+        while !closed {
+            let result: TLSFeedResult
+            do {
+                result = try tls.feed(into: input, limit: 64 * 1024)
+            } catch {
+                // A handshake failure or bad record: send the alert (or the plaintext-HTTP 400)
+                // that TLS queued, then close.
+                _ = flushCiphertext()
+                close()
+                return
+            }
+            if result.handshakeCompleted { handshakeCompleted(tls) }
+            if result.closeNotifyReceived {
+                act(conn.peerClosedAbortingHandler())
+                return
+            }
+            if input.isEmpty {
+                // Handshake in progress: send what TLS produced, keep the read-header timer.
+                if !allFlushed {
+                    guard flush() else { return }
+                    if !allFlushed { setInterest([.read, .write]) }
+                }
+                updateTimer()
+                return
+            }
+            act(conn.receive())
+            guard tls.hasPendingPlaintext, lastAction == .readMore || lastAction == .flush else { return }
+        }
+    }
+
+    private func handshakeCompleted(_ tls: TLSConnection) {
+        guard let info = tls.info else { return }
+        conn.request.connection.serverName = info.serverName
+        conn.request.connection.tlsVersion = info.version
+        conn.request.connection.tlsCipherSuite = info.cipherSuite
+        conn.request.connection.tlsResumed = info.resumed
+        conn.request.connection.tlsProtocol = info.applicationProtocol
+    }
+
+    /// Writes `cipherOut`; false when the connection was closed by an error.
+    private func flushCiphertext() -> Bool {
+        guard let cipherOut else { return true }
+        while !cipherOut.isEmpty {
+            do {
+                let r = try Socket.write(fd, from: cipherOut)
+                if case .wouldBlock = r { return true }
+            } catch {
+                close()
+                return false
+            }
+        }
+        cipherOut.compact()
+        return true
+    }
+
     /// Applies an action from the protocol.
     private func act(_ action: HTTP1Action) {
         lastAction = action
         switch action {
         case .readMore, .flush:
-            if !output.isEmpty { guard flush() else { return } }
-            if draining && output.isEmpty && !conn.isHandlerPending {
+            if !allFlushed { guard flush() else { return } }
+            if draining && allFlushed && !conn.isHandlerPending {
                 beginLinger()
                 return
             }
-            setInterest(output.isEmpty ? .read : [.read, .write])
+            setInterest(allFlushed ? .read : [.read, .write])
         case .wait:
             guard flush() else { return }
-            if output.isEmpty {
+            if allFlushed {
                 if !conn.isHandlerPending {
                     act(conn.resume())
                     return
@@ -152,7 +254,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             }
         case .flushAndClose:
             guard flush() else { return }
-            if output.isEmpty {
+            if allFlushed {
                 beginLinger()
                 return
             }
@@ -172,6 +274,18 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// Writes pending output; false when the connection was closed by an error.
     @inline(__always)
     private func flush() -> Bool {
+        if let tls {
+            if !output.isEmpty {
+                do {
+                    try tls.write(from: output)
+                } catch {
+                    close()
+                    return false
+                }
+                output.clear()
+            }
+            return flushCiphertext()
+        }
         while !output.isEmpty {
             do {
                 let r = try Socket.write(fd, from: output)
@@ -196,7 +310,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
 
     private func updateTimer() {
         if closed { return }
-        if !output.isEmpty {
+        if !allFlushed {
             if currentTimeoutList !== ctx.writeTimeouts { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
             armed = nil
             return
@@ -219,7 +333,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
 
     override func timeoutExpired() {
         if closed { return }
-        if lingering || !output.isEmpty {
+        if lingering || !allFlushed {
             // Linger over, or the peer stopped taking our bytes.
             close()
             return
@@ -234,6 +348,11 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// response before it sees a reset.
     private func beginLinger() {
         if lingering { return }
+        if let tls {
+            // close_notify first (RFC 8446 §6.1), then the TCP half-close.
+            tls.shutdown()
+            if !flushCiphertext() { return }
+        }
         lingering = true
         if shutdown(fd, Int32(SHUT_WR)) != 0 {
             close()
@@ -274,7 +393,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// input after the request head and the unsent 101 head go to `receiver`, which owns the
     /// fd from now on; this driver and its protocol are done (nothing is closed here).
     func http1Connection(_ connection: HTTP1Connection, handOverTo receiver: any UpgradeReceiver) -> Bool {
-        guard !closed, !lingering, connection === conn else { return false }
+        // A TLS connection cannot hand its raw socket to a tunnel: the bytes are encrypted.
+        guard !closed, !lingering, connection === conn, tls == nil else { return false }
         closed = true
         disarmTimeout()
         if registered {
@@ -301,7 +421,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         if closed { return }
         // Idle (no request in progress, nothing buffered): close now. Otherwise the protocol
         // closes after the current response because keep-alive is withdrawn.
-        if !conn.isHandlerPending && input.isEmpty && output.isEmpty {
+        if !conn.isHandlerPending && input.isEmpty && allFlushed {
             close()
             return
         }

@@ -2,6 +2,7 @@ import Config
 import HTTPCore
 import Handlers
 import IOCore
+import TLS
 
 /// Which requests of a server get an access-log line (caddy-behavior §14).
 package struct AccessLogPolicy: Sendable {
@@ -32,10 +33,21 @@ package final class RuntimeServer: Sendable {
     package let name: String
     package let handler: ServerHandler
     package let accessLog: AccessLogPolicy?
-    package init(name: String, handler: ServerHandler, accessLog: AccessLogPolicy?) {
+    /// TLS contexts by listener protocol set (nil: plain HTTP server).
+    package let tlsContexts: [[HTTPProtocolName]: TLSContext]?
+    /// The server's certificates (swapped in place on renewal).
+    package let certificates: CertificateSource?
+    /// Name sets issued by the local CA (renewed by the supervisor).
+    package let internalNames: [[String]]
+    package init(name: String, handler: ServerHandler, accessLog: AccessLogPolicy?,
+                 tlsContexts: [[HTTPProtocolName]: TLSContext]? = nil, certificates: CertificateSource? = nil,
+                 internalNames: [[String]] = []) {
         self.name = name
         self.handler = handler
         self.accessLog = accessLog
+        self.tlsContexts = tlsContexts
+        self.certificates = certificates
+        self.internalNames = internalNames
     }
 }
 
@@ -60,7 +72,22 @@ package final class ServerRuntime: Sendable {
         var servers: [RuntimeServer] = []
         for s in config.servers {
             let h = try RuntimeBuilder.buildServerHandler(s, context: BuildContext(environment: environment, sourceFile: config.sourceFile))
-            servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map(AccessLogPolicy.init)))
+            var contexts: [[HTTPProtocolName]: TLSContext]? = nil
+            var source: CertificateSource? = nil
+            var internalNames: [[String]] = []
+            if let tls = s.tls {
+                let c = try TLSRuntime.certificates(for: tls)
+                source = c.source
+                internalNames = c.internalNames
+                var ctxs: [[HTTPProtocolName]: TLSContext] = [:]
+                for l in s.listeners where !l.address.isDatagram {
+                    let ps = l.protocols.filter { $0 != .h3 }
+                    if ctxs[ps] == nil { ctxs[ps] = try TLSRuntime.context(source: c.source, protocols: ps, tls: tls) }
+                }
+                contexts = ctxs
+            }
+            servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map(AccessLogPolicy.init),
+                                         tlsContexts: contexts, certificates: source, internalNames: internalNames))
         }
         return ServerRuntime(servers: servers, config: config)
     }

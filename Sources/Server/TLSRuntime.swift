@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import IOCore
+import TLS
+
+/// Process-wide TLS state that outlives config reloads: the session-ticket key ring (so
+/// resumption survives a reload) and the local CA (`tls internal`).
+package enum TLSRuntime {
+    /// One ticket key ring for the process (rotated every 12 h, previous key still accepted).
+    package static let ticketKeys = TicketKeyRing()
+
+    nonisolated(unsafe) private static var ca: LocalCA?
+    private static let lock = Mutex()
+
+    /// The local CA under `$XDG_DATA_HOME/berth/pki/authorities/local` (created on first use).
+    package static func localCA() throws(TLSError) -> LocalCA {
+        lock.lock()
+        defer { lock.unlock() }
+        if let c = ca { return c }
+        let c = try LocalCA(directory: LocalCA.defaultDirectory())
+        ca = c
+        if c.createdRoot {
+            Log.info("pki.ca.local", "created a new local certificate authority", [("root", .string(c.rootCertificatePath))])
+        }
+        return c
+    }
+
+    /// Whether HTTP/2 is offered by ALPN (set once the HTTP2 module is wired).
+    nonisolated(unsafe) package static var http2Enabled = false
+
+    /// ALPN protocols, in preference order, for a listener speaking `protocols`.
+    package static func alpn(for protocols: [HTTPProtocolName]) -> [ApplicationProtocol] {
+        var out: [ApplicationProtocol] = []
+        if protocols.contains(.h2) && http2Enabled { out.append(.h2) }
+        if protocols.contains(.h1) { out.append(.http11) }
+        return out
+    }
+
+    /// Loads or issues every certificate a server needs.
+    package static func certificates(for tls: ServerTLSConfig) throws(ConfigError) -> (source: CertificateSource, internalNames: [[String]]) {
+        var certs: [TLSCertificate] = []
+        var internalNames: [[String]] = []
+        for spec in tls.certificates {
+            switch spec.source {
+            case .files(let cert, let key):
+                do {
+                    certs.append(try TLSCertificate(certificateFile: cert, keyFile: key))
+                } catch {
+                    throw ConfigError("loading certificate \(cert) with key \(key): \(error)")
+                }
+            case .internalCA:
+                do {
+                    let ca = try localCA()
+                    certs.append(try ca.issue(names: spec.names))
+                    internalNames.append(spec.names)
+                } catch {
+                    throw ConfigError("issuing a local-CA certificate for \(spec.names.joined(separator: ", ")): \(error)")
+                }
+            }
+        }
+        return (CertificateSource(CertificateStore(certs, defaultServerName: tls.defaultSNI)), internalNames)
+    }
+
+    /// A server TLS context for one listener protocol set.
+    package static func context(source: CertificateSource, protocols: [HTTPProtocolName], tls: ServerTLSConfig) throws(ConfigError) -> TLSContext {
+        var cfg = TLSServerConfiguration(certificates: source, ticketKeys: ticketKeys)
+        cfg.applicationProtocols = alpn(for: protocols)
+        if cfg.applicationProtocols.isEmpty {
+            throw ConfigError("an HTTPS listener needs protocol h1 or h2 (got \(protocols.map(\.rawValue).joined(separator: " ")))")
+        }
+        if tls.minimumVersion == "tls1.3" { cfg.minimumVersion = .tls13 }
+        if tls.maximumVersion == "tls1.2" { cfg.maximumVersion = .tls12 }
+        do {
+            return try TLSContext(server: cfg)
+        } catch {
+            throw ConfigError("creating TLS context: \(error)")
+        }
+    }
+}
+
+/// A plain pthread mutex (cold paths).
+final class Mutex: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func lock() { pthread_mutex_lock(&m) }
+    func unlock() { pthread_mutex_unlock(&m) }
+}
