@@ -1,0 +1,189 @@
+"""HTTPS over inherited sockets with real peers: curl, openssl s_client (versions, ALPN, SNI,
+no SNI, resumption), the cipher/version policy, plaintext on a TLS port, certificate files,
+and the start-up error for a public name without a certificate source."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import launch, run_cli, tcp_listener, udp_socket, write_caddyfile, seed_caddyfile
+
+OPENSSL = shutil.which("openssl")
+
+
+def tls_site(extra_global="", tls_line="tls internal", host="localhost", bind="fd/3", protocols="h1 h2"):
+    return f"""{{
+\tadmin off
+{extra_global}}}
+
+https://{host} {{
+\t{tls_line}
+\tbind {bind} {{
+\t\tprotocols {protocols}
+\t}}
+\tlog
+\trespond "secure {{host}}
+"
+}}
+"""
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    cf = write_caddyfile(tmp_path, tls_site())
+    data = tmp_path / "data"
+    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()], env={"XDG_DATA_HOME": str(data)})
+    assert p.alive(), p.stderr()
+    root = data / "berth" / "pki" / "authorities" / "local" / "root.crt"
+    yield p, str(root)
+    p.stop()
+
+
+def curl(args):
+    return subprocess.run(["curl", "-sS", "--max-time", "5", *args], capture_output=True, text=True)
+
+
+def s_client(port, *args, data=b"", servername="localhost"):
+    cmd = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-brief"]
+    if servername is not None:
+        cmd += ["-servername", servername]
+    cmd += list(args)
+    return subprocess.run(cmd, input=data, capture_output=True, timeout=10)
+
+
+def test_curl_https_h1_with_local_ca(https_server):
+    p, root = https_server
+    r = curl(["--cacert", root, "--http1.1", f"https://localhost:{p.port}/"])
+    assert r.returncode == 0, r.stderr + p.stderr()
+    assert r.stdout == "secure localhost\n"
+    e = p.wait_log(lambda e: e.get("logger") == "http.log.access" and "tls" in e["request"])
+    t = e["request"]["tls"]
+    assert t["version"] == 772 and t["server_name"] == "localhost" and t["proto"] == "http/1.1"
+    assert t["cipher_suite"] in (4865, 4866, 4867)
+
+
+def test_ca_files_and_key_modes(https_server):
+    p, root = https_server
+    d = os.path.dirname(root)
+    assert os.path.exists(root)
+    for name in os.listdir(d):
+        if name.endswith(".key"):
+            assert os.stat(os.path.join(d, name)).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(not OPENSSL, reason="openssl not installed")
+def test_protocol_policy_with_openssl(https_server):
+    p, root = https_server
+    ok = s_client(p.port, "-CAfile", root, "-tls1_3")
+    assert b"Protocol version: TLSv1.3" in ok.stderr, ok.stderr
+    ok12 = s_client(p.port, "-CAfile", root, "-tls1_2")
+    assert b"Protocol version: TLSv1.2" in ok12.stderr, ok12.stderr
+    old = s_client(p.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+    assert b"Protocol version: TLSv1.1" not in old.stderr and old.returncode != 0
+    cbc = s_client(p.port, "-tls1_2", "-cipher", "AES128-SHA")
+    assert cbc.returncode != 0 and b"Cipher is AES128-SHA" not in cbc.stderr
+    nofs = s_client(p.port, "-tls1_2", "-cipher", "AES128-GCM-SHA256")
+    assert nofs.returncode != 0
+
+
+@pytest.mark.skipif(not OPENSSL, reason="openssl not installed")
+def test_alpn_and_no_sni_gets_default_certificate(https_server):
+    p, root = https_server
+    r = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{p.port}", "-servername", "localhost",
+                        "-CAfile", root, "-alpn", "h2,http/1.1"], input=b"", capture_output=True, timeout=10)
+    # HTTP/2 is offered once it is wired; today the server picks http/1.1.
+    assert b"ALPN protocol: http/1.1" in r.stdout or b"ALPN protocol: h2" in r.stdout, r.stdout[-600:]
+    # No SNI: Caddy aborts the handshake; Berth serves its default certificate.
+    r = s_client(p.port, "-CAfile", root, "-noservername", servername=None)
+    assert b"Verification: OK" in r.stderr or b"Protocol version" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not OPENSSL, reason="openssl not installed")
+def test_session_resumption(https_server, tmp_path):
+    p, root = https_server
+    sess = str(tmp_path / "sess.pem")
+    first = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{p.port}", "-servername", "localhost",
+                            "-CAfile", root, "-ign_eof", "-sess_out", sess], input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                           capture_output=True, timeout=10)
+    assert os.path.exists(sess), first.stderr
+    second = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{p.port}", "-servername", "localhost",
+                             "-CAfile", root, "-sess_in", sess], input=b"", capture_output=True, timeout=10)
+    assert b"Reused" in second.stdout, second.stdout[-800:]
+
+
+def test_plaintext_http_on_tls_port_gets_400(https_server):
+    p, root = https_server
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+    assert data.startswith(b"HTTP/1.0 400 Bad Request"), data
+    assert b"Client sent an HTTP request to an HTTPS server." in data
+
+
+def test_slow_handshake_is_cut_by_read_header_timeout(tmp_path):
+    cf = write_caddyfile(tmp_path, tls_site(extra_global="\tservers {\n\t\ttimeouts {\n\t\t\tread_header 500ms\n\t\t}\n\t}\n"))
+    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()], env={"XDG_DATA_HOME": str(tmp_path / "d")})
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"\x16\x03\x01")  # a TLS record header, then nothing
+        t0 = time.time()
+        assert s.recv(100) == b""
+        assert time.time() - t0 < 4
+    finally:
+        p.stop()
+
+
+def test_certificate_files(tmp_path):
+    if not OPENSSL:
+        pytest.skip("openssl not installed")
+    key, crt = str(tmp_path / "k.pem"), str(tmp_path / "c.pem")
+    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=files.test",
+                    "-addext", "subjectAltName=DNS:files.test"], check=True, capture_output=True)
+    cf = write_caddyfile(tmp_path, tls_site(tls_line=f"tls {crt} {key}", host="files.test"))
+    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()])
+    try:
+        r = curl(["--cacert", crt, "--resolve", f"files.test:{p.port}:127.0.0.1", f"https://files.test:{p.port}/"])
+        assert r.returncode == 0 and r.stdout == "secure files.test\n", r.stderr + p.stderr()
+    finally:
+        p.stop()
+
+
+def test_public_name_without_certificate_source_fails_clearly(tmp_path):
+    cf = write_caddyfile(tmp_path, tls_site(tls_line="log", host="example.com"))
+    r = run_cli(["validate", "--config", str(cf)])
+    assert r.returncode == 1
+    assert "example.com" in r.stderr and "tls internal" in r.stderr and f"{cf}:5" in r.stderr, r.stderr
+
+
+def test_local_certs_global_option(tmp_path):
+    cf = write_caddyfile(tmp_path, tls_site(extra_global="\tlocal_certs\n", tls_line="log", host="example.com"))
+    r = run_cli(["validate", "--config", str(cf)], env={"XDG_DATA_HOME": str(tmp_path / "d")})
+    assert r.returncode == 0, r.stderr
+
+
+def test_seed_example3_with_tls_internal(tmp_path):
+    text = seed_caddyfile(3).read_text().replace("https://example.com {", "https://example.com {\n\ttls internal", 1)
+    text = text.replace("admin unix//run/admin.sock", f"admin unix/{tmp_path}/admin.sock")
+    cf = write_caddyfile(tmp_path, text)
+    a, b, c = tcp_listener(), tcp_listener(), udp_socket()
+    pa, pb = a.getsockname()[1], b.getsockname()[1]
+    data = tmp_path / "data"
+    p = launch(["run", "--config", str(cf)], sockets=[a, b, c], env={"XDG_DATA_HOME": str(data)})
+    try:
+        root = str(data / "berth" / "pki" / "authorities" / "local" / "root.crt")
+        r = curl(["--resolve", f"example.com:{pa}:127.0.0.1", f"http://example.com:{pa}/"])
+        assert r.stdout == "Hello world\n", r.stderr + p.stderr()
+        r = curl(["--cacert", root, "--http1.1", "--resolve", f"example.com:{pb}:127.0.0.1", f"https://example.com:{pb}/"])
+        assert r.stdout == "Hello world\n", r.stderr + p.stderr()
+        assert "fdgram/5" in p.stderr()
+    finally:
+        p.stop()
