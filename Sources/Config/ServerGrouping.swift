@@ -117,7 +117,51 @@ enum ServerGrouping {
             }
             servers.append(server)
         }
+        if options.autoHTTPS != "off" && options.autoHTTPS != "disable_redirects" {
+            addRedirects(&servers, options)
+        }
         return servers
+    }
+
+    /// Caddy's automatic HTTP→HTTPS redirects (caddy-behavior §2): for every HTTPS server
+    /// listening on a TCP address Berth binds, a `308` to `https://{host}{uri}` with
+    /// `Connection: close` on the same host at `http_port` — added to the server already
+    /// listening there (before its catch-all routes), or to a new server. Never onto inherited
+    /// fds: there the redirect address would be the same fd (Examples 3 and 4 write their own).
+    static func addRedirects(_ servers: inout [ServerConfig], _ options: GlobalOptions) {
+        struct Target { var host: String; var names: [String]; var httpsPort: Int }
+        var targets: [Target] = []
+        for s in servers where s.tls != nil {
+            let names = (s.tls?.certificates ?? []).flatMap(\.names)
+            for l in s.listeners {
+                guard case .tcp(let h, let port) = l.address, port != options.httpPort else { continue }
+                if let i = targets.firstIndex(where: { $0.host == h && $0.httpsPort == port }) {
+                    for n in names where !targets[i].names.contains(n) { targets[i].names.append(n) }
+                } else {
+                    targets.append(Target(host: h, names: names, httpsPort: port))
+                }
+            }
+        }
+        for t in targets {
+            let location = t.httpsPort == 443 ? "https://{http.request.host}{http.request.uri}"
+                : "https://{http.request.host}:\(t.httpsPort){http.request.uri}"
+            let redirect = HandlerConfig.spec(StaticResponseSpec(status: 308, headers: ["Location": [location]], close: true))
+            var newRoutes: [RouteConfig] = []
+            if !t.names.isEmpty {
+                newRoutes.append(RouteConfig(match: [[HostMatcherSpec(t.names)]], handle: [redirect], terminal: true))
+            }
+            let address = ListenAddress.tcp(host: t.host, port: options.httpPort)
+            if let si = servers.firstIndex(where: { $0.listeners.contains { $0.address == address } }) {
+                // Before the user's catch-all routes; no catch-all redirect of our own.
+                let firstCatchAll = servers[si].routes.firstIndex { $0.match.isEmpty } ?? servers[si].routes.count
+                servers[si].routes.insert(contentsOf: newRoutes, at: firstCatchAll)
+            } else {
+                newRoutes.append(RouteConfig(handle: [redirect], terminal: true))
+                let name = servers.contains { $0.name == "remaining_auto_https_redirects" } ? "remaining_auto_https_redirects_\(t.host)" : "remaining_auto_https_redirects"
+                servers.append(ServerConfig(name: name, listeners: [ListenerConfig(address: address, protocols: [.h1, .h2], location: nil)],
+                                            routes: newRoutes, logs: nil))
+            }
+        }
     }
 
     /// Decides each HTTPS site's certificate source (caddy-behavior §2, §15): `tls cert key`

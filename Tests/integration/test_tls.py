@@ -187,3 +187,36 @@ def test_seed_example3_with_tls_internal(tmp_path):
         assert "fdgram/5" in p.stderr()
     finally:
         p.stop()
+
+
+def test_automatic_http_to_https_redirect(tmp_path):
+    from conftest import free_port
+    hp, sp = free_port(), free_port()
+    text = f"""{{
+\tadmin off
+\thttp_port {hp}
+\thttps_port {sp}
+\tlocal_certs
+}}
+
+redir.test {{
+\tbind 127.0.0.1
+\trespond "tls"
+}}
+"""
+    cf = write_caddyfile(tmp_path, text)
+    p = launch(["run", "--config", str(cf)], env={"XDG_DATA_HOME": str(tmp_path / "d")})
+    try:
+        r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "-H", f"Host: redir.test:{hp}",
+                            f"http://127.0.0.1:{hp}/x?y=1"], capture_output=True, text=True, timeout=10)
+        assert "308 Permanent Redirect" in r.stdout, r.stdout + p.stderr()
+        assert f"Location: https://redir.test:{sp}/x?y=1" in r.stdout
+        assert "Connection: close" in r.stdout
+        # auto_https disable_redirects: nothing listens on the HTTP port.
+        p.stop()
+        cf = write_caddyfile(tmp_path, text.replace("\tlocal_certs\n", "\tlocal_certs\n\tauto_https disable_redirects\n"))
+        p = launch(["run", "--config", str(cf)], env={"XDG_DATA_HOME": str(tmp_path / "d")})
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", hp), timeout=2)
+    finally:
+        p.stop()
