@@ -196,7 +196,8 @@ extension HTTP2Connection {
         let name: StaticString = ":status"
         let value: StaticString = "100"
         var nv = nghttp2_nv(
-            name: UnsafeMutablePointer(mutating: name.utf8Start), value: UnsafeMutablePointer(mutating: value.utf8Start),
+            name: UnsafeMutablePointer(mutating: name.utf8Start),
+            value: UnsafeMutablePointer(mutating: value.utf8Start),
             namelen: 7, valuelen: 3,
             flags: UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue))
         _ = nghttp2_submit_headers(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, nil, &nv, 1, nil)

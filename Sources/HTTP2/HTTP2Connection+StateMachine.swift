@@ -4,11 +4,11 @@ import IOCore
 
 /// The connection state machine:
 ///
-///     open ──beginGracefulShutdown──► shutdownNotified ──PING ACK, or nothing in flight──► draining
-///      │                                   │                                                │
-///      │ violation / idle / peer EOF       │ violation…                     streams done    │
-///      ▼                                   ▼                                                ▼
-///     closing (GOAWAY queued) ──────────► (next action: .flushAndClose / .close) ──────► closed
+///     open ──beginGracefulShutdown──► shutdownNotified ──PING ACK / nothing in flight──► draining
+///      │                                   │                                              │
+///      │ violation, idle, peer EOF         │ violation…                    streams done   │
+///      ▼                                   ▼                                              ▼
+///     closing (GOAWAY queued) ───── next action: .flushAndClose or .close ─────────► closed
 ///
 /// Every call runs `process()`: input is scanned frame header by frame header (the flood
 /// guard can cut the connection before nghttp2 decodes the offending frame), fed to nghttp2,
@@ -93,7 +93,9 @@ extension HTTP2Connection {
             }
         }
         var rv = 0
-        if cut > 0 { rv = nghttp2_session_mem_recv(session.raw, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), cut) }
+        if cut > 0 {
+            rv = nghttp2_session_mem_recv(session.raw, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), cut)
+        }
         input.consume(bytes.count)
         if rv < 0 {
             onLibraryError(Int32(rv))

@@ -70,7 +70,8 @@ extension HTTP2Connection {
             // RFC 9110 §9.3.7: OPTIONS * asks about the server itself; Go answers it without
             // routing (200, content-length 0, no server field) and Caddy does not log it.
             s.logExchange = false
-            s.submitResponse(status: 200, fields: s.response.fields, contentLength: 0, withBody: false, addServer: false)
+            s.submitResponse(
+                status: 200, fields: s.response.fields, contentLength: 0, withBody: false, addServer: false)
             s.mode = .finished
             handlerFinished(s)
             return
@@ -202,7 +203,8 @@ extension HTTP2Connection {
         guard i >= 0 else { return }
         if s.dispatched && s.logExchange {
             streamsServed += 1
-            delegate?.http2Connection(self, finished: s.request, response: s.response, bytesRead: s.request.bodyBytesRead)
+            delegate?.http2Connection(
+                self, finished: s.request, response: s.response, bytesRead: s.request.bodyBytesRead)
         }
         if !s.bodyIn.isEmpty { consume(s, s.bodyIn.readableBytes) }
         let last = live.count - 1
@@ -212,7 +214,7 @@ extension HTTP2Connection {
         }
         live.removeLast()
         s.liveIndex = -1
-        s.resetForReuse()
+        s.recycle()
         if pool.count < limits.streamPoolSize { pool.append(s) }
         epoch &+= 1
     }

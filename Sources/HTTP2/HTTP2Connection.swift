@@ -116,7 +116,9 @@ package final class HTTP2Connection {
     let dateCache: DateCache
     let responder: any HTTP2Responder
     let serverName: [UInt8]?
-    let connectionInfo: ConnectionInfo
+    /// Transport facts copied into every request (set the TLS details before the first
+    /// stream; over TLS the driver creates the connection after ALPN chose `h2`).
+    package var connectionInfo: ConnectionInfo
     let session: NGHTTP2Session
 
     package internal(set) var state: State = .open
@@ -254,8 +256,10 @@ package final class HTTP2Connection {
         case .open, .shutdownNotified, .draining:
             if !scanner.sawPreface { return HTTP2Timeout(kind: .preface, duration: timeouts.preface, epoch: 0) }
             if live.isEmpty { return HTTP2Timeout(kind: .idle, duration: timeouts.idle, epoch: epoch) }
-            if handlersInFlight > 0 && live.contains(where: \.awaitsBody) {
-                return HTTP2Timeout(kind: .readBody, duration: timeouts.readBody, epoch: epoch)
+            if handlersInFlight > 0 {
+                for s in live where s.awaitsBody {
+                    return HTTP2Timeout(kind: .readBody, duration: timeouts.readBody, epoch: epoch)
+                }
             }
             return nil
         }

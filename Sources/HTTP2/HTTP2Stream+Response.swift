@@ -65,9 +65,9 @@ extension HTTP2Stream: ResponseSink {
         let allowed = HTTP2Stream.bodyAllowed(status)
         if !allowed || isHEAD {
             mode = .noBody
+            let length = allowed ? contentLength.map { max(0, $0) } : nil
             submitResponse(
-                status: status, fields: response.fields, contentLength: allowed ? contentLength.map { max(0, $0) } : nil,
-                withBody: false, addServer: true)
+                status: status, fields: response.fields, contentLength: length, withBody: false, addServer: true)
         } else {
             mode = .streaming
             declaredRemaining = contentLength.map { max(0, $0) } ?? -1
@@ -225,7 +225,8 @@ extension HTTP2Stream: ResponseSink {
         if let contentLength {
             let start = headBlock.writePointer
             headBlock.appendDecimal(Int(contentLength))
-            addStatic("content-length", value: UnsafeRawBufferPointer(start: start, count: headBlock.writePointer - start))
+            let digits = UnsafeRawBufferPointer(start: start, count: headBlock.writePointer - start)
+            addStatic("content-length", value: digits)
         }
         connection.submitResponse(self, withBody: withBody)
     }

@@ -9,9 +9,10 @@ import IOCore
 ///
 /// Lifecycle (`phase`):
 ///
-///     idle ─begin_headers─► headers ─END_HEADERS─► queued ─handler slot─► handling ─response finished─► responded
-///       ▲                     │ too large: 431        │ reset                                               │
-///       └────────── release (nghttp2 closed the stream and no handler holds the response) ◄─────────────┘
+///     idle ─begin_headers─► headers ─END_HEADERS─► queued ─handler slot─► handling
+///       ▲                     │ too large: 431        │ reset                │ response finished
+///       │                     ▼                       ▼                      ▼
+///       └── release ◄── (nghttp2 closed the stream and no handler holds it) ◄── responded
 ///
 /// A stream the peer resets while its handler still holds the response stays out of the pool
 /// (the response refers to it, unowned) until the handler finishes; its calls are ignored.
@@ -108,28 +109,38 @@ final class HTTP2Stream {
     /// the stream is reused, long after the HEADERS frame went out.
     let headBlock = ByteBuffer(capacity: 512)
     var nva: [nghttp2_nv] = []
+    /// `recycle()` ran; `request` and `response` are reset when the stream is reused.
+    var exchangeNeedsReset = false
 
     init(connection: HTTP2Connection) {
         self.connection = connection
-        request.connection = connection.connectionInfo
         nva.reserveCapacity(24)
         response = HTTPResponse(sink: self)
     }
 
-    /// Prepares a pooled stream for `id`.
+    /// Prepares a pooled stream for `id`. The request and response are reset only now, not
+    /// when the stream was recycled: a handler that just finished may still look at them on
+    /// its way out of `finish()`.
     func open(id: Int32) {
+        if exchangeNeedsReset {
+            exchangeNeedsReset = false
+            request.reset()
+            response.reset()
+        }
         self.id = id
         phase = .headers
         request.version = .http2
+        request.connection = connection.connectionInfo
     }
 
     /// Forgets the finished exchange, keeping storage. Buffers that grew past 64 KiB (8 KiB
     /// for the header block) after a large body are shrunk back, so an idle pooled stream
-    /// stays small while ordinary traffic never reallocates.
-    func resetForReuse() {
-        request.reset()
+    /// stays small while ordinary traffic never reallocates. A response decorator is detached
+    /// now so it can return its resources.
+    func recycle() {
         request.bodySource = nil
-        response.reset()
+        response.removeDecorator()
+        exchangeNeedsReset = true
         id = 0
         phase = .idle
         headBytes = 0
@@ -178,7 +189,9 @@ final class HTTP2Stream {
     /// Takes one decoded request field. nghttp2 has already validated it (RFC 9113 §8.2:
     /// lower-case names, no connection-specific fields, pseudo-fields first and well-formed),
     /// so this only stores it the way HTTP/1's parser does and accounts its size.
-    func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: HTTP2Limits, maxList: Int) -> FieldResult {
+    func addField(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: HTTP2Limits, maxList: Int
+    ) -> FieldResult {
         // RFC 9113 §6.5.2: the size of a field is its name and value plus 32 bytes.
         headBytes += name.count &+ value.count &+ 32
         if headBytes > limits.maxDecodedHeaderBytes { return .bomb }

@@ -5,20 +5,26 @@ internal import CNGHTTP2
 /// the connection it calls back into.
 final class NGHTTP2Session {
     let raw: OpaquePointer
+    /// Where nghttp2 allocates; freed after the session (stored properties are released
+    /// after `deinit` ran).
+    let allocator: NGHTTP2Allocator
 
-    init(owned raw: OpaquePointer) {
+    init(owned raw: OpaquePointer, allocator: NGHTTP2Allocator) {
         self.raw = raw
+        self.allocator = allocator
     }
 
     deinit { nghttp2_session_del(raw) }
 
-    /// A server session with Berth's callbacks and options for `limits`.
+    /// A server session with Berth's callbacks, options for `limits` and its own allocator.
     static func server(limits: HTTP2Limits) -> NGHTTP2Session {
         let option = NGHTTP2Option(limits: limits)
+        let allocator = NGHTTP2Allocator()
+        var mem = allocator.mem
         var p: OpaquePointer? = nil
-        let rv = nghttp2_session_server_new2(&p, NGHTTP2Callbacks.server.raw, nil, option.raw)
-        guard rv == 0, let p else { fatalError("nghttp2_session_server_new2: \(rv)") }
-        return NGHTTP2Session(owned: p)
+        let rv = nghttp2_session_server_new3(&p, NGHTTP2Callbacks.server.raw, nil, option.raw, &mem)
+        guard rv == 0, let p else { fatalError("nghttp2_session_server_new3: \(rv)") }
+        return NGHTTP2Session(owned: p, allocator: allocator)
     }
 
     /// Points the callbacks at their connection (after it is fully initialised).

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import EventLoop
 import HTTP1
+import HTTP2
 import HTTPCore
 import IOCore
 import TLS
@@ -17,7 +18,8 @@ package struct HTTP1ConnectionFactory: ConnectionFactory {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let tls = server.tlsContexts?[listener.protocols]
-        let c = HTTP1ServerConnection(fd: fd, peer: peer, server: server, runtime: runtime, context: context, tls: tls)
+        let c = HTTP1ServerConnection(fd: fd, peer: peer, server: server, runtime: runtime, context: context, tls: tls,
+                                      allowH2C: tls == nil && listener.protocols.contains(.h2c))
         c.start()
     }
 }
@@ -35,7 +37,6 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     let input = ByteBuffer(capacity: 4096)
     let output = ByteBuffer(capacity: 4096)
     var conn: HTTP1Connection!
-    private var armed: HTTP1Timeout?
     private var interest: Interest = .read
     private var registered = false
     private var closed = false
@@ -44,6 +45,11 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     private var serviceRequested = false
     /// Shutdown or reload asked this connection to finish its current request and close.
     private var draining = false
+    /// HTTP/2 once ALPN chose `h2` (or an h2c preface arrived); then `conn` is released.
+    private var h2: HTTP2Connection?
+    private let allowH2C: Bool
+    /// The timer period armed now: kind (0 header/preface, 1 idle, 2 body) and epoch.
+    private var armedKey: (UInt8, UInt64)?
     /// TLS layer on HTTPS listeners: socket bytes go through `cipherIn`/`cipherOut`, and the
     /// protocol sees plaintext in `input`/`output` exactly as on plain HTTP.
     private var tls: TLSConnection?
@@ -53,7 +59,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     private var allFlushed: Bool { output.isEmpty && (cipherOut?.isEmpty ?? true) }
 
     init(fd: Int32, peer: SocketAddress?, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
-         tls tlsContext: TLSContext? = nil) {
+         tls tlsContext: TLSContext? = nil, allowH2C: Bool = false) {
+        self.allowH2C = allowH2C
         self.fd = fd
         self.ctx = context
         self.server = server
@@ -94,7 +101,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             return
         }
         ctx.add(fd, self)
-        act(conn.start())
+        act(protoStart())
     }
 
     // MARK: Events
@@ -109,9 +116,9 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
                     beginLinger()
                     return
                 case .wait:
-                    if !conn.isHandlerPending { act(conn.resume()) } else { setInterest([]) }
+                    if !protoPending { act(protoResume()) } else { setInterest([]) }
                 case .flush, .readMore:
-                    if draining && !conn.isHandlerPending {
+                    if draining && !protoPending {
                         beginLinger()
                         return
                     }
@@ -146,9 +153,9 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         }
         switch r {
         case .done(0):
-            act(conn.peerClosedAbortingHandler())
+            act(protoPeerClosed())
         case .done:
-            act(conn.receive())
+            act(protoReceive())
         case .wouldBlock:
             break
         }
@@ -169,7 +176,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         case .wouldBlock:
             return
         case .done(0):
-            act(conn.peerClosedAbortingHandler())
+            act(protoPeerClosed())
             return
         case .done:
             break
@@ -188,7 +195,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             }
             if result.handshakeCompleted { handshakeCompleted(tls) }
             if result.closeNotifyReceived {
-                act(conn.peerClosedAbortingHandler())
+                act(protoPeerClosed())
                 return
             }
             if input.isEmpty {
@@ -200,13 +207,14 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
                 updateTimer()
                 return
             }
-            act(conn.receive())
+            act(protoReceive())
             guard tls.hasPendingPlaintext, lastAction == .readMore || lastAction == .flush else { return }
         }
     }
 
     private func handshakeCompleted(_ tls: TLSConnection) {
         guard let info = tls.info else { return }
+        defer { if info.applicationProtocol == "h2" { switchToHTTP2() } }
         conn.request.connection.serverName = info.serverName
         conn.request.connection.tlsVersion = info.version
         conn.request.connection.tlsCipherSuite = info.cipherSuite
@@ -236,7 +244,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         switch action {
         case .readMore, .flush:
             if !allFlushed { guard flush() else { return } }
-            if draining && allFlushed && !conn.isHandlerPending {
+            if draining && allFlushed && !protoPending {
                 beginLinger()
                 return
             }
@@ -244,8 +252,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         case .wait:
             guard flush() else { return }
             if allFlushed {
-                if !conn.isHandlerPending {
-                    act(conn.resume())
+                if !protoPending {
+                    act(protoResume())
                     return
                 }
                 setInterest([])
@@ -263,9 +271,14 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             close()
             return
         case .switchToHTTP2:
-            // h2c prior knowledge is not served by this build: close quietly, as Caddy does on
-            // an h1-only listener.
-            close()
+            // h2c prior knowledge (RFC 9113 §3.3) when the listener lists h2c; otherwise close
+            // quietly, as Caddy does on an h1-only listener.
+            guard allowH2C else {
+                close()
+                return
+            }
+            switchToHTTP2()
+            act(protoStart())
             return
         }
         updateTimer()
@@ -296,7 +309,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             }
         }
         output.compact()
-        conn?.transportDrained()
+        protoTransportDrained()
         return true
     }
 
@@ -312,21 +325,21 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         if closed { return }
         if !allFlushed {
             if currentTimeoutList !== ctx.writeTimeouts { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
-            armed = nil
+            armedKey = nil
             return
         }
-        let t = conn.timeout
-        if t == armed && currentTimeoutList != nil { return }
-        armed = t
-        guard let t else {
+        let key = protoTimerKey()
+        if let k = key, let a = armedKey, k == a, currentTimeoutList != nil { return }
+        armedKey = key
+        guard let (kind, _) = key else {
             disarmTimeout()
             return
         }
         let list: TimeoutList
-        switch t.kind {
-        case .readHeader: list = ctx.headerTimeouts
-        case .idle: list = ctx.idleTimeouts
-        case .readBody: list = ctx.bodyTimeouts
+        switch kind {
+        case 0: list = ctx.headerTimeouts
+        case 1: list = ctx.idleTimeouts
+        default: list = ctx.bodyTimeouts
         }
         list.arm(self, now: Clock.monotonicNanos())
     }
@@ -338,8 +351,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             close()
             return
         }
-        armed = nil
-        act(conn.timedOut())
+        armedKey = nil
+        act(protoTimedOut())
     }
 
     // MARK: Closing
@@ -385,7 +398,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         }
         Glibc.close(fd)
         ctx.remove(fd)
-        conn?.transportClosed()
+        protoTransportClosed()
         releaseProtocolIfIdle()
     }
 
@@ -415,18 +428,25 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         if closed, let c = conn, !c.isHandlerPending {
             conn = nil
         }
+        if closed, let c = h2, !c.isHandlerPending {
+            h2 = nil
+        }
     }
 
     func drain() {
         if closed { return }
         // Idle (no request in progress, nothing buffered): close now. Otherwise the protocol
         // closes after the current response because keep-alive is withdrawn.
-        if !conn.isHandlerPending && input.isEmpty && allFlushed {
+        if !protoPending && input.isEmpty && allFlushed {
             close()
             return
         }
         draining = true
-        if conn.isHandlerPending, !conn.response.headSent { conn.response.closeConnection = true }
+        if let h2 {
+            act(h2.beginGracefulShutdown().http1)
+            return
+        }
+        if protoPending, !conn.response.headSent { conn.response.closeConnection = true }
     }
 
     func forceClose() { close() }
@@ -439,6 +459,10 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     }
 
     func http1ConnectionNeedsService(_ connection: HTTP1Connection) {
+        requestServiceOnce()
+    }
+
+    func requestServiceOnce() {
         if serviceRequested { return }
         serviceRequested = true
         ctx.requestService(self)
@@ -450,13 +474,89 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             releaseProtocolIfIdle()
             return
         }
-        act(conn.resume())
+        act(protoResume())
     }
 
     func http1Connection(_ connection: HTTP1Connection, finished request: HTTPRequest, response: HTTPResponse, bytesRead: Int64) {
+        logFinished(request, response, bytesRead)
+    }
+
+    func logFinished(_ request: HTTPRequest, _ response: HTTPResponse, _ bytesRead: Int64) {
         guard let policy = server.accessLog, policy.shouldLog(request) else { return }
         request.bodyBytesRead = bytesRead
         ctx.accessLog.log(request: request, response: response, serverHeader: runtime.serverHeader,
                           nowNanos: Clock.monotonicNanos())
+    }
+}
+
+// MARK: Protocol-neutral calls (HTTP/1 or HTTP/2 over the same buffers)
+
+extension HTTP2Action {
+    /// The driver treats both protocols' actions alike.
+    var http1: HTTP1Action {
+        switch self {
+        case .readMore: return .readMore
+        case .flush: return .flush
+        case .wait: return .wait
+        case .flushAndClose: return .flushAndClose
+        case .close: return .close
+        }
+    }
+}
+
+extension HTTP1ServerConnection: HTTP2Responder, HTTP2ConnectionDelegate {
+    /// Replaces the HTTP/1 protocol object by HTTP/2 over the same buffers.
+    func switchToHTTP2() {
+        guard h2 == nil, let old = conn else { return }
+        var cfg = HTTP2Configuration()
+        cfg.timeouts.preface = .milliseconds(ctx.limits.readHeaderTimeoutMilliseconds)
+        cfg.timeouts.idle = .milliseconds(ctx.limits.idleTimeoutMilliseconds)
+        cfg.timeouts.readBody = .milliseconds(ctx.limits.readBodyTimeoutMilliseconds)
+        cfg.serverName = String(decoding: runtime.serverHeader, as: UTF8.self)
+        let c = HTTP2Connection(input: input, output: output, configuration: cfg, dateCache: ctx.dateCache,
+                                connectionInfo: old.request.connection, responder: self)
+        c.delegate = self
+        h2 = c
+        conn = nil
+        armedKey = nil
+    }
+
+    func protoStart() -> HTTP1Action { h2.map { $0.start().http1 } ?? conn.start() }
+    func protoReceive() -> HTTP1Action { h2.map { $0.receive().http1 } ?? conn.receive() }
+    func protoResume() -> HTTP1Action { h2.map { $0.resume().http1 } ?? conn.resume() }
+    func protoPeerClosed() -> HTTP1Action { h2.map { $0.peerClosed().http1 } ?? conn.peerClosedAbortingHandler() }
+    func protoTimedOut() -> HTTP1Action { h2.map { $0.timedOut().http1 } ?? conn.timedOut() }
+    var protoPending: Bool { h2?.isHandlerPending ?? conn?.isHandlerPending ?? false }
+    func protoTransportClosed() {
+        if let h2 { h2.transportClosed() } else { conn?.transportClosed() }
+    }
+    func protoTransportDrained() {
+        if h2 == nil { conn?.transportDrained() }
+    }
+
+    /// The timer the protocol wants: (list, epoch).
+    func protoTimerKey() -> (UInt8, UInt64)? {
+        if let h2 {
+            guard let t = h2.timeout else { return nil }
+            switch t.kind {
+            case .preface: return (0, t.epoch)
+            case .idle: return (1, t.epoch)
+            case .readBody: return (2, t.epoch)
+            }
+        }
+        guard let t = conn?.timeout else { return nil }
+        switch t.kind {
+        case .readHeader: return (0, t.epoch)
+        case .idle: return (1, t.epoch)
+        case .readBody: return (2, t.epoch)
+        }
+    }
+
+    func http2ConnectionNeedsService(_ connection: HTTP2Connection) {
+        requestServiceOnce()
+    }
+
+    func http2Connection(_ connection: HTTP2Connection, finished request: HTTPRequest, response: HTTPResponse, bytesRead: Int64) {
+        logFinished(request, response, bytesRead)
     }
 }

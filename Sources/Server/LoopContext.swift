@@ -56,6 +56,7 @@ package final class LoopContext {
     package let lingerTimeouts: TimeoutList
     /// Connections to call back after this iteration's events.
     private var serviceQueue: [ServiceRequester] = []
+    private var serviceBatch: [ServiceRequester] = []
     /// The runtime new connections use.
     package var runtime: ServerRuntime
     /// Live connections by fd.
@@ -77,6 +78,7 @@ package final class LoopContext {
         writeTimeouts = loop.makeTimeoutList(milliseconds: limits.writeTimeoutMilliseconds)
         lingerTimeouts = loop.makeTimeoutList(milliseconds: 500)
         serviceQueue.reserveCapacity(16)
+        serviceBatch.reserveCapacity(16)
         loop.afterEvents = { [unowned self] in self.afterEvents() }
     }
 
@@ -86,10 +88,12 @@ package final class LoopContext {
     }
 
     private func afterEvents() {
+        // Two queues swapped, so the batch never shares storage with the queue being filled
+        // (copy-then-removeAll would allocate new storage every iteration).
         while !serviceQueue.isEmpty {
-            let batch = serviceQueue
-            serviceQueue.removeAll(keepingCapacity: true)
-            for r in batch { r.service() }
+            swap(&serviceQueue, &serviceBatch)
+            for r in serviceBatch { r.service() }
+            serviceBatch.removeAll(keepingCapacity: true)
         }
         accessLog.flush()
     }

@@ -27,13 +27,10 @@ package enum TLSRuntime {
         return c
     }
 
-    /// Whether HTTP/2 is offered by ALPN (set once the HTTP2 module is wired).
-    nonisolated(unsafe) package static var http2Enabled = false
-
     /// ALPN protocols, in preference order, for a listener speaking `protocols`.
     package static func alpn(for protocols: [HTTPProtocolName]) -> [ApplicationProtocol] {
         var out: [ApplicationProtocol] = []
-        if protocols.contains(.h2) && http2Enabled { out.append(.h2) }
+        if protocols.contains(.h2) { out.append(.h2) }
         if protocols.contains(.h1) { out.append(.http11) }
         return out
     }
