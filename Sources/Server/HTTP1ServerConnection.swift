@@ -435,6 +435,12 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
 
     func drain() {
         if closed { return }
+        if let h2 {
+            // HTTP/2: GOAWAY (RFC 9113 §6.8); the protocol closes once in-flight streams end.
+            draining = true
+            act(h2.beginGracefulShutdown().http1)
+            return
+        }
         // Idle (no request in progress, nothing buffered): close now. Otherwise the protocol
         // closes after the current response because keep-alive is withdrawn.
         if !protoPending && input.isEmpty && allFlushed {
@@ -442,10 +448,6 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             return
         }
         draining = true
-        if let h2 {
-            act(h2.beginGracefulShutdown().http1)
-            return
-        }
         if protoPending, !conn.response.headSent { conn.response.closeConnection = true }
     }
 
