@@ -68,7 +68,7 @@ let package = Package(
             exclude: ["diff_caddy_fmt.sh"], resources: [.copy("Golden")]),
         .testTarget(
             name: "ConfigTests", dependencies: ["Config", "Caddyfile", "Handlers", "HTTPCore"],
-            path: "Tests/ConfigTests"),
+            path: "Tests/ConfigTests", exclude: ["Golden"]),
         .testTarget(
             name: "ServerTests",
             dependencies: ["Server", "EventLoop", "HTTP1", "HTTPCore", "Handlers", "Config", "IOCore", "SystemD"],

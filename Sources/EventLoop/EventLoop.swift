@@ -221,10 +221,12 @@ package final class EventLoop: @unchecked Sendable {
                 }
                 i += 1
             }
-            afterEvents?()
             if timers.nextDeadline != nil || !timeoutLists.isEmpty {
                 fireTimers(now: Clock.monotonicNanos())
             }
+            // After timers too: a timer may complete a response (reverse_proxy timeouts,
+            // retries) whose flush is requested for "after this iteration's events".
+            afterEvents?()
         }
         running = false
         // Run whatever was queued while stopping so no task is lost silently.

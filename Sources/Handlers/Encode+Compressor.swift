@@ -318,3 +318,54 @@ package final class Compressor: ResponseSinkDecorator, @unchecked Sendable {
         }
     }
 }
+
+/// Decompression for tests and diagnostics (not on any request path; allocates).
+package enum Decompression {
+    /// Inflates a gzip stream, or nil when it is invalid.
+    package static func gunzip(_ data: [UInt8]) -> [UInt8]? {
+        var s = z_stream()
+        guard berth_inflateInit2(&s, 15 + 16) == Z_OK else { return nil }
+        defer { inflateEnd(&s) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        var input = data
+        return input.withUnsafeMutableBufferPointer { inb -> [UInt8]? in
+            s.next_in = inb.baseAddress
+            s.avail_in = uInt(inb.count)
+            while true {
+                let rc = chunk.withUnsafeMutableBufferPointer { cb -> Int32 in
+                    s.next_out = cb.baseAddress
+                    s.avail_out = uInt(cb.count)
+                    return inflate(&s, Z_NO_FLUSH)
+                }
+                out += chunk[0..<(16384 - Int(s.avail_out))]
+                if rc == Z_STREAM_END { return out }
+                if rc != Z_OK { return nil }
+            }
+        }
+    }
+
+    /// Decompresses a zstd frame, or nil when it is invalid.
+    package static func unzstd(_ data: [UInt8]) -> [UInt8]? {
+        guard let d = ZSTD_createDCtx() else { return nil }
+        defer { ZSTD_freeDCtx(d) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        return data.withUnsafeBytes { inb -> [UInt8]? in
+            var input = ZSTD_inBuffer(src: inb.baseAddress, size: inb.count, pos: 0)
+            while true {
+                var produced = 0
+                let rc = chunk.withUnsafeMutableBytes { cb -> Int in
+                    var o = ZSTD_outBuffer(dst: cb.baseAddress, size: cb.count, pos: 0)
+                    let r = ZSTD_decompressStream(d, &o, &input)
+                    produced = o.pos
+                    return ZSTD_isError(r) != 0 ? -1 : Int(r)
+                }
+                if rc < 0 { return nil }
+                out += chunk[0..<produced]
+                if rc == 0 && input.pos == input.size { return out }
+                if produced == 0 && input.pos == input.size { return nil }
+            }
+        }
+    }
+}

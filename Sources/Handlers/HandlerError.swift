@@ -115,3 +115,18 @@ package enum StatusParsing {
         return neg ? -v : v
     }
 }
+
+/// `handle_errors <codes…>`: matches the current error's status (`{http.error.status_code}`)
+/// against classes (`4xx` = 4) and exact codes.
+package struct ErrorStatusMatcher: RequestMatcher {
+    let classes: [Int]
+    let codes: [Int]
+    package init(classes: [Int], codes: [Int]) {
+        self.classes = classes
+        self.codes = codes
+    }
+    package func matches(_ request: HTTPRequest) -> Bool {
+        guard let s = request.vars.withValue("http.error.status_code", { StatusParsing.atoi($0) }) ?? nil else { return false }
+        return codes.contains(s) || classes.contains { s >= $0 * 100 && s <= $0 * 100 + 99 }
+    }
+}

@@ -43,26 +43,32 @@ package struct PathMatcher: RequestMatcher {
     }
 
     package func matches(_ request: HTTPRequest) -> Bool {
-        let decoded = ByteBuffer(capacity: 256)
-        request.withLineBytes(request.pathRange) { URLDecoding.appendDecodedPath($0, into: decoded) }
-        if !CleanPath.needsCleaning(decoded.readable) {
-            for p in patterns where PathMatcher.match(p, decoded.readable) { return true }
+        // Decoded (and, when needed, cleaned) into the request's scratch buffer: no allocation
+        // per request except for slash-preserving patterns on paths that need cleaning.
+        let s = request.scratch
+        s.clear()
+        request.withLineBytes(request.pathRange) { URLDecoding.appendDecodedPath($0, into: s) }
+        let dn = s.writerIndex
+        if !CleanPath.needsCleaning(UnsafeRawBufferPointer(start: s.base, count: dn)) {
+            let decoded = UnsafeRawBufferPointer(start: s.base, count: dn)
+            for p in patterns where PathMatcher.match(p, decoded) { return true }
             return false
         }
-        var merged: ByteBuffer? = nil
+        s.reserveWritable(dn + 4)  // cleaning writes at most dn + 2 bytes: the input cannot move
+        CleanPath.clean(UnsafeRawBufferPointer(start: s.base, count: dn), mergeSlashes: true, into: s)
+        let merged = UnsafeRawBufferPointer(start: s.base + dn, count: s.writerIndex - dn)
         var unmerged: ByteBuffer? = nil
         for p in patterns {
-            let cleaned: ByteBuffer
-            if p.mergeSlashes, let m = merged {
-                cleaned = m
-            } else if !p.mergeSlashes, let u = unmerged {
-                cleaned = u
-            } else {
-                cleaned = ByteBuffer(capacity: decoded.readableBytes + 2)
-                CleanPath.clean(decoded.readable, mergeSlashes: p.mergeSlashes, into: cleaned)
-                if p.mergeSlashes { merged = cleaned } else { unmerged = cleaned }
+            if p.mergeSlashes {
+                if PathMatcher.match(p, merged) { return true }
+                continue
             }
-            if PathMatcher.match(p, cleaned.readable) { return true }
+            if unmerged == nil {
+                let u = ByteBuffer(capacity: dn + 2)
+                CleanPath.clean(UnsafeRawBufferPointer(start: s.base, count: dn), mergeSlashes: false, into: u)
+                unmerged = u
+            }
+            if PathMatcher.match(p, unmerged!.readable) { return true }
         }
         return false
     }

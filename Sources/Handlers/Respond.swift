@@ -75,18 +75,6 @@ package final class RespondHandler: Handler {
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
         let scratch = response.scratch
         scratch.clear()
-        if let t = statusTemplate {
-            t.expand(request, into: scratch)
-            guard let code = StatusParsing.atoi(scratch.readable) else {
-                return HandlerError.fail(request, response, status: 500, trace: "Handlers.RespondHandler (Respond.swift)")
-            }
-            scratch.clear()
-            response.status = code
-        } else if statusIsDefault && response.errorStatus != 0 {
-            response.status = response.errorStatus
-        } else {
-            response.status = status
-        }
         // A templated body is expanded first, into the front of the scratch buffer; header
         // values are expanded after it, one at a time.
         var bodyLength = 0
@@ -119,6 +107,22 @@ package final class RespondHandler: Handler {
                 let b = UnsafeRawBufferPointer(start: scratch.base + scratch.readerIndex, count: bodyLength)
                 if let ct = RespondHandler.contentType(for: b) { response.fields.append(.contentType, ct) }
             }
+        }
+        // The status comes last, as in Caddy: a placeholder status that is not a number fails
+        // the request with 500, the headers above already set.
+        if let t = statusTemplate {
+            let mark = scratch.writerIndex
+            t.expand(request, into: scratch)
+            let code = StatusParsing.atoi(UnsafeRawBufferPointer(start: scratch.base + mark, count: scratch.writerIndex - mark))
+            scratch.writerIndex = mark
+            guard let code else {
+                return HandlerError.fail(request, response, status: 500, trace: "Handlers.RespondHandler (Respond.swift)")
+            }
+            response.status = code
+        } else if statusIsDefault && response.errorStatus != 0 {
+            response.status = response.errorStatus
+        } else {
+            response.status = status
         }
         if close { response.closeConnection = true }
         if isStatic {

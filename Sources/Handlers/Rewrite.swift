@@ -98,7 +98,6 @@ package final class RewriteHandler: Handler {
             rewriteURI(u, r, scratch)
         case .stripPrefix(let t):
             t.expand(r, into: scratch)
-            let prefixMark = scratch.writerIndex
             if scratch.readableBytes == 0 || scratch.base[0] != UInt8(ascii: "/") {
                 // Caddy prepends a slash to a prefix without one.
                 Placeholder.reencode(scratch, from: 0) { p in
@@ -107,29 +106,27 @@ package final class RewriteHandler: Handler {
                 }
             }
             let prefixLen = scratch.writerIndex
-            _ = prefixMark
+            let merge = !RewriteHandler.containsDoubleSlash(UnsafeRawBufferPointer(start: scratch.base, count: prefixLen))
             changePath(r, scratch, stage: prefixLen) { escaped, out in
-                let prefix = UnsafeRawBufferPointer(start: scratch.base, count: prefixLen)
-                let merge = !RewriteHandler.containsDoubleSlash(prefix)
                 let cleanMark = out.writerIndex
                 CleanPath.clean(escaped, mergeSlashes: merge, into: out)
-                let cleaned = RewriteHandler.copyOut(out, cleanMark)
-                cleaned.withUnsafeBufferPointer { cb in
-                    let c = UnsafeRawBufferPointer(cb)
-                    out.append(UnsafeRawBufferPointer(rebasing: c[RewriteHandler.trimPathPrefix(c, prefix)...]))
+                RewriteHandler.withCopy(out, from: cleanMark) { c in
+                    let prefix = UnsafeRawBufferPointer(start: out.base, count: prefixLen)
+                    let cut = RewriteHandler.trimPathPrefix(c, prefix)
+                    // Caddy 2.11 keeps the result rooted: `/sp` stripped from `/spx` is `/x` [obs].
+                    if cut == c.count || c[cut] != UInt8(ascii: "/") { out.append(byte: UInt8(ascii: "/")) }
+                    out.append(UnsafeRawBufferPointer(rebasing: c[cut...]))
                 }
             }
         case .stripSuffix(let t):
             t.expand(r, into: scratch)
             let suffixLen = scratch.writerIndex
+            let merge = !RewriteHandler.containsDoubleSlash(UnsafeRawBufferPointer(start: scratch.base, count: suffixLen))
             changePath(r, scratch, stage: suffixLen) { escaped, out in
-                let suffix = UnsafeRawBufferPointer(start: scratch.base, count: suffixLen)
-                let merge = !RewriteHandler.containsDoubleSlash(suffix)
                 let cleanMark = out.writerIndex
                 CleanPath.clean(escaped, mergeSlashes: merge, into: out)
-                let cleaned = RewriteHandler.copyOut(out, cleanMark)
-                cleaned.withUnsafeBufferPointer { cb in
-                    let c = UnsafeRawBufferPointer(cb)
+                RewriteHandler.withCopy(out, from: cleanMark) { c in
+                    let suffix = UnsafeRawBufferPointer(start: out.base, count: suffixLen)
                     var n = c.count
                     if suffix.count <= c.count {
                         var hit = true
@@ -145,43 +142,49 @@ package final class RewriteHandler: Handler {
         case .replace(let find, let repl, let limit, let merge):
             find.expand(r, into: scratch)
             let findLen = scratch.writerIndex
+            if findLen == 0 { return }
             repl.expand(r, into: scratch)
             let replEnd = scratch.writerIndex
-            let stage = replEnd
-            // The query is replaced too (on its raw bytes).
-            let f = UnsafeRawBufferPointer(start: scratch.base, count: findLen)
-            if findLen == 0 { return }
-            changePath(r, scratch, stage: stage) { escaped, out in
-                let f = UnsafeRawBufferPointer(start: scratch.base, count: findLen)
-                let rp = UnsafeRawBufferPointer(start: scratch.base + findLen, count: replEnd - findLen)
+            changePath(r, scratch, stage: replEnd) { escaped, out in
                 let cleanMark = out.writerIndex
                 CleanPath.clean(escaped, mergeSlashes: merge, into: out)
-                let cleaned = RewriteHandler.copyOut(out, cleanMark)
-                cleaned.withUnsafeBufferPointer { cb in
-                    RewriteHandler.replace(UnsafeRawBufferPointer(cb), f, rp, limit, into: out)
+                RewriteHandler.withCopy(out, from: cleanMark) { c in
+                    // `out` may move while the result is appended: copy find/replace first.
+                    RewriteHandler.withCopy(out, range: 0..<replEnd) { fr in
+                        RewriteHandler.replace(c, UnsafeRawBufferPointer(rebasing: fr[0..<findLen]),
+                                               UnsafeRawBufferPointer(rebasing: fr[findLen..<replEnd]), limit, into: out)
+                    }
                 }
             }
-            _ = f
+            // The raw query gets the same replacement.
             if let q = r.queryRange {
                 scratch.writerIndex = replEnd
-                let qMark = scratch.writerIndex
-                r.withLineBytes(q) { qb in
-                    RewriteHandler.replace(qb, UnsafeRawBufferPointer(start: scratch.base, count: findLen),
-                                           UnsafeRawBufferPointer(start: scratch.base + findLen, count: replEnd - findLen), limit, into: scratch)
-                }
-                let newQuery = RewriteHandler.copyOut(scratch, qMark)
-                scratch.clear()
                 r.withLineBytes(r.pathRange) { scratch.append($0) }
-                let p = RewriteHandler.copyOut(scratch, 0)
-                p.withUnsafeBytes { pb in newQuery.withUnsafeBytes { qb in r.setTarget(path: pb, query: qb) } }
+                let pathEnd = scratch.writerIndex
+                r.withLineBytes(q) { qb in
+                    RewriteHandler.withCopy(scratch, range: 0..<replEnd) { fr in
+                        RewriteHandler.replace(qb, UnsafeRawBufferPointer(rebasing: fr[0..<findLen]),
+                                               UnsafeRawBufferPointer(rebasing: fr[findLen..<replEnd]), limit, into: scratch)
+                    }
+                }
+                setTarget(r, scratch, path: replEnd..<pathEnd, query: pathEnd..<scratch.writerIndex)
             }
         case .pathRegexp(let re, let repl):
             repl.expand(r, into: scratch)
             let replLen = scratch.writerIndex
             changePath(r, scratch, stage: replLen) { escaped, out in
-                re.replaceAll(escaped, with: UnsafeRawBufferPointer(start: scratch.base, count: replLen), into: out)
+                RewriteHandler.withCopy(out, range: 0..<replLen) { rp in
+                    re.replaceAll(escaped, with: rp, into: out)
+                }
             }
         }
+    }
+
+    /// Sets the target from two ranges of `scratch` (never from `line` itself).
+    func setTarget(_ r: HTTPRequest, _ scratch: ByteBuffer, path: Range<Int>, query: Range<Int>?) {
+        let p = UnsafeRawBufferPointer(start: scratch.base + path.lowerBound, count: path.count)
+        let q = query.map { UnsafeRawBufferPointer(start: scratch.base + $0.lowerBound, count: $0.count) }
+        r.setTarget(path: p, query: q)
     }
 
     // MARK: - helpers
@@ -199,12 +202,23 @@ package final class RewriteHandler: Handler {
         return false
     }
 
-    /// Copies what was written after `mark` out of `buf` (cold-ish: a small array) and
-    /// truncates `buf` to `mark`.
-    static func copyOut(_ buf: ByteBuffer, _ mark: Int) -> [UInt8] {
-        let a = Array(UnsafeRawBufferPointer(start: buf.base + mark, count: buf.writerIndex - mark))
-        buf.writerIndex = mark
-        return a
+    /// Calls `body` with a stack copy of what was written to `buf` after `mark`, and truncates
+    /// `buf` to `mark` first (so `body` may append to it).
+    static func withCopy<R>(_ buf: ByteBuffer, from mark: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let n = buf.writerIndex - mark
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(n, 1)) { tmp in
+            for k in 0..<n { tmp[k] = buf.base[mark + k] }
+            buf.writerIndex = mark
+            return body(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: tmp[0..<n])))
+        }
+    }
+
+    /// Calls `body` with a stack copy of `range` of `buf` (left in place).
+    static func withCopy<R>(_ buf: ByteBuffer, range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(range.count, 1)) { tmp in
+            for k in 0..<range.count { tmp[k] = buf.base[range.lowerBound + k] }
+            return body(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: tmp[0..<range.count])))
+        }
     }
 
     /// Caddy's trimPathPrefix: the index in `escaped` after `prefix`, comparing
@@ -253,16 +267,14 @@ package final class RewriteHandler: Handler {
                     _ transform: (UnsafeRawBufferPointer, ByteBuffer) -> Void) {
         scratch.writerIndex = stage
         r.withLineBytes(r.pathRange) { scratch.append($0) }
-        let escaped = RewriteHandler.copyOut(scratch, stage)
-        escaped.withUnsafeBytes { transform($0, scratch) }
-        let newRaw = RewriteHandler.copyOut(scratch, stage)
-        newRaw.withUnsafeBytes { raw in
-            RewriteHandler.escapedPath(fromRaw: raw, into: scratch)
-        }
-        let path = RewriteHandler.copyOut(scratch, stage)
-        let query: [UInt8]? = r.queryRange.map { q in r.withLineBytes(q) { Array($0) } }
-        path.withUnsafeBytes { pb in
-            if let q = query { q.withUnsafeBytes { r.setTarget(path: pb, query: $0) } } else { r.setTarget(path: pb, query: nil) }
+        RewriteHandler.withCopy(scratch, from: stage) { escaped in transform(escaped, scratch) }
+        RewriteHandler.withCopy(scratch, from: stage) { raw in RewriteHandler.escapedPath(fromRaw: raw, into: scratch) }
+        let pathEnd = scratch.writerIndex
+        if let q = r.queryRange {
+            r.withLineBytes(q) { scratch.append($0) }
+            setTarget(r, scratch, path: stage..<pathEnd, query: pathEnd..<scratch.writerIndex)
+        } else {
+            setTarget(r, scratch, path: stage..<pathEnd, query: nil)
         }
     }
 
@@ -277,60 +289,60 @@ package final class RewriteHandler: Handler {
         Placeholder.reencode(out, from: mark) { URLEscaping.appendEscapedPath($0, into: out) }
     }
 
-    /// The `rewrite <uri>` step (Caddy's Rewrite.URI handling).
+    /// The `rewrite <uri>` step (Caddy's Rewrite.URI handling), in regions of `scratch`:
+    /// expanded path template, then the new query, then the final escaped path.
     func rewriteURI(_ u: URI, _ r: HTTPRequest, _ scratch: ByteBuffer) {
-        var newPath: [UInt8]? = nil
-        var injectedQuery: [UInt8]? = nil
+        var pathRange: Range<Int>? = nil
+        var injected: Range<Int>? = nil
         if let pt = u.path {
             pt.expand(r, into: scratch, escaping: .path)
-            var p = RewriteHandler.copyOut(scratch, 0)
-            if let q = p.firstIndex(of: UInt8(ascii: "?")) {
-                injectedQuery = Array(p[(q + 1)...])
-                p = Array(p[..<q])
-            }
-            newPath = p
+            let end = scratch.writerIndex
+            var q = end
+            for i in 0..<end where scratch.base[i] == UInt8(ascii: "?") { q = i; break }
+            pathRange = 0..<q
+            if q < end { injected = (q + 1)..<end }
         }
-        var newQuery: [UInt8]? = nil
+        var queryRange: Range<Int>? = nil
         if let comps = u.query {
-            if comps.isEmpty, let inj = injectedQuery {
+            let start = scratch.writerIndex
+            if comps.isEmpty, let inj = injected {
                 // The query came from a placeholder in the path; braces in it are not
-                // placeholders.
+                // placeholders. Rare: this path compiles the components per request.
                 var esc: [UInt8] = []
-                for c in inj {
+                for i in inj {
+                    let c = scratch.base[i]
                     if c == UInt8(ascii: "{") { esc += Array("%7B".utf8) } else if c == UInt8(ascii: "}") { esc += Array("%7D".utf8) } else { esc.append(c) }
                 }
-                newQuery = RewriteHandler.buildQuery(URI.components(esc), r, scratch)
+                RewriteHandler.buildQuery(URI.components(esc), r, scratch)
             } else {
-                newQuery = RewriteHandler.buildQuery(comps, r, scratch)
+                RewriteHandler.buildQuery(comps, r, scratch)
             }
+            queryRange = start..<scratch.writerIndex
         }
-        var finalPath: [UInt8]
-        if let np = newPath {
+        let finalStart = scratch.writerIndex
+        if let pr = pathRange {
             // URL.Path = PathUnescape(newPath) (or newPath when malformed); RawPath = "".
-            np.withUnsafeBytes { raw in
-                let mark = scratch.writerIndex
+            RewriteHandler.withCopy(scratch, range: pr) { raw in
                 if !URLEscaping.appendPathUnescaped(raw, into: scratch) { scratch.append(raw) }
-                Placeholder.reencode(scratch, from: mark) { URLEscaping.appendEscapedPath($0, into: scratch) }
             }
-            finalPath = RewriteHandler.copyOut(scratch, 0)
+            Placeholder.reencode(scratch, from: finalStart) { URLEscaping.appendEscapedPath($0, into: scratch) }
         } else {
-            finalPath = r.withLineBytes(r.pathRange) { Array($0) }
+            r.withLineBytes(r.pathRange) { scratch.append($0) }
         }
-        let query: [UInt8]? = newQuery ?? r.queryRange.map { q in r.withLineBytes(q) { Array($0) } }
-        finalPath.withUnsafeBytes { pb in
-            if let q = query { q.withUnsafeBytes { r.setTarget(path: pb, query: $0) } } else { r.setTarget(path: pb, query: nil) }
+        let finalEnd = scratch.writerIndex
+        if queryRange == nil, let q = r.queryRange {
+            r.withLineBytes(q) { scratch.append($0) }
+            queryRange = finalEnd..<scratch.writerIndex
         }
-        _ = finalPath.count
-        finalPath = []
+        setTarget(r, scratch, path: finalStart..<finalEnd, query: queryRange)
     }
 
-    /// Caddy's buildQueryString.
-    static func buildQuery(_ comps: [(Template, key: Bool, ampNext: Bool)], _ r: HTTPRequest, _ scratch: ByteBuffer) -> [UInt8] {
+    /// Caddy's buildQueryString, appended to `scratch`.
+    static func buildQuery(_ comps: [(Template, key: Bool, ampNext: Bool)], _ r: HTTPRequest, _ scratch: ByteBuffer) {
         let start = scratch.writerIndex
         for (t, key, _) in comps {
             let mark = scratch.writerIndex
             if key {
-                // Reserve a byte for a possible '&' by expanding first, then inserting.
                 t.expand(r, into: scratch, escaping: .queryKey)
                 let compLen = scratch.writerIndex - mark
                 if mark > start && compLen > 0 {
@@ -344,6 +356,5 @@ package final class RewriteHandler: Handler {
                 t.expand(r, into: scratch, escaping: .queryValue)
             }
         }
-        return copyOut(scratch, start)
     }
 }

@@ -8,6 +8,8 @@ package final class UpstreamHost: Sendable {
     package let address: UpstreamAddress
     /// Index of this host's pool in each loop's pool table.
     package let slot: Int
+    /// The dial address as bytes (hash policies).
+    package let dialBytes: [UInt8]
     /// Requests in flight (least_conn, `unhealthy_request_count`).
     package let inFlight = Atomic<Int>(0)
     /// Passive-check failures within the last `fail_duration`.
@@ -21,6 +23,7 @@ package final class UpstreamHost: Sendable {
 
     package init(_ address: UpstreamAddress) {
         self.address = address
+        dialBytes = Array(address.dial.utf8)
         slot = UpstreamHost.slots.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 

@@ -25,20 +25,40 @@ package final class LoadBalancer: Sendable {
         package var request: HTTPRequest
         /// A per-loop random number source.
         package var rng: FastRandom
-        package init(request: HTTPRequest, rng: FastRandom) {
+        /// Slots of upstreams that already failed for this request (avoided while others
+        /// are available).
+        package var excluded: [Int]
+        package init(request: HTTPRequest, rng: FastRandom, excluded: [Int] = []) {
             self.request = request
             self.rng = rng
+            self.excluded = excluded
         }
     }
 
     /// Picks an upstream, or nil. `cookieToSet` receives the value to set for `cookie`.
+    /// Upstreams in `ctx.excluded` are only picked when nothing else is available.
     package func select(_ ctx: Context, cookieToSet: inout [UInt8]?) -> UpstreamHost? {
+        if !ctx.excluded.isEmpty {
+            if let h = pick(ctx, cookieToSet: &cookieToSet) { return h }
+            var all = ctx
+            all.excluded = []
+            return pick(all, cookieToSet: &cookieToSet)
+        }
+        return pick(ctx, cookieToSet: &cookieToSet)
+    }
+
+    @inline(__always)
+    private func ok(_ h: UpstreamHost, _ ctx: Context) -> Bool {
+        h.isHealthy(health) && (ctx.excluded.isEmpty || !ctx.excluded.contains(h.slot))
+    }
+
+    private func pick(_ ctx: Context, cookieToSet: inout [UInt8]?) -> UpstreamHost? {
         let n = hosts.count
         if n == 0 { return nil }
-        if n == 1 { return hosts[0].isHealthy(health) ? hosts[0] : nil }
+        if n == 1 { return ok(hosts[0], ctx) ? hosts[0] : nil }
         switch policy {
         case .first:
-            return hosts.first { $0.isHealthy(health) }
+            return hosts.first { ok($0, ctx) }
         case .random:
             return randomAvailable(ctx)
         case .randomChoose(let k):
@@ -52,14 +72,14 @@ package final class LoadBalancer: Sendable {
             let start = counter.wrappingAdd(1, ordering: .relaxed).oldValue
             for i in 0..<n {
                 let h = hosts[(start &+ i) & Int.max % n]
-                if h.isHealthy(health) { return h }
+                if ok(h, ctx) { return h }
             }
             return nil
         case .leastConn:
             var best: UpstreamHost? = nil
             var bestCount = Int.max
             var ties = 0
-            for h in hosts where h.isHealthy(health) {
+            for h in hosts where ok(h, ctx) {
                 let c = h.inFlight.load(ordering: .relaxed)
                 if c < bestCount {
                     best = h
@@ -76,19 +96,19 @@ package final class LoadBalancer: Sendable {
             guard let remote = ctx.request.connection.remote else { return randomAvailable(ctx) }
             let key = ByteBuffer(capacity: 64)
             remote.writeIP(into: key)
-            return rendezvous(key.readable)
+            return rendezvous(key.readable, ctx)
         case .uriHash:
-            return ctx.request.withLineBytes(ctx.request.targetRange) { rendezvous($0) }
+            return ctx.request.withLineBytes(ctx.request.targetRange) { rendezvous($0, ctx) }
         case .query(let name):
             guard let v = LoadBalancer.queryValue(ctx.request, name) else { return randomAvailable(ctx) }
-            return v.withUnsafeBytes { rendezvous($0) }
+            return v.withUnsafeBytes { rendezvous($0, ctx) }
         case .header(let name):
             guard let v = ctx.request.fields.value(named: name) else { return randomAvailable(ctx) }
             var s = v
-            return s.withUTF8 { rendezvous(UnsafeRawBufferPointer($0)) }
+            return s.withUTF8 { rendezvous(UnsafeRawBufferPointer($0), ctx) }
         case .cookie(let name, let secret):
             if let v = LoadBalancer.cookieValue(ctx.request, name) {
-                for h in hosts where h.isHealthy(health) && LoadBalancer.cookieToken(h, secret) == v { return h }
+                for h in hosts where ok(h, ctx) && LoadBalancer.cookieToken(h, secret) == v { return h }
             }
             guard let h = randomAvailable(ctx) else { return nil }
             cookieToSet = Array(LoadBalancer.cookieToken(h, secret).utf8)
@@ -100,20 +120,19 @@ package final class LoadBalancer: Sendable {
         // Reservoir sampling over available hosts (Caddy's selectRandomHost).
         var chosen: UpstreamHost? = nil
         var count: UInt64 = 0
-        for h in hosts where h.isHealthy(health) {
+        for h in hosts where ok(h, ctx) {
             count += 1
             if ctx.rng.next() % count == 0 { chosen = h }
         }
         return chosen
     }
 
-    private func rendezvous(_ key: UnsafeRawBufferPointer) -> UpstreamHost? {
+    private func rendezvous(_ key: UnsafeRawBufferPointer, _ ctx: Context) -> UpstreamHost? {
         var best: UpstreamHost? = nil
         var bestScore: UInt64 = 0
-        for h in hosts where h.isHealthy(health) {
-            var hash = LoadBalancer.fnv(key, seed: 0xcbf2_9ce4_8422_2325)
-            var dial = h.address.dial
-            hash = dial.withUTF8 { LoadBalancer.fnv(UnsafeRawBufferPointer($0), seed: hash) }
+        let keyHash = LoadBalancer.fnv(key, seed: 0xcbf2_9ce4_8422_2325)
+        for h in hosts where ok(h, ctx) {
+            let hash = h.dialBytes.withUnsafeBytes { LoadBalancer.fnv($0, seed: keyHash) }
             if best == nil || hash > bestScore {
                 best = h
                 bestScore = hash

@@ -55,6 +55,8 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     var continueTimer: TimerID? = nil
     var cookieToSet: [UInt8]? = nil
     var readingPaused = false
+    /// Slots of upstreams that failed for this request (retries try the others first).
+    var failedSlots: [Int] = []
     private var inStart = false
 
     init(loop: UpstreamLoop) {
@@ -72,6 +74,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         response = resp
         attempts = 0
         bodyBytesSent = 0
+        if !failedSlots.isEmpty { failedSlots.removeAll(keepingCapacity: true) }
         readingPaused = false
         framing = RequestHead.framing(req)
         isHEAD = req.method == .HEAD
@@ -123,7 +126,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         attempts += 1
         phase = .selecting
         cookieToSet = nil
-        let ctx = LoadBalancer.Context(request: request, rng: uloop.rng)
+        let ctx = LoadBalancer.Context(request: request, rng: uloop.rng, excluded: failedSlots)
         guard let h = proxy!.balancer.select(ctx, cookieToSet: &cookieToSet) else {
             failBeforeHead(.noUpstream)
             return
@@ -213,10 +216,10 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         case .notStarted where expectContinue:
             bodyPhase = .waitingContinue
             let gen = generation
-            continueTimer = uloop.loop.schedule(afterMilliseconds: 1000) { [weak self] in
-                guard let self, self.generation == gen else { return }
-                self.continueTimer = nil
-                if self.bodyPhase == .waitingContinue { self.startBody() }
+            continueTimer = uloop.loop.schedule(afterMilliseconds: 1000) { [self] in
+                guard generation == gen else { return }
+                continueTimer = nil
+                if bodyPhase == .waitingContinue { startBody() }
             }
             c.flushQueued()
             c.armReadTimer(head: true)
@@ -304,7 +307,10 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
 
     /// A failure before any response byte reached the client: retry when safe, else answer.
     func failBeforeHead(_ error: UpstreamError) {
-        if let h = host, error != .noUpstream { h.countFailure(config.health, on: uloop.loop) }
+        if let h = host, error != .noUpstream {
+            h.countFailure(config.health, on: uloop.loop)
+            failedSlots.append(h.slot)
+        }
         let reusedFailure = connReused && (error == .closed || error.isIOError) && parser.status == 0
         abandonUpstream()
         if bodyPhase == .reading || bodyPhase == .paused || bodyPhase == .finished || bodyBytesSent > 0 {
@@ -323,9 +329,10 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         if shouldRetry(error) {
             phase = .retryWait
             let gen = generation
-            uloop.loop.schedule(afterMilliseconds: config.tryIntervalMilliseconds) { [weak self] in
-                guard let self, self.generation == gen, self.phase == .retryWait else { return }
-                self.attempt()
+            // The timer holds the exchange (nothing else does while it waits).
+            uloop.loop.schedule(afterMilliseconds: config.tryIntervalMilliseconds) { [self] in
+                guard generation == gen, phase == .retryWait else { return }
+                attempt()
             }
             return
         }
