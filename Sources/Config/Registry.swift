@@ -3,8 +3,11 @@ import Caddyfile
 /// Parses one directive of a site block (or of a nested block) into `SiteState`.
 package typealias DirectiveParser = @Sendable (inout Dispenser, inout SiteState) throws(CaddyfileError) -> Void
 
-/// Parses the arguments (and block) of one matcher inside a named matcher definition; the
-/// dispenser is on the matcher's name.
+/// Parses one matcher of a matcher set (`@name …`, `not { … }`): the dispenser holds every
+/// segment of that matcher in the set, concatenated as Caddy does (`path /a` and `path /b` on
+/// two lines are one `path /a /b`), positioned before the first; parsers loop with
+/// `while d.next() { … d.remainingArgs() … }`. `d.context["matcher_name"]` is the set's name
+/// without `@` (regexp matchers name their captures with it).
 package typealias MatcherParser = @Sendable (inout Dispenser) throws(CaddyfileError) -> any MatcherSpec
 
 /// The static directive table: every site directive Berth understands. A directive that adds

@@ -112,6 +112,13 @@ extension HTTP1Connection: ResponseFlowControl {
 
     // MARK: Driver hooks
 
+    /// True while a handler's reader streams the request body (the driver reads in larger
+    /// pieces then: an upload through `reverse_proxy` costs a syscall per read).
+    package var isStreamingRequestBody: Bool {
+        if !bodyDone, case .reading = consumer { return true }
+        return false
+    }
+
     /// The driver wrote everything in `output`.
     @inline(__always)
     package func transportDrained() {

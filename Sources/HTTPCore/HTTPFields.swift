@@ -159,6 +159,10 @@ package enum HeaderToken: UInt8, Sendable {
 }
 
 /// One header field: offsets of its name and value in the owning `HTTPFields` arena.
+///
+/// A field with an empty name is never written; with the `.server` or `.date` token it is a
+/// suppression marker: the protocol then omits the Server/Date field it would add (how
+/// `header -Server` removes Berth's own Server header; HTTP/1 and HTTP/2 encoders honour it).
 package struct HTTPField: Sendable {
     package var nameStart: Int32
     package var nameLength: Int32

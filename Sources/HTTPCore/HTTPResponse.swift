@@ -12,13 +12,18 @@ package protocol ResponseSink: AnyObject {
     /// Ends a streamed body.
     func finish(_ response: HTTPResponse)
     /// Ends the exchange without a response and closes the connection (Caddy's `abort`,
-    /// Go's `http.ErrAbortHandler`). The default, for sinks that cannot abort, sends an empty
-    /// response and closes the connection after it.
+    /// Go's `http.ErrAbortHandler`). The default uses `ResponseFlowControl`'s
+    /// `abortStreamedResponse` (which writes nothing and closes) when the sink has it; a sink
+    /// without either sends an empty response and closes the connection after it.
     func abort(_ response: HTTPResponse)
 }
 
 extension ResponseSink {
     package func abort(_ response: HTTPResponse) {
+        if let flow = self as? any ResponseFlowControl {
+            flow.abortStreamedResponse(response)
+            return
+        }
         response.closeConnection = true
         sendComplete(response, body: UnsafeRawBufferPointer(start: nil, count: 0))
     }

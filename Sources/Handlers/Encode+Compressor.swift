@@ -168,15 +168,20 @@ package final class Compressor: ResponseSinkDecorator, @unchecked Sendable {
     /// A strong ETag `"x"` becomes `"x-gzip"` (RFC 9110 §8.8.3.3; Caddy's trick).
     func retag(_ response: HTTPResponse, _ i: Int) {
         let suffix: StaticString = coding == .gzip ? "-gzip\"" : "-zstd\""
-        response.fields.withField(i) { _, v in
-            if v.isEmpty || (v.count >= 2 && v[0] == UInt8(ascii: "W") && v[1] == UInt8(ascii: "/")) { return }
-            let keep = v.last == UInt8(ascii: "\"") ? v.count - 1 : v.count
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: keep + suffix.utf8CodeUnitCount) { tmp in
+        let e = response.fields.entries[i]
+        let n = Int(e.valueLength)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n + suffix.utf8CodeUnitCount) { tmp in
+            // Copy the value out first: replaceValue appends to the arena the value lives in.
+            var keep = 0
+            let weakOrEmpty = response.fields.withField(i) { _, v -> Bool in
+                if v.isEmpty || (v.count >= 2 && v[0] == UInt8(ascii: "W") && v[1] == UInt8(ascii: "/")) { return true }
+                keep = v.last == UInt8(ascii: "\"") ? v.count - 1 : v.count
                 for k in 0..<keep { tmp[k] = v[k] }
-                for k in 0..<suffix.utf8CodeUnitCount { tmp[keep + k] = suffix.utf8Start[k] }
-                // `v` points into the arena; replaceValue appends, so copy first (done above).
-                response.fields.replaceValue(at: i, with: UnsafeRawBufferPointer(tmp))
+                return false
             }
+            if weakOrEmpty { return }
+            for k in 0..<suffix.utf8CodeUnitCount { tmp[keep + k] = suffix.utf8Start[k] }
+            response.fields.replaceValue(at: i, with: UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: tmp[0..<(keep + suffix.utf8CodeUnitCount)])))
         }
     }
 

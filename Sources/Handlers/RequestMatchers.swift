@@ -42,7 +42,9 @@ package struct HeaderMatcher: RequestMatcher {
 enum RegexCaptures {
     static func store(_ re: Regex, _ name: String, _ input: UnsafeRawBufferPointer, _ caps: UnsafeMutableBufferPointer<Int>,
                       _ request: HTTPRequest) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 + name.utf8.count * 2 + 64) { key in
+        var longest = 0
+        for g in re.groupNames { longest = max(longest, g?.utf8.count ?? 0) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 + name.utf8.count + longest) { key in
             func setKey(_ parts: (UnsafeMutableBufferPointer<UInt8>) -> Int, _ g: Int) {
                 let n = parts(key)
                 let value = caps[2 * g] >= 0 ? UnsafeRawBufferPointer(rebasing: input[caps[2 * g]..<caps[2 * g + 1]]) : UnsafeRawBufferPointer(start: nil, count: 0)
@@ -155,7 +157,7 @@ package struct QueryMatcher: RequestMatcher {
         if pairs.isEmpty {
             guard let q, !q.isEmpty else { return true }
             var any = false
-            request.withLineBytes(q) { qb in QueryString.forEachPair(qb) { _, _ in any = true } }
+            _ = request.withLineBytes(q) { qb in QueryString.forEachPair(qb) { _, _ in any = true } }
             return !any
         }
         guard let q else { return false }

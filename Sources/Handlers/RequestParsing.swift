@@ -63,7 +63,7 @@ package enum QueryString {
     /// Appends every value of `key` joined with `,` (Caddy's `{http.request.uri.query.K}`).
     package static func appendValues(of key: String, in q: UnsafeRawBufferPointer, into out: ByteBuffer) {
         var first = true
-        withBytes(key) { kb in
+        _ = withBytes(key) { kb in
             forEachPair(q) { k, v in
                 guard k.elementsEqual(kb) else { return }
                 if !first { out.append(byte: UInt8(ascii: ",")) }

@@ -201,8 +201,12 @@ extension Launcher {
 
     static func absolutePath(_ p: String) -> String {
         if p.hasPrefix("/") { return p }
-        var buf = [CChar](repeating: 0, count: 4096)
-        guard getcwd(&buf, buf.count) != nil else { return p }
-        return String(cString: buf) + "/" + p
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let ok = buf.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { getcwd($0, b.count) != nil }
+        }
+        guard ok else { return p }
+        let end = buf.firstIndex(of: 0) ?? buf.count
+        return String(decoding: buf[0..<end], as: UTF8.self) + "/" + p
     }
 }

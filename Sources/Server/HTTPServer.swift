@@ -130,7 +130,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
         let stillUsed = Set(new.map(\.fd))
         let toClose = old.filter { $0.ownedByBerth && !stillUsed.contains($0.fd) }.map(\.fd)
         for (i, loop) in group.loops.enumerated() {
-            nonisolated(unsafe) let server = self
+            let server = self
             loop.execute {
                 for l in server.loopListeners[i] { l.stop() }
                 server.loopGenerations[i] = gen
@@ -151,7 +151,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     package func beginShutdown(drained: @escaping @Sendable () -> Void) {
         let remaining = AtomicCountdown(group.loops.count)
         for (i, loop) in group.loops.enumerated() {
-            nonisolated(unsafe) let server = self
+            let server = self
             loop.execute {
                 for l in server.loopListeners[i] { l.stop() }
                 server.loopListeners[i] = []

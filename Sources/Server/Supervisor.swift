@@ -113,7 +113,7 @@ final class Supervisor: EventHandler, @unchecked Sendable {
         let grace = current.config.gracePeriodMilliseconds
         let start = { [self] in
             let control = self.control
-            nonisolated(unsafe) let me = self
+            let me = self
             server.beginShutdown {
                 control.execute { me.finishStop(clean: true) }
             }

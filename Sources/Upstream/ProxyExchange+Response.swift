@@ -66,6 +66,11 @@ extension ProxyExchange {
         copyResponseFields()
         let bodyFraming = parser.framing(isHEAD: isHEAD)
         decoder.start(bodyFraming)
+        switch bodyFraming {
+        case .chunked, .untilClose: c.readSize = 65536
+        case .length(let n) where n > 65536: c.readSize = 65536
+        default: break
+        }
         phase = .streaming
         c.armReadTimer(head: false)
         response.status = status

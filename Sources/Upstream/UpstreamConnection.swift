@@ -49,6 +49,9 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
     package private(set) var timer: TimerKind = .none
     /// The address connected to.
     package private(set) var address: SocketAddress?
+    /// Bytes asked for per read: small for heads, larger while a big body streams (set by
+    /// the exchange; the input buffer shrinks back when the connection goes idle).
+    package var readSize = 16384
 
     let pool: HostPool
     private var addresses: [SocketAddress] = []
@@ -186,7 +189,7 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
     private func readOnce() {
         let r: IOResult
         do {
-            r = try Socket.read(fd, into: input, minimumSpace: 16384)
+            r = try Socket.read(fd, into: input, minimumSpace: readSize)
         } catch {
             fail(.io(error.errno))
             return
@@ -285,6 +288,10 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
             setInterest(.read)
             arm(.idle)
             input.clear()
+            if readSize > 16384 {
+                readSize = 16384
+                input.shrinkIfEmpty(to: 16384)
+            }
             pool.putIdle(self)
             return
         }
