@@ -76,6 +76,10 @@ struct SiteBuild {
             addrs.append(a)
         }
         var state = SiteState()
+        if !options.orderRules.isEmpty {
+            let order = OrderRule.apply(options.orderRules, to: directiveOrder)
+            state.groups.positions = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        }
         // Caddy replaces placeholder shorthands ({host}, {path}, {re.x.1}…) in every token of
         // the block before parsing it (`httpcaddyfile` ShorthandReplacer).
         let segments = block.segments.map(Shorthands.apply)
@@ -115,7 +119,7 @@ struct SiteBuild {
             // same result.
             for i in ordered.indices.dropFirst() {
                 var j = i
-                while j > 0 && SiteBuild.sortsBefore(ordered[j], ordered[j - 1]) {
+                while j > 0 && SiteBuild.sortsBefore(ordered[j], ordered[j - 1], groups.positions) {
                     ordered.swapAt(j, j - 1)
                     j -= 1
                 }
@@ -149,9 +153,10 @@ extension SiteBuild {
     /// both routes have a single path, the longer path without its trailing `*` first (equal
     /// trimmed paths: the shorter, exact one first; equal lengths: lexical order); otherwise a
     /// route with a matcher before one without.
-    static func sortsBefore(_ a: DirectiveRoute, _ b: DirectiveRoute) -> Bool {
+    static func sortsBefore(_ a: DirectiveRoute, _ b: DirectiveRoute,
+                            _ positions: [String: Int] = directivePositions) -> Bool {
         if a.directive != b.directive {
-            return (directivePositions[a.directive] ?? Int.max) < (directivePositions[b.directive] ?? Int.max)
+            return (positions[a.directive] ?? Int.max) < (positions[b.directive] ?? Int.max)
         }
         let byPath: Bool
         if let ip = singlePath(a.route), let jp = singlePath(b.route) {

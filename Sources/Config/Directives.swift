@@ -304,6 +304,8 @@ extension GoStrconv {
 /// Caddy's group name counter (`group0`, `group1`, …), shared by a site and its nested blocks.
 package final class GroupCounter {
     private var n = 0
+    /// Directive positions for sorting (Caddy's order, changed by `order` global options).
+    package var positions: [String: Int] = SiteBuild.directivePositions
     package init() {}
     package func next() -> String {
         defer { n += 1 }

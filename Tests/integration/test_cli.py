@@ -42,3 +42,32 @@ def test_adapt_example1_json():
     assert route["terminal"] is True
     handler = route["handle"][0]["routes"][0]["handle"][0]
     assert handler == {"body": "Hello world\n", "handler": "static_response"}
+
+
+def _handlers(stdout):
+    cfg = json.loads(stdout)
+    routes = cfg["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]["routes"]
+    return ["body" if "body" in r["handle"][0] else "location" for r in routes]
+
+
+def test_order_global_option_changes_directive_order(tmp_path):
+    site = "http:// {\n\tredir /x /y\n\trespond /x \"responded\"\n}\n"
+    cf = write_caddyfile(tmp_path, "{\n\tadmin off\n}\n" + site)
+    r = run_cli(["adapt", "--config", str(cf)])
+    assert r.returncode == 0, r.stderr
+    assert _handlers(r.stdout) == ["location", "body"]  # Caddy's default: redir before respond
+    cf = write_caddyfile(tmp_path, "{\n\tadmin off\n\torder respond before redir\n}\n" + site)
+    r = run_cli(["adapt", "--config", str(cf)])
+    assert r.returncode == 0, r.stderr
+    assert _handlers(r.stdout) == ["body", "location"]
+
+
+def test_fmt_matches_caddy_rules(tmp_path):
+    cf = write_caddyfile(tmp_path, "http:// {\nrespond \"x\"\n}\n")
+    r = run_cli(["fmt", str(cf)])
+    assert r.returncode == 1 and r.stdout == "http:// {\n\trespond \"x\"\n}\n"
+    assert "Caddyfile input is not formatted" in r.stderr and f"{cf}:2" in r.stderr
+    r = run_cli(["fmt", "--overwrite", str(cf)])
+    assert r.returncode == 0 and cf.read_text() == "http:// {\n\trespond \"x\"\n}\n"
+    r = run_cli(["fmt", str(cf)])
+    assert r.returncode == 0
