@@ -133,7 +133,10 @@ package final class HTTP1Connection {
     /// The response for `request` (reused); its sink is this connection.
     package private(set) var response: HTTPResponse!
     /// Receives service requests and access-log events.
-    package weak var delegate: (any HTTP1ConnectionDelegate)?
+    /// The driver; `unowned(unsafe)` because the driver owns this connection and is the
+    /// responder too (kept alive by it), and a weak reference would put a side table on the
+    /// driver and push every retain/release of it onto the slow path.
+    package unowned(unsafe) var delegate: (any HTTP1ConnectionDelegate)?
 
     let limits: HTTP1Limits
     let timeouts: HTTP1Timeouts

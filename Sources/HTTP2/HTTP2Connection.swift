@@ -108,7 +108,8 @@ package final class HTTP2Connection {
     /// Bytes for the peer; the connection appends, the driver writes and consumes.
     package let output: ByteBuffer
     /// Receives service requests and access-log events.
-    package weak var delegate: (any HTTP2ConnectionDelegate)?
+    /// The driver (see HTTP1Connection.delegate for why this is `unowned(unsafe)`).
+    package unowned(unsafe) var delegate: (any HTTP2ConnectionDelegate)?
 
     let settings: HTTP2Settings
     let limits: HTTP2Limits

@@ -30,7 +30,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     HTTP1Responder, ServiceRequester, HTTP1TransportDelegate
 {
     let fd: Int32
-    unowned let ctx: LoopContext
+    unowned(unsafe) let ctx: LoopContext
     let server: RuntimeServer
     /// Keeps the runtime (handler tree) alive while the connection uses it.
     let runtime: ServerRuntime

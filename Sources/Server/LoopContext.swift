@@ -45,7 +45,7 @@ package protocol ServiceRequester: AnyObject {
 /// Per-loop state shared by every connection on the loop: date cache, access log buffer,
 /// timeout lists, the live connection set. Touched only on the loop thread.
 package final class LoopContext {
-    package unowned let loop: EventLoop
+    package unowned(unsafe) let loop: EventLoop
     package let dateCache = DateCache()
     package let accessLog: AccessLogWriter
     package let headerTimeouts: TimeoutList
