@@ -146,7 +146,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         }
         let r: IOResult
         do {
-            r = try Socket.read(fd, into: input, minimumSpace: conn.isStreamingRequestBody ? 65536 : 2048)
+            r = try Socket.read(fd, into: input, minimumSpace: (conn?.isStreamingRequestBody ?? true) ? 65536 : 2048)
         } catch {
             close()
             return
