@@ -2,6 +2,7 @@
 no SNI, resumption), the cipher/version policy, plaintext on a TLS port, certificate files,
 and the start-up error for a public name without a certificate source."""
 import os
+import sys
 import shutil
 import socket
 import subprocess
@@ -220,3 +221,37 @@ redir.test {{
             socket.create_connection(("127.0.0.1", hp), timeout=2)
     finally:
         p.stop()
+
+
+def _sslyze():
+    """sslyze in its own virtualenv (it pins a cryptography version aioquic cannot use)."""
+    venv = os.path.expanduser("~/.cache/berth-sslyze")
+    exe = os.path.join(venv, "bin", "sslyze")
+    if not os.path.exists(exe):
+        r = subprocess.run([sys.executable, "-m", "venv", venv], capture_output=True)
+        if r.returncode == 0:
+            subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "sslyze"], capture_output=True, timeout=600)
+    return exe if os.path.exists(exe) else None
+
+
+def test_sslyze_policy(https_server, tmp_path):
+    exe = _sslyze()
+    if not exe:
+        pytest.skip("sslyze could not be installed from PyPI")
+    p, root = https_server
+    out = tmp_path / "scan.json"
+    r = subprocess.run([exe, "--quiet", f"--json_out={out}", "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2",
+                        "--tlsv1_3", f"127.0.0.1:{p.port}{{localhost}}"], capture_output=True, text=True, timeout=300)
+    assert out.exists(), r.stdout + r.stderr
+    import json as _json
+    scan = _json.loads(out.read_text())["server_scan_results"][0]["scan_result"]
+    def accepted(key):
+        res = scan[key]["result"]
+        return [c["cipher_suite"]["name"] for c in res["accepted_cipher_suites"]]
+    for old in ("ssl_2_0_cipher_suites", "ssl_3_0_cipher_suites", "tls_1_0_cipher_suites", "tls_1_1_cipher_suites"):
+        assert accepted(old) == [], old
+    tls12 = accepted("tls_1_2_cipher_suites")
+    assert tls12, "TLS 1.2 must be offered"
+    for name in tls12:
+        assert "ECDHE" in name and ("GCM" in name or "CHACHA20" in name), name
+    assert accepted("tls_1_3_cipher_suites")
