@@ -3,8 +3,12 @@ import IOCore
 
 /// Per-exchange flow-control state (`HTTP1Connection.flow`).
 struct HTTP1FlowState {
-    /// The handler watching the transport (reverse_proxy), if any.
-    weak var observer: (any ResponseFlowObserver)?
+    /// The handler watching the transport (reverse_proxy), if any. Strong, not weak: a weak
+    /// reference gives the observer a side table, which sends every retain/release of it down
+    /// the slow path. The cycle (the observer holds this connection as its flow control) is
+    /// broken whenever the state is reset: `setFlowObserver(nil)`, the end of the exchange,
+    /// an abort, or the transport closing.
+    var observer: (any ResponseFlowObserver)?
     /// `isResponseWritable` returned false; `responseWritable()` is owed.
     var blocked = false
 }
