@@ -24,6 +24,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CNGHTTP2", path: "Sources/CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        // HTTP/3: ngtcp2 + its GnuTLS crypto glue (libngtcp2_crypto_gnutls.pc has no Requires:,
+        // so HTTP3 also depends on CGnuTLS), nghttp3, and GnuTLS for QUIC handshakes only.
+        .systemLibrary(name: "CNGTCP2", path: "Sources/CNGTCP2", pkgConfig: "libngtcp2", providers: [.apt(["libngtcp2-dev", "libngtcp2-crypto-gnutls-dev"])]),
+        .systemLibrary(name: "CNGHTTP3", path: "Sources/CNGHTTP3", pkgConfig: "libnghttp3", providers: [.apt(["libnghttp3-dev"])]),
+        .systemLibrary(name: "CGnuTLS", path: "Sources/CGnuTLS", pkgConfig: "gnutls", providers: [.apt(["libgnutls28-dev"])]),
 
         // Pure Swift foundations.
         .target(name: "IOCore", path: "Sources/IOCore", swiftSettings: fast),
@@ -34,13 +39,15 @@ let package = Package(
         .target(name: "TLS", dependencies: ["IOCore", "COpenSSL"], path: "Sources/TLS", swiftSettings: fast),
         .target(name: "Upstream", dependencies: ["IOCore", "CLinux", "EventLoop", "HTTPCore", "HTTP1"], path: "Sources/Upstream", swiftSettings: fast),
         .target(name: "HTTP2", dependencies: ["IOCore", "HTTPCore", "CNGHTTP2"], path: "Sources/HTTP2", swiftSettings: fast),
+        .target(name: "HTTP3", dependencies: ["IOCore", "HTTPCore", "CNGTCP2", "CNGHTTP3", "CGnuTLS"], path: "Sources/HTTP3", swiftSettings: fast),
         .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "CZlib", "CZstd", "Upstream"], path: "Sources/Handlers", swiftSettings: fast),
         .target(name: "Caddyfile", path: "Sources/Caddyfile", swiftSettings: fast),
+        .target(name: "ACME", dependencies: ["IOCore", "TLS", "COpenSSL"], path: "Sources/ACME", swiftSettings: fast),
         .target(name: "Config", dependencies: ["IOCore", "HTTPCore", "Handlers", "Caddyfile", "TLS", "Upstream"], path: "Sources/Config", swiftSettings: fast),
         .target(name: "Admin", dependencies: ["IOCore", "HTTPCore", "Config"], path: "Sources/Admin", swiftSettings: fast),
         .target(
             name: "Server",
-            dependencies: ["IOCore", "CLinux", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "TLS", "Handlers", "Caddyfile", "Config", "Admin"],
+            dependencies: ["IOCore", "CLinux", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "HTTP3", "TLS", "ACME", "Handlers", "Caddyfile", "Config", "Admin"],
             path: "Sources/Server", swiftSettings: fast),
         .executableTarget(
             name: "berth",
@@ -57,7 +64,9 @@ let package = Package(
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "IOCore"], path: "Tests/HTTPCoreTests"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "HTTPCore", "IOCore"], path: "Tests/HTTP1Tests"),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "IOCore", "COpenSSL"], path: "Tests/TLSTests"),
+        .testTarget(name: "ACMETests", dependencies: ["ACME", "TLS", "IOCore", "COpenSSL"], path: "Tests/ACMETests"),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2", "HTTPCore", "IOCore", "CNGHTTP2"], path: "Tests/HTTP2Tests"),
+        .testTarget(name: "HTTP3Tests", dependencies: ["HTTP3", "HTTPCore", "IOCore", "EventLoop", "CLinux"], path: "Tests/HTTP3Tests"),
         .testTarget(
             name: "UpstreamTests",
             dependencies: ["Upstream", "EventLoop", "HTTPCore", "HTTP1", "IOCore", "CLinux", "Handlers", "Config", "Caddyfile"],

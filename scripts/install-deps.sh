@@ -8,10 +8,12 @@ APT_PACKAGES=(
   pkg-config libssl-dev libnghttp2-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
   libgnutls28-dev zlib1g-dev libzstd-dev
   # peers used by the tests and benchmarks
-  curl nghttp2-client wrk nginx-light systemd python3-pip
+  curl nghttp2-client ngtcp2-client wrk nginx-light systemd python3-pip
+  # ACME tests: Pebble (test CA) and pebble-challtestsrv (its mock DNS), one package
+  pebble
 )
-PIP_PACKAGES=(h2 pytest)
-PIP_IMPORTS=(h2 pytest)
+PIP_PACKAGES=(h2 pytest cryptography aioquic)
+PIP_IMPORTS=(h2 pytest cryptography aioquic)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

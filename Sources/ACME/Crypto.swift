@@ -212,16 +212,25 @@ package enum PEMBytes {
 
     /// Every `-----BEGIN CERTIFICATE-----` block of a bundle, each as its own PEM.
     package static func splitCertificates(_ pem: [UInt8]) -> [[UInt8]] {
-        let text = String(decoding: pem, as: UTF8.self)
-        let begin = "-----BEGIN CERTIFICATE-----"
-        let end = "-----END CERTIFICATE-----"
+        let begin = Array("-----BEGIN CERTIFICATE-----".utf8)
+        let end = Array("-----END CERTIFICATE-----".utf8)
         var out: [[UInt8]] = []
-        var rest = Substring(text)
-        while let b = rest.range(of: begin), let e = rest[b.upperBound...].range(of: end) {
-            out.append(Array((String(rest[b.lowerBound..<e.upperBound]) + "\n").utf8))
-            rest = rest[e.upperBound...]
+        var i = 0
+        while let b = find(begin, in: pem, from: i), let e = find(end, in: pem, from: b + begin.count) {
+            out.append(Array(pem[b..<(e + end.count)]) + [0x0A])
+            i = e + end.count
         }
         return out
+    }
+
+    private static func find(_ needle: [UInt8], in hay: [UInt8], from start: Int) -> Int? {
+        guard needle.count <= hay.count else { return nil }
+        var i = start
+        while i + needle.count <= hay.count {
+            if hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+            i += 1
+        }
+        return nil
     }
 
     /// Runs `body` on a fresh memory BIO and returns what it wrote (empty on failure).

@@ -169,11 +169,9 @@ ssize_t berth_udp_send(int fd, const void *buf, size_t len, size_t segment, cons
             memcpy(CMSG_DATA(c), &pi, sizeof pi);
             used += CMSG_SPACE(sizeof(struct in_pktinfo));
         }
-        mh.msg_controllen = used;
         c = CMSG_NXTHDR(&mh, c);
-        mh.msg_controllen = sizeof ctl.buf;
     }
-    if (ecn) {
+    if (ecn && c) {
         int v = (int)(ecn & 0x3);
         if (berth_is_v4_peer(remote)) {
             c->cmsg_level = IPPROTO_IP;
@@ -185,11 +183,9 @@ ssize_t berth_udp_send(int fd, const void *buf, size_t len, size_t segment, cons
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &v, sizeof v);
         used += CMSG_SPACE(sizeof(int));
-        mh.msg_controllen = used;
         c = CMSG_NXTHDR(&mh, c);
-        mh.msg_controllen = sizeof ctl.buf;
     }
-    if (segment > 0 && segment < len) {
+    if (segment > 0 && segment < len && c) {
         c->cmsg_level = SOL_UDP;
         c->cmsg_type = UDP_SEGMENT;
         c->cmsg_len = CMSG_LEN(sizeof(uint16_t));

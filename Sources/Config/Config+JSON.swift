@@ -14,10 +14,12 @@ extension BerthConfig {
         return .object(top)
     }
 
-    /// Caddy-shaped `apps.tls`: loaded certificate files and internal-issuer subjects.
+    /// Caddy-shaped `apps.tls`: loaded certificate files, internal-issuer subjects, and ACME
+    /// subjects whose issuer differs from the default (Caddy emits no policy for those).
     var tlsAppJSON: JSONValue? {
         var files: [JSONValue] = []
         var internalSubjects: [String] = []
+        var acme: [(issuer: ACMEIssuerSpec, subjects: [String])] = []
         for s in servers {
             for c in s.tls?.certificates ?? [] {
                 switch c.source {
@@ -25,17 +27,32 @@ extension BerthConfig {
                     files.append(.object([("certificate", .string(cert)), ("key", .string(key))]))
                 case .internalCA:
                     for n in c.names where !internalSubjects.contains(n) { internalSubjects.append(n) }
+                case .acme(let issuer):
+                    guard !issuer.isDefault else { continue }
+                    if let i = acme.firstIndex(where: { $0.issuer == issuer }) {
+                        for n in c.names where !acme[i].subjects.contains(n) { acme[i].subjects.append(n) }
+                    } else {
+                        acme.append((issuer, c.names))
+                    }
                 }
             }
         }
-        if files.isEmpty && internalSubjects.isEmpty { return nil }
+        if files.isEmpty && internalSubjects.isEmpty && acme.isEmpty { return nil }
         var o: [(String, JSONValue)] = []
+        var policies: [JSONValue] = []
+        for a in acme {
+            policies.append(.object([
+                ("issuers", .array([a.issuer.json])),
+                ("subjects", .array(a.subjects.map { .string($0) })),
+            ]))
+        }
         if !internalSubjects.isEmpty {
-            o.append(("automation", .object([("policies", .array([.object([
+            policies.append(.object([
                 ("issuers", .array([.object([("module", .string("internal"))])])),
                 ("subjects", .array(internalSubjects.map { .string($0) })),
-            ])]))])))
+            ]))
         }
+        if !policies.isEmpty { o.append(("automation", .object([("policies", .array(policies))]))) }
         if !files.isEmpty { o.append(("certificates", .object([("load_files", .array(files))]))) }
         return .object(o)
     }

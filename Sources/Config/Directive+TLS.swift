@@ -6,13 +6,18 @@ package enum CertificateSourceSpec: Sendable, Equatable {
     case files(certificate: String, key: String)
     /// `tls internal` / `local_certs` / a non-public name: Berth's local CA.
     case internalCA
+    /// A public name with no other source: automatic HTTPS from an ACME CA (Sources/ACME).
+    case acme(ACMEIssuerSpec)
 }
 
 /// A site's `tls` directive.
 package struct SiteTLS: Sendable, Equatable {
     package var source: CertificateSourceSpec?
-    /// `tls <email>` (ACME account; recorded for when ACME lands).
+    /// `tls <email>` (the ACME account contact).
     package var email: String?
+    /// `issuer acme { … }`, `ca`, `ca_root`, `eab`: this site's ACME settings (over the
+    /// global ones).
+    package var issuer: ACMEIssuerSpec?
     /// `protocols <min> [<max>]`.
     package var minimumVersion: String?
     package var maximumVersion: String?
@@ -57,7 +62,10 @@ extension DirectiveParsers {
         default:
             throw d.argErr()
         }
-        while d.nextBlock(1) {
+        // Caddy's `for nesting := d.Nesting(); d.NextBlock(nesting);` (a fixed 1 here stopped
+        // after the first subdirective, silently dropping the rest).
+        let blockNesting = d.nesting
+        while d.nextBlock(blockNesting) {
             switch d.val {
             case "protocols":
                 guard d.nextArg() else { throw d.argErr() }
@@ -72,15 +80,34 @@ extension DirectiveParsers {
                 guard d.nextArg() else { throw d.argErr() }
                 if d.val == "internal" {
                     t.source = .internalCA
-                    while d.nextBlock(2) {}
+                    let inner = d.nesting
+                    while d.nextBlock(inner) {}
+                } else if d.val == "acme" {
+                    var spec = t.issuer ?? ACMEIssuerSpec()
+                    try acmeIssuer(&d, into: &spec)
+                    t.issuer = spec
                 } else {
-                    throw d.err("tls issuer '\(d.val)' is not supported by this Berth build yet (use internal or certificate files)")
+                    throw d.err("tls issuer '\(d.val)' is not supported by this Berth build yet (use acme, internal or certificate files)")
                 }
+            case "ca", "ca_root":
+                // Caddy: shorthands for the ACME issuer's `dir` and `trusted_roots`.
+                let sub = d.val
+                guard d.nextArg() else { throw d.argErr() }
+                var spec = t.issuer ?? ACMEIssuerSpec()
+                if sub == "ca" { spec.directory = d.val } else { spec.trustedRootFiles.append(d.val) }
+                t.issuer = spec
+            case "eab":
+                guard d.nextArg() else { throw d.argErr() }
+                var spec = t.issuer ?? ACMEIssuerSpec()
+                spec.eabKeyID = d.val
+                guard d.nextArg() else { throw d.argErr() }
+                spec.eabMACKey = d.val
+                t.issuer = spec
             case "ciphers", "curves":
                 // Berth's policy (AEAD + forward secrecy, X25519/P-256/P-384) is fixed and
                 // stricter than Caddy's defaults; narrowing it is not supported yet.
                 throw d.err("tls \(d.val) is not supported by this Berth build yet (Berth allows only AEAD forward-secret suites and X25519/P-256/P-384)")
-            case "client_auth", "load", "ca", "ca_root", "dns", "on_demand", "key_type", "eab", "resolvers", "propagation_delay", "propagation_timeout", "dns_ttl", "insecure_secrets_log":
+            case "client_auth", "load", "dns", "on_demand", "key_type", "resolvers", "propagation_delay", "propagation_timeout", "dns_ttl", "insecure_secrets_log":
                 throw d.err("tls \(d.val) is not supported by this Berth build yet")
             default:
                 throw d.err("unknown subdirective: \(d.val)")

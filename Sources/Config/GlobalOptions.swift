@@ -14,11 +14,13 @@ struct GlobalOptions {
     var orderRules: [OrderRule] = []
     var localCerts = false
     var defaultSNI: String? = nil
+    /// `email`, `acme_ca`, `acme_ca_root`, `acme_eab`: defaults for every site's ACME issuer.
+    var acme = ACMEIssuerSpec()
 
     /// Options Caddy has that this build parses but cannot act on yet: validation fails with a
     /// message saying so, never silently ignoring them.
     static let notYet: Set<String> = [
-        "log", "email", "acme_ca", "acme_ca_root", "acme_eab", "acme_dns", 
+        "log", "acme_dns", 
         "storage", "storage_check", "storage_clean_interval", "persist_config",
         "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
         "ocsp_interval", "preferred_chains", "renew_interval", "pki", "events", "filesystem", "metrics",
@@ -77,6 +79,16 @@ struct GlobalOptions {
             case "default_sni":
                 guard d.nextArg() else { throw d.argErr() }
                 o.defaultSNI = d.val
+            case "email", "acme_ca", "acme_ca_root":
+                guard d.nextArg() else { throw d.argErr() }
+                switch name {
+                case "email": o.acme.email = d.val
+                case "acme_ca": o.acme.directory = d.val
+                default: o.acme.trustedRootFiles = [d.val]
+                }
+                if d.nextArg() { throw d.argErr() }
+            case "acme_eab":
+                try DirectiveParsers.acmeEAB(&d, into: &o.acme)
             case "skip_install_trust":
                 // Berth never installs its local CA into the system trust store.
                 break
@@ -118,6 +130,14 @@ struct GlobalOptions {
                             default: throw d.err("unrecognized timeouts option '\(key)'")
                             }
                         }
+                    case "alt_svc_port":
+                        guard d.nextArg() else { throw d.argErr() }
+                        guard let p = Int(d.val), (1...65535).contains(p) else { throw d.err("alt_svc_port: invalid port '\(d.val)'") }
+                        o.serverOptions.altSvcPort = p
+                        if d.nextArg() { throw d.argErr() }
+                    case "h3_retry":
+                        o.serverOptions.h3Retry = true
+                        if d.nextArg() { throw d.argErr() }
                     case "max_header_size":
                         guard d.nextArg() else { throw d.argErr() }
                         guard let n = ByteSize.parse(d.val) else { throw d.err("parsing max_header_size: invalid size '\(d.val)'") }

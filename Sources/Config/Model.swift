@@ -175,6 +175,13 @@ package struct ServerOptions: Sendable, Equatable {
     package var writeMilliseconds: Int?
     package var idleMilliseconds: Int?
     package var maxHeaderBytes: Int?
+    /// Berth: the port advertised in `Alt-Svc: h3=":PORT"` (`servers { alt_svc_port N }`),
+    /// for sockets published under another port (container port mapping). Caddy has no such
+    /// option; by default the UDP socket's own port is used.
+    package var altSvcPort: Int?
+    /// Berth: always validate QUIC client addresses with a Retry (`servers { h3_retry }`);
+    /// without it Retry is used only under load.
+    package var h3Retry: Bool = false
     package init() {}
 }
 

@@ -20,12 +20,11 @@ enum ServerGrouping {
         var seen: [String: Int] = [:]
         for (si, site) in sites.enumerated() {
             for addr in site.addresses {
-                // Caddy: the same scheme+host+port in two site blocks is ambiguous.
-                let key = "\(addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort) ? "http" : "https")://\(addr.host):\(addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort))"
-                if let other = seen[key], other != si {
-                    throw ConfigError("ambiguous site definition: \(addr.original)", at: site.location)
-                }
-                seen[key] = si
+                // Caddy: the same scheme+host+port in two site blocks is ambiguous — on the
+                // same listener (httptype.go serversFromPairings checks per listener group), so
+                // example 4's `whoami.example.com` on fd/4 and `https://whoami.example.com` on
+                // 0.0.0.0 coexist.
+                let siteKey = "\(addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort) ? "http" : "https")://\(addr.host):\(addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort))"
                 let https = !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort)
                 let port = addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort)
                 var binds = site.state.binds
@@ -36,6 +35,10 @@ enum ServerGrouping {
                         var la = a
                         if case .tcp(let h, _) = a { la = .tcp(host: h, port: port) }
                         let key = la.description
+                        if let other = seen[key + " " + siteKey], other != si {
+                            throw ConfigError("ambiguous site definition: \(addr.original)", at: site.location)
+                        }
+                        seen[key + " " + siteKey] = si
                         let protocols = b.protocols.isEmpty ? defaultProtocols : b.protocols
                         if var c = claims[key] {
                             if c.https != https {
@@ -166,8 +169,8 @@ enum ServerGrouping {
 
     /// Decides each HTTPS site's certificate source (caddy-behavior §2, §15): `tls cert key`
     /// files, else the local CA for `tls internal`, `local_certs` or a name that cannot get a
-    /// public certificate (localhost, IPs, .local …). A public name with neither is an error
-    /// until ACME lands — never a silent self-signed certificate.
+    /// public certificate (localhost, IPs, .local …), else ACME — one certificate per public
+    /// name, with the global ACME options overridden by the site's `tls` settings.
     static func tlsConfig(_ siteHosts: [(Int, [String])], _ sites: [SiteBuild], _ options: GlobalOptions) throws(ConfigError) -> ServerTLSConfig {
         var certs: [CertificateSpec] = []
         var minV: String? = nil, maxV: String? = nil
@@ -187,15 +190,25 @@ enum ServerGrouping {
                                   at: site.location)
             }
             let internalAll = site.state.tls?.source == .internalCA || options.localCerts
-            for name in named where !internalAll && CertificateNames.qualifiesForPublicCert(name) {
+            var local: [String] = []
+            for name in named {
+                guard !internalAll && CertificateNames.qualifiesForPublicCert(name) else {
+                    local.append(name)
+                    continue
+                }
                 if options.autoHTTPS == "off" || options.autoHTTPS == "disable_certs" {
                     throw ConfigError("HTTPS site '\(name)' has no certificate (auto_https \(options.autoHTTPS ?? "")); add `tls <cert_file> <key_file>` or `tls internal`",
                                       at: site.location)
                 }
-                throw ConfigError("site '\(name)' needs a certificate: automatic HTTPS with ACME is not supported by this Berth build yet; add `tls internal` (Berth's local CA) or `tls <cert_file> <key_file>` to the site, or `local_certs` to the global options",
-                                  at: site.location)
+                var issuer = options.acme.overridden(by: site.state.tls?.issuer)
+                if let e = site.state.tls?.email { issuer.email = e }
+                if name.contains("*") {
+                    throw ConfigError("site '\(name)': a wildcard certificate needs the ACME DNS-01 challenge, which this Berth build does not support yet; add `tls internal` or `tls <cert_file> <key_file>`",
+                                      at: site.location)
+                }
+                certs.append(CertificateSpec(names: [name], source: .acme(issuer)))
             }
-            certs.append(CertificateSpec(names: named, source: .internalCA))
+            if !local.isEmpty { certs.append(CertificateSpec(names: local, source: .internalCA)) }
         }
         return ServerTLSConfig(certificates: certs, defaultSNI: options.defaultSNI, minimumVersion: minV, maximumVersion: maxV)
     }

@@ -20,6 +20,7 @@ package struct HTTP1ConnectionFactory: ConnectionFactory {
         let tls = server.tlsContexts?[listener.protocols]
         let c = HTTP1ServerConnection(fd: fd, peer: peer, server: server, runtime: runtime, context: context, tls: tls,
                                       allowH2C: tls == nil && listener.protocols.contains(.h2c))
+        c.altSvc = listener.altSvc
         c.start()
     }
 }
@@ -48,6 +49,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// HTTP/2 once ALPN chose `h2` (or an h2c preface arrived); then `conn` is released.
     private var h2: HTTP2Connection?
     private let allowH2C: Bool
+    /// `Alt-Svc` for every response when the server also serves HTTP/3 (RFC 7838, RFC 9114 §3.1.1).
+    var altSvc: [UInt8]? = nil
     /// The timer period armed now: kind (0 header/preface, 1 idle, 2 body) and epoch.
     private var armedKey: (UInt8, UInt64)?
     /// TLS layer on HTTPS listeners: socket bytes go through `cipherIn`/`cipherOut`, and the
@@ -457,6 +460,9 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
 
     func respond(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
         if ctx.draining { response.closeConnection = true }
+        if let a = altSvc { a.withUnsafeBytes { response.fields.append(.altSvc, value: $0) } }
+        // ACME HTTP-01 (RFC 8555 §8.3) on every listener, before any site route.
+        if let answered = ACMERuntime.answerHTTP01(request, response) { return answered }
         return server.handler.handle(request, response)
     }
 

@@ -21,6 +21,10 @@ package struct ServedListener: Sendable {
     /// True when Berth opened it (and so closes it when no config uses it any more); inherited
     /// sockets are never closed.
     package var ownedByBerth: Bool
+    /// A UDP socket serving HTTP/3 (no accept; `HTTP3Listener`).
+    package var isDatagram = false
+    /// `Alt-Svc` value for h1/h2 responses on this listener (its server also serves h3).
+    package var altSvc: [UInt8]? = nil
     package init(fd: Int32, serverIndex: Int, protocols: [HTTPProtocolName], displayName: String, ownedByBerth: Bool) {
         self.fd = fd
         self.serverIndex = serverIndex
@@ -56,6 +60,8 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     /// Per loop: the listener registrations and the generation they serve (loop thread only).
     private var loopListeners: [[Listener]]
     private var loopGenerations: [Generation]
+    /// Per loop: HTTP/3 listeners by UDP fd (loop thread only; see HTTPServer+HTTP3.swift).
+    var loopH3: [[Int32: HTTP3Listener]]
     /// The generation most recently applied (control thread).
     package private(set) var listeners: [ServedListener]
 
@@ -69,6 +75,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
         let gen = Generation(runtime: runtime, listeners: listeners)
         loopListeners = Array(repeating: [], count: group.loops.count)
         loopGenerations = Array(repeating: gen, count: group.loops.count)
+        loopH3 = Array(repeating: [:], count: group.loops.count)
         for loop in group.loops {
             contexts.append(LoopContext(loop: loop, runtime: runtime, limits: limits, logFD: logFD))
         }
@@ -78,13 +85,14 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     package func start() throws(IOError) {
         for (i, loop) in group.loops.enumerated() {
             loopListeners[i] = try register(loopGenerations[i].listeners, on: loop)
+            startHTTP3(loop: i, runtime: loopGenerations[i].runtime, listeners: loopGenerations[i].listeners)
         }
         group.start()
     }
 
     private func register(_ served: [ServedListener], on loop: EventLoop) throws(IOError) -> [Listener] {
         var ls: [Listener] = []
-        for (tag, _) in served.enumerated() {
+        for (tag, _) in served.enumerated() where !served[tag].isDatagram {
             let listener = Listener(fd: served[tag].fd, loop: loop, delegate: self, tag: tag)
             listener.onError = { err in
                 Log.error("http", "accept failed", [("error", .string("\(err)"))])
@@ -141,6 +149,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
                     Log.error("http", "registering listeners after reload failed", [("error", .string("\(error)"))])
                     server.loopListeners[i] = []
                 }
+                server.startHTTP3(loop: i, runtime: runtime, listeners: new)
                 if remaining.decrement() { for fd in toClose { close(fd) } }
             }
         }

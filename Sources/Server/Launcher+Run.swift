@@ -14,8 +14,8 @@ package struct StartError: Error, CustomStringConvertible {
 }
 
 extension Launcher {
-    /// Opens or adopts every stream listener of `config`. Datagram (h3) sockets are validated
-    /// and reported, not served yet.
+    /// Opens or adopts every listener of `config`: stream listeners (h1/h2), and UDP sockets
+    /// for h3 (inherited `fdgram`, or bound next to a TCP address; see Launcher+HTTP3.swift).
     package static func resolveListeners(_ config: BerthConfig, inherited: InheritedSockets,
                                          existing: [ServedListener] = []) throws(StartError) -> (listeners: [ServedListener], notes: [String]) {
         var out: [ServedListener] = []
@@ -40,7 +40,8 @@ extension Launcher {
                             if !l.protocols.contains(.h3) {
                                 throw StartError("\(loc): bind \(l.address): a datagram socket can only serve HTTP/3 (protocols h3); network 'fdgram' cannot handle HTTP/1 or HTTP/2 connections")
                             }
-                            notes.append("\(l.address) (fd \(fds.map { String($0.fd) }.joined(separator: ","))): HTTP/3 is validated but not served by this Berth build yet")
+                            try addDatagramListeners(fds, config: config, serverIndex: si, address: l.address.description,
+                                                     location: loc, claimed: &claimed, into: &out, notes: &notes)
                             continue
                         }
                         if l.protocols == [.h3] {
@@ -67,9 +68,11 @@ extension Launcher {
                         bound[key] = fd
                         out.append(ServedListener(fd: fd, serverIndex: si, protocols: streamProtocols,
                                                   displayName: key, ownedByBerth: true))
-                        if l.protocols.contains(.h3) && l.protocols != [.h1] {
-                            // h3 on a TCP address means "the same address over UDP" in Caddy; that
-                            // needs TLS, which plain-HTTP sites do not have.
+                        if l.protocols.contains(.h3) && server.tls != nil {
+                            // h3 on a TCP address means "the same address over UDP" in Caddy (it
+                            // needs TLS, which plain-HTTP sites do not have).
+                            bindUDPForH3(host: host, port: port, key: key, serverIndex: si, existing: existing,
+                                         reused: &reused, into: &out, notes: &notes)
                         }
                     case .unix(let path):
                         if let reuse = existing.first(where: { $0.ownedByBerth && $0.displayName == "unix/\(path)" }) {
@@ -92,6 +95,7 @@ extension Launcher {
             for l in out where l.ownedByBerth && !reused.contains(l.fd) { close(l.fd) }
             throw error
         }
+        assignAltSvc(&out, options: config.serverOptions, notes: &notes)
         return (out, notes)
     }
 
@@ -193,6 +197,7 @@ extension Launcher {
             server.stopNow()
             return fail(error.description)
         }
+        ACMERuntime.activate(runtime, control: supervisor.control)  // ACME: obtain in the background
         let names = resolved.listeners.map(\.displayName)
         Log.info("http.log", "server running", [("listen", .strings(names)), ("loops", .int(loopCount))])
         Log.info("", "serving initial configuration")

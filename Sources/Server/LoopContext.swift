@@ -24,9 +24,12 @@ package struct ServerLimits: Sendable {
         if let v = o.readBodyMilliseconds { readBodyTimeoutMilliseconds = v }
         if let v = o.writeMilliseconds { writeTimeoutMilliseconds = v }
         if let v = o.maxHeaderBytes { maxHeaderBytes = v }
+        quicRequireRetry = o.h3Retry
     }
     /// Largest request head accepted (Caddy: 16 KiB + Go's 4 KiB slack).
     package var maxHeaderBytes: Int = 20480
+    /// Validate every QUIC client address with a Retry (RFC 9000 §8.1.2), not only under load.
+    package var quicRequireRetry = false
 }
 
 /// Something a loop tracks for graceful shutdown and reload.

@@ -1,3 +1,4 @@
+import ACME
 import Config
 import HTTPCore
 import Handlers
@@ -39,9 +40,13 @@ package final class RuntimeServer: Sendable {
     package let certificates: CertificateSource?
     /// Name sets issued by the local CA (renewed by the supervisor).
     package let internalNames: [[String]]
+    /// Certificates obtained by ACME for this server (`ACMERuntime` swaps them into
+    /// `certificates` as they arrive and renew).
+    package let acmeSubjects: [ManagedCertificate]
     package init(name: String, handler: ServerHandler, accessLog: AccessLogPolicy?,
                  tlsContexts: [[HTTPProtocolName]: TLSContext]? = nil, certificates: CertificateSource? = nil,
-                 internalNames: [[String]] = []) {
+                 internalNames: [[String]] = [], acmeSubjects: [ManagedCertificate] = []) {
+        self.acmeSubjects = acmeSubjects
         self.name = name
         self.handler = handler
         self.accessLog = accessLog
@@ -75,10 +80,12 @@ package final class ServerRuntime: Sendable {
             var contexts: [[HTTPProtocolName]: TLSContext]? = nil
             var source: CertificateSource? = nil
             var internalNames: [[String]] = []
+            var acmeSubjects: [ManagedCertificate] = []
             if let tls = s.tls {
                 let c = try TLSRuntime.certificates(for: tls)
                 source = c.source
                 internalNames = c.internalNames
+                acmeSubjects = c.acme
                 var ctxs: [[HTTPProtocolName]: TLSContext] = [:]
                 for l in s.listeners where !l.address.isDatagram {
                     let ps = l.protocols.filter { $0 != .h3 }
@@ -87,7 +94,8 @@ package final class ServerRuntime: Sendable {
                 contexts = ctxs
             }
             servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map(AccessLogPolicy.init),
-                                         tlsContexts: contexts, certificates: source, internalNames: internalNames))
+                                         tlsContexts: contexts, certificates: source, internalNames: internalNames,
+                                         acmeSubjects: acmeSubjects))
         }
         return ServerRuntime(servers: servers, config: config)
     }

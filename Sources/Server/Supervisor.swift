@@ -132,6 +132,7 @@ final class Supervisor: EventHandler, @unchecked Sendable {
     func finishStop(clean: Bool) {
         if stopped { return }
         stopped = true
+        ACMERuntime.stop()  // ACME: abandon any issuance in progress
         server.stopNow()
         admin?.close()
         admin = nil
@@ -191,6 +192,7 @@ final class Supervisor: EventHandler, @unchecked Sendable {
             }
         }
         server.apply(runtime: runtime, listeners: resolved.listeners)
+        ACMERuntime.activate(runtime, control: control)  // ACME: manage the new config's names
         if newAdmin !== admin {
             admin?.close(keepingPath: newAdmin?.unixPath)
             admin = newAdmin

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ACME
 import Config
 import IOCore
 import TLS
@@ -35,10 +36,14 @@ package enum TLSRuntime {
         return out
     }
 
-    /// Loads or issues every certificate a server needs.
-    package static func certificates(for tls: ServerTLSConfig) throws(ConfigError) -> (source: CertificateSource, internalNames: [[String]]) {
+    /// Loads or issues every certificate a server needs. ACME names get what memory or storage
+    /// has now (possibly nothing); `acme` lists them for `ACMERuntime.activate`.
+    package static func certificates(for tls: ServerTLSConfig) throws(ConfigError)
+        -> (source: CertificateSource, internalNames: [[String]], acme: [ManagedCertificate])
+    {
         var certs: [TLSCertificate] = []
         var internalNames: [[String]] = []
+        var acme: [ManagedCertificate] = []
         for spec in tls.certificates {
             switch spec.source {
             case .files(let cert, let key):
@@ -55,9 +60,13 @@ package enum TLSRuntime {
                 } catch {
                     throw ConfigError("issuing a local-CA certificate for \(spec.names.joined(separator: ", ")): \(error)")
                 }
+            case .acme(let issuer):
+                let prepared = try ACMERuntime.prepare(names: spec.names, issuer: issuer)
+                acme += prepared.subjects
+                certs += prepared.ready
             }
         }
-        return (CertificateSource(CertificateStore(certs, defaultServerName: tls.defaultSNI)), internalNames)
+        return (CertificateSource(CertificateStore(certs, defaultServerName: tls.defaultSNI)), internalNames, acme)
     }
 
     /// A server TLS context for one listener protocol set.
@@ -69,6 +78,10 @@ package enum TLSRuntime {
         }
         if tls.minimumVersion == "tls1.3" { cfg.minimumVersion = .tls13 }
         if tls.maximumVersion == "tls1.2" { cfg.maximumVersion = .tls12 }
+        // TLS-ALPN-01 (RFC 8737) for this server's ACME names, answered in the handshake.
+        if tls.certificates.contains(where: { if case .acme = $0.source { true } else { false } }) {
+            cfg.acmeChallengeCertificates = ACMERuntime.challenges.tlsALPN01
+        }
         do {
             return try TLSContext(server: cfg)
         } catch {

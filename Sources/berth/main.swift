@@ -16,7 +16,7 @@ struct Berth: ParsableCommand {
         commandName: "berth",
         abstract: "A fast HTTP server for systemd socket activation and Podman, configured by Caddyfile.",
         version: berthVersion,
-        subcommands: [Run.self, Validate.self, Adapt.self, Fmt.self, Reload.self, Stop.self, Healthcheck.self, Version.self],
+        subcommands: [Run.self, Validate.self, Adapt.self, Fmt.self, Reload.self, Stop.self, Healthcheck.self, ACMECommand.self, Version.self],
         defaultSubcommand: nil)
 }
 
@@ -147,6 +147,30 @@ struct Healthcheck: ParsableCommand {
 
     func run() throws {
         throw ExitCode(Launcher.healthCommand(RunOptions(configPath: options.config, adapter: options.adapter), address: address))
+    }
+}
+
+/// `berth acme …`: ACME certificate maintenance (see Launcher+ACME.swift).
+struct ACMECommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "acme", abstract: "Manages the certificates Berth obtains with ACME.", subcommands: [Revoke.self])
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revokes a stored ACME certificate; the running server replaces it at its next check.")
+
+        @OptionGroup var options: ConfigOptions
+
+        @Option(name: .long, help: "RFC 5280 CRLReason code (1 keyCompromise, 4 superseded, 5 cessationOfOperation).")
+        var reason: Int?
+
+        @Argument(help: "The site name whose certificate to revoke.")
+        var name: String
+
+        func run() throws {
+            throw ExitCode(Launcher.acmeRevoke(RunOptions(configPath: options.config, adapter: options.adapter,
+                                                          envFile: options.envfile), name: name, reason: reason))
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 """HTTPS over inherited sockets with real peers: curl, openssl s_client (versions, ALPN, SNI,
 no SNI, resumption), the cipher/version policy, plaintext on a TLS port, certificate files,
-and the start-up error for a public name without a certificate source."""
+and the certificate-source rules for public names (ACME itself: test_acme.py)."""
 import os
 import sys
 import shutil
@@ -158,11 +158,20 @@ def test_certificate_files(tmp_path):
         p.stop()
 
 
-def test_public_name_without_certificate_source_fails_clearly(tmp_path):
+def test_public_name_gets_acme_and_validate_does_not_contact_the_ca(tmp_path):
+    # A public name with no certificate source gets automatic HTTPS (ACME, test_acme.py);
+    # validating the config never talks to the CA (here: a closed port).
     cf = write_caddyfile(tmp_path, tls_site(tls_line="log", host="example.com"))
+    r = run_cli(["validate", "--config", str(cf)],
+                env={"XDG_DATA_HOME": str(tmp_path / "d"), "BERTH_ACME_CA": "https://127.0.0.1:1/dir"})
+    assert r.returncode == 0, r.stderr
+
+
+def test_public_name_without_certificate_source_and_auto_https_disable_certs_fails_clearly(tmp_path):
+    cf = write_caddyfile(tmp_path, tls_site(extra_global="\tauto_https disable_certs\n", tls_line="log", host="example.com"))
     r = run_cli(["validate", "--config", str(cf)])
     assert r.returncode == 1
-    assert "example.com" in r.stderr and "tls internal" in r.stderr and f"{cf}:5" in r.stderr, r.stderr
+    assert "example.com" in r.stderr and "tls internal" in r.stderr and f"{cf}:6" in r.stderr, r.stderr
 
 
 def test_local_certs_global_option(tmp_path):

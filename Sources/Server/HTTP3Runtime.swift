@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP3
+import IOCore
+import TLS
+
+/// Process-wide HTTP/3 state that outlives reloads: the static secret QUIC derives Retry and
+/// stateless-reset tokens from, and the GnuTLS credentials built from each certificate
+/// snapshot.
+enum HTTP3Runtime {
+    /// `$XDG_DATA_HOME/berth/quic.secret` (falling back like the local CA's directory).
+    static func secretPath() -> String {
+        let base: String
+        if let x = getenv("XDG_DATA_HOME"), x.pointee != 0 {
+            base = String(cString: x)
+        } else if let h = getenv("HOME"), h.pointee != 0 {
+            base = String(cString: h) + "/.local/share"
+        } else {
+            base = "."
+        }
+        return base + "/berth/quic.secret"
+    }
+
+    nonisolated(unsafe) private static var cachedSecret: [UInt8]?
+    private static let lock = Mutex()
+
+    /// The 32-byte static secret: read from `quic.secret`, or created once (mode 0600). A
+    /// secret that cannot be stored is still used for this run (tokens then do not survive
+    /// a restart), with a warning.
+    static func staticSecret() -> [UInt8] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let s = cachedSecret { return s }
+        let path = secretPath()
+        if let b = try? FileIO.readAll(path, limit: 4096), b.count >= 32 {
+            let s = Array(b.prefix(32))
+            cachedSecret = s
+            return s
+        }
+        var s = [UInt8](repeating: 0, count: 32)
+        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = s.withUnsafeMutableBytes { read(fd, $0.baseAddress, 32) }
+            close(fd)
+        }
+        do {
+            try makeDirectories(String(path[path.startIndex..<(path.lastIndex(of: "/") ?? path.endIndex)]))
+            try FileIO.writeAtomically(path, s, mode: 0o600)
+            Log.info("http.quic", "created the QUIC static secret", [("file", .string(path))])
+        } catch {
+            Log.warn("http.quic", "cannot store the QUIC static secret; stateless resets and Retry tokens will not survive a restart",
+                     [("file", .string(path)), ("error", .string("\(error)"))])
+        }
+        cachedSecret = s
+        return s
+    }
+
+    private static func makeDirectories(_ dir: String) throws(IOError) {
+        var prefix = dir.hasPrefix("/") ? "" : "."
+        for part in dir.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o700) != 0, errno != EEXIST { throw IOError("mkdir \(prefix)", errno: errno) }
+        }
+    }
+
+    /// GnuTLS credentials for a certificate snapshot (cached while the snapshot is current).
+    static func credentials(for store: CertificateStore) throws(QUICTLSError) -> QUICTLSCredentials {
+        try QUICTLSCredentials(certificates: store.certificates.map { ($0.certificateChainPEM(), $0.privateKeyPEM()) })
+    }
+}

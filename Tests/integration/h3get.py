@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""h3get: a small HTTP/3 client on aioquic (the test peer for Berth's HTTP/3).
+
+    h3get [-v] [--cafile PEM | -k] [--sni NAME] [--connect ADDR] [--keylog FILE] [--timeout S] [-X METHOD]
+          [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] https://HOST:PORT/PATH
+
+The body goes to stdout; `ALPN=h3 status=NNN` (plus the headers with -v) to stderr. With -n N
+the request is sent N times as N concurrent streams on one connection (bodies concatenated).
+Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
+"""
+import argparse
+import asyncio
+import ssl
+import sys
+from urllib.parse import urlsplit
+
+from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import QuicEvent
+
+
+class H3Client(QuicConnectionProtocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.h3 = H3Connection(self._quic)
+        self.waiters = {}
+        self.responses = {}
+
+    def quic_event_received(self, event: QuicEvent):
+        for ev in self.h3.handle_event(event):
+            if not isinstance(ev, (HeadersReceived, DataReceived)):
+                continue
+            r = self.responses.setdefault(ev.stream_id, {"headers": [], "body": bytearray()})
+            if isinstance(ev, HeadersReceived):
+                r["headers"].extend(ev.headers)
+            else:
+                r["body"] += ev.data
+            if ev.stream_ended and ev.stream_id in self.waiters:
+                w = self.waiters.pop(ev.stream_id)
+                if not w.done():
+                    w.set_result(r)
+
+    async def request(self, method, authority, path, headers, body):
+        sid = self._quic.get_next_available_stream_id()
+        hs = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", authority.encode()),
+              (b":path", path.encode())] + headers
+        if body is not None:
+            hs.append((b"content-length", str(len(body)).encode()))
+        self.h3.send_headers(sid, hs, end_stream=not body)
+        if body:
+            self.h3.send_data(sid, body, end_stream=True)
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters[sid] = fut
+        self.transmit()
+        return await fut
+
+
+async def run(args):
+    u = urlsplit(args.url)
+    host, port = u.hostname, u.port or 443
+    authority = u.netloc
+    path = (u.path or "/") + ("?" + u.query if u.query else "")
+    cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=args.sni or host)
+    if args.insecure:
+        cfg.verify_mode = ssl.CERT_NONE
+    elif args.cafile:
+        cfg.load_verify_locations(args.cafile)
+    if args.keylog:
+        cfg.secrets_log_file = open(args.keylog, "a")
+    body = None
+    if args.data is not None:
+        body = args.data.encode()
+    elif args.data_file:
+        body = open(args.data_file, "rb").read()
+    headers = []
+    for h in args.header:
+        k, v = h.split(":", 1)
+        headers.append((k.strip().lower().encode(), v.strip().encode()))
+    async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client) as client:
+        rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body) for _ in range(args.n)])
+    status = 0
+    for r in rs:
+        st = next((v for k, v in r["headers"] if k == b":status"), b"0")
+        status = int(st)
+        print(f"ALPN=h3 status={status}", file=sys.stderr)
+        if args.verbose:
+            for k, v in r["headers"]:
+                print(f"< {k.decode()}: {v.decode()}", file=sys.stderr)
+        sys.stdout.buffer.write(bytes(r["body"]))
+    sys.stdout.flush()
+    bad = [r for r in rs if not 200 <= int(next((v for k, v in r["headers"] if k == b":status"), b"0")) < 400]
+    return 1 if bad else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description="HTTP/3 GET client (aioquic)")
+    p.add_argument("url")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-k", "--insecure", action="store_true")
+    p.add_argument("--cafile")
+    p.add_argument("--sni")
+    p.add_argument("--connect", help="connect to this address instead of the URL's host (like curl --resolve)")
+    p.add_argument("--keylog")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("-X", "--method", default="GET")
+    p.add_argument("--data")
+    p.add_argument("--data-file")
+    p.add_argument("-H", "--header", action="append", default=[])
+    p.add_argument("-n", type=int, default=1)
+    args = p.parse_args()
+    try:
+        code = asyncio.run(asyncio.wait_for(run(args), args.timeout))
+    except (asyncio.TimeoutError, ConnectionError, OSError) as e:
+        print(f"h3get: {type(e).__name__}: {e}", file=sys.stderr)
+        code = 2
+    except Exception as e:  # TLS and QUIC errors surface as assorted exception types
+        print(f"h3get: {type(e).__name__}: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
