@@ -9,7 +9,7 @@ PORT ?= 8080
 EXAMPLE ?=
 PYTHON ?= python3
 
-.PHONY: deps build release run test unit integration bench fuzz fmt clean
+.PHONY: deps build release run test unit integration bench bench-h3 fuzz fmt clean
 
 deps:
 	@scripts/install-deps.sh
@@ -39,6 +39,9 @@ integration: release
 
 bench: release
 	$(PYTHON) Benchmarks/bench.py --berth $(BERTH)
+
+bench-h3: release
+	$(PYTHON) Benchmarks/h3_bench.py --berth $(BERTH)
 
 fuzz:
 	fuzz/run-http1.sh $${FUZZ_SECONDS:-600}

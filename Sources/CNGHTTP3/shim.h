@@ -8,8 +8,9 @@ static inline void berth_nghttp3_settings_default(nghttp3_settings *s) {
     nghttp3_settings_default_versioned(NGHTTP3_SETTINGS_VERSION, s);
 }
 static inline int berth_nghttp3_conn_server_new(nghttp3_conn **pconn, const nghttp3_callbacks *callbacks,
-                                                const nghttp3_settings *settings, void *user_data) {
+                                                const nghttp3_settings *settings, const nghttp3_mem *mem,
+                                                void *user_data) {
     return nghttp3_conn_server_new_versioned(pconn, NGHTTP3_CALLBACKS_VERSION, callbacks, NGHTTP3_SETTINGS_VERSION,
-                                             settings, nghttp3_mem_default(), user_data);
+                                             settings, mem ? mem : nghttp3_mem_default(), user_data);
 }
 #endif

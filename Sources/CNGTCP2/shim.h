@@ -19,10 +19,11 @@ static inline void berth_ngtcp2_transport_params_default(ngtcp2_transport_params
 static inline int berth_ngtcp2_conn_server_new(ngtcp2_conn **pconn, const ngtcp2_cid *dcid, const ngtcp2_cid *scid,
                                                const ngtcp2_path *path, uint32_t version,
                                                const ngtcp2_callbacks *callbacks, const ngtcp2_settings *settings,
-                                               const ngtcp2_transport_params *params, void *user_data) {
+                                               const ngtcp2_transport_params *params, const ngtcp2_mem *mem,
+                                               void *user_data) {
     return ngtcp2_conn_server_new_versioned(pconn, dcid, scid, path, version, NGTCP2_CALLBACKS_VERSION, callbacks,
                                             NGTCP2_SETTINGS_VERSION, settings, NGTCP2_TRANSPORT_PARAMS_VERSION,
-                                            params, NULL, user_data);
+                                            params, mem, user_data);
 }
 static inline int berth_ngtcp2_conn_read_pkt(ngtcp2_conn *conn, const ngtcp2_path *path, const ngtcp2_pkt_info *pi,
                                              const uint8_t *pkt, size_t pktlen, ngtcp2_tstamp ts) {

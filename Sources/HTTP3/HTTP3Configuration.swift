@@ -36,8 +36,10 @@ package struct QUICLimits: Sendable, Equatable {
     package var retryAboveHandshakes: Int = 200
     /// Header fields per request (as HTTP/1 and HTTP/2); more gets `431`.
     package var maxHeaderFields: Int = 100
-    /// Idle stream objects kept per connection for reuse.
-    package var streamPoolSize: Int = 16
+    /// Idle stream objects kept per connection for reuse. The pool only grows to the peak
+    /// number of concurrent requests a connection had, so it can match `maxConcurrentStreams`:
+    /// a client that keeps that many requests in flight then allocates nothing per request.
+    package var streamPoolSize: Int = 100
     /// A streamed response is writable while less than this much of its body is buffered
     /// (unsent or unacknowledged: QUIC keeps sent bytes until ACKed for retransmission).
     package var streamWriteHighWater: Int = 1 << 20

@@ -153,7 +153,9 @@ extension QUICConnection {
         s.qpack_blocked_streams = cfg.qpackBlockedStreams
         var p: OpaquePointer? = nil
         let me = Unmanaged.passUnretained(self).toOpaque()
-        let rv = withUnsafePointer(to: HTTP3Callbacks.table) { berth_nghttp3_conn_server_new(&p, $0, &s, me) }
+        let rv = withUnsafePointer(to: HTTP3Callbacks.table) {
+            berth_nghttp3_conn_server_new(&p, $0, &s, allocator.nghttp3, me)
+        }
         guard rv == 0, let p else { return false }
         h3 = p
         if let params = ngtcp2_conn_get_local_transport_params(conn) {

@@ -26,6 +26,8 @@ final class QUICConnection {
     /// The endpoint's chunk pool, held strongly: streams return body chunks to it even while
     /// the connection is freed after the endpoint.
     let chunkPool: QUICChunkPool
+    /// The allocator `conn` and `h3` live in: released only after they are freed.
+    let allocator: QUICAllocator
     /// The ngtcp2 connection (set right after creation, freed in `deinit`).
     private(set) var conn: OpaquePointer!
     /// The TLS session (freed after `conn`).
@@ -80,6 +82,7 @@ final class QUICConnection {
          acceptance: QUICAcceptance, now: UInt64) throws(QUICTLSError) {
         self.endpoint = endpoint
         chunkPool = endpoint.chunkPool
+        allocator = endpoint.allocator
         responder = acceptance.responder
         ps = .allocate(capacity: 1)
         ngtcp2_path_storage_zero(ps)
@@ -130,7 +133,8 @@ final class QUICConnection {
         var pconn: OpaquePointer? = nil
         let me = Unmanaged.passUnretained(self).toOpaque()
         let rv = withUnsafePointer(to: QUICCallbacks.table) { cb in
-            berth_ngtcp2_conn_server_new(&pconn, &hd.scid, &scid, &path, hd.version, cb, &settings, &params, me)
+            berth_ngtcp2_conn_server_new(
+                &pconn, &hd.scid, &scid, &path, hd.version, cb, &settings, &params, allocator.ngtcp2, me)
         }
         guard rv == 0, let pconn else { throw QUICTLSError("ngtcp2_conn_server_new", rv) }
         conn = pconn

@@ -59,6 +59,8 @@ package final class QUICEndpoint {
     package weak var delegate: (any QUICEndpointDelegate)?
     let secret: [UInt8]
     let chunkPool = QUICChunkPool()
+    /// ngtcp2's and nghttp3's allocator for every connection of this endpoint.
+    let allocator = QUICAllocator()
     let serverName: [UInt8]?
 
     /// Routing table: every live connection ID (the client's original DCID and every CID

@@ -1,0 +1,419 @@
+"""HTTP/3 (QUIC) with real peers: aioquic (h3get.py) and ngtcp2's gtlsclient, on inherited UDP
+sockets (`bind fdgram/N`), on UDP sockets Berth binds next to a TCP address, with packet loss,
+Retry, stateless reset, version negotiation, dual-stack sockets, Alt-Svc, graceful shutdown
+and the seed's Example 3.
+
+gtlsclient exits 0 even when it fails, so its tests check the downloaded body.
+"""
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import launch, seed_caddyfile, tcp_listener, udp_socket, write_caddyfile
+from proxy_backends import EchoBackend
+
+HERE = Path(__file__).resolve().parent
+H3GET = [sys.executable, str(HERE / "h3get.py")]
+GTLS = shutil.which("gtlsclient")
+
+pytestmark = pytest.mark.skipif(
+    subprocess.run([sys.executable, "-c", "import aioquic"], capture_output=True).returncode != 0,
+    reason="aioquic is not installed")
+
+
+def root_of(data):
+    return str(Path(data) / "berth" / "pki" / "authorities" / "local" / "root.crt")
+
+
+def h3get(url, data_dir, *args, timeout=20, connect=None):
+    cmd = H3GET + ["--cafile", root_of(data_dir), "--timeout", str(timeout - 2)]
+    if connect:
+        cmd += ["--connect", connect]
+    return subprocess.run(cmd + list(args) + [url], capture_output=True, timeout=timeout)
+
+
+def gtls(host, port, urls, *args, download=None, timeout=60):
+    if GTLS is None:
+        pytest.skip("gtlsclient (ngtcp2-client) is not installed")
+    cmd = [GTLS, "--exit-on-all-streams-close", "--no-http-dump", *args]
+    if download:
+        cmd.append(f"--download={download}")
+    cmd += [host, str(port), *urls]
+    return subprocess.run(cmd, capture_output=True, timeout=timeout)
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True)
+
+
+def site(body='"hello h3\n"', extra_global="", extra_site="", host="localhost", binds=("fd/3", "fdgram/4"),
+         respond_path=""):
+    b = []
+    for a in binds:
+        proto = "h3" if a.startswith("fdgram") else "h1 h2"
+        b.append(f"\tbind {a} {{\n\t\tprotocols {proto}\n\t}}\n")
+    return (f"{{\n\tadmin off\n\tauto_https disable_redirects\n{extra_global}}}\n\n"
+            f"https://{host} {{\n{''.join(b)}\ttls internal\n\tlog\n{extra_site}\trespond {respond_path}{body}\n}}\n")
+
+
+@pytest.fixture
+def fdgram_server(tmp_path):
+    """Berth with a TCP listener on fd/3 (h1 h2) and a UDP socket on fd/4 (h3)."""
+    started = []
+
+    def start(text=None, udp=None, tcp=None, env=None):
+        cf = write_caddyfile(tmp_path, text or site())
+        t = tcp or tcp_listener()
+        u = udp or udp_socket()
+        tport, uport = t.getsockname()[1], u.getsockname()[1]
+        e = {"XDG_DATA_HOME": str(tmp_path / "data")}
+        e.update(env or {})
+        p = launch(["run", "--config", str(cf)], sockets=[t, u], env=e)
+        started.append(p)
+        assert p.alive(), p.stderr()
+        return p, tport, uport
+
+    yield start
+    for p in started:
+        if p.alive():
+            p.stop(signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- basic exchanges
+
+
+def test_get_and_head_over_inherited_udp_socket(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server()
+    r = h3get(f"https://localhost:{uport}/", tmp_path / "data", "-v")
+    assert r.returncode == 0, r.stderr.decode() + p.stderr()
+    assert r.stdout == b"hello h3\n"
+    err = r.stderr.decode()
+    assert "ALPN=h3 status=200" in err and "< server: Berth" in err and "< content-length: 9" in err
+    # HEAD: the length of the GET body, no body (RFC 9110 §9.3.2). aioquic 1.7 treats that
+    # content-length as a mismatch, so gtlsclient is the peer here.
+    if GTLS is None:
+        pytest.skip("gtlsclient (ngtcp2-client) is not installed")
+    gtls_http = subprocess.run([GTLS, "--exit-on-all-streams-close", "--no-quic-dump", "-m", "HEAD", "127.0.0.1",
+                                str(uport), f"https://localhost:{uport}/"], capture_output=True, timeout=30)
+    out = gtls_http.stdout.decode(errors="replace") + gtls_http.stderr.decode(errors="replace")
+    assert "[:status: 200]" in out and "[content-length: 9]" in out and "closed with error code 256" in out, out[-2000:]
+    logs = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0"]
+    assert logs, p.stderr()
+    assert logs[0]["request"]["tls"]["proto"] == "h3" and logs[0]["request"]["tls"]["server_name"] == "localhost"
+    assert "enabling HTTP/3 listener" in p.stderr() and "fdgram/4" in p.stderr()
+
+
+def test_gtlsclient_get(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server()
+    d = tmp_path / "dl"
+    d.mkdir()
+    gtls("127.0.0.1", uport, [f"https://localhost:{uport}/"], "-q", download=d)
+    assert (d / "index.html").read_bytes() == b"hello h3\n", p.stderr()
+
+
+def test_alt_svc_on_h1_and_h2_uses_the_udp_port(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server()
+    root = root_of(tmp_path / "data")
+    for v in ("--http1.1", "--http2"):
+        r = curl("--cacert", root, v, "-D", "-", "-o", "/dev/null", f"https://localhost:{tport}/")
+        assert f'alt-svc: h3=":{uport}"; ma=2592000' in r.stdout.lower(), r.stdout + r.stderr
+    # Not on HTTP/3 responses themselves.
+    r = h3get(f"https://localhost:{uport}/", tmp_path / "data", "-v")
+    assert "alt-svc" not in r.stderr.decode().lower()
+
+
+def test_alt_svc_port_override(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server(site(extra_global="\tservers {\n\t\talt_svc_port 443\n\t}\n"))
+    r = curl("--cacert", root_of(tmp_path / "data"), "-D", "-", "-o", "/dev/null", f"https://localhost:{tport}/")
+    assert 'alt-svc: h3=":443"; ma=2592000' in r.stdout.lower(), r.stdout + p.stderr()
+
+
+def test_no_alt_svc_without_h3_listener(tmp_path):
+    cf = write_caddyfile(tmp_path, site(binds=("fd/3",)))
+    t = tcp_listener()
+    port = t.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[t], env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        r = curl("--cacert", root_of(tmp_path / "data"), "-D", "-", "-o", "/dev/null", f"https://localhost:{port}/")
+        assert "200" in r.stdout.splitlines()[0], r.stdout + r.stderr
+        assert "alt-svc" not in r.stdout.lower()
+    finally:
+        p.stop()
+
+
+def test_h3_on_a_tcp_address_binds_the_same_udp_port(tmp_path):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    text = (f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost:{port} {{\n"
+            f"\tbind 127.0.0.1\n\ttls internal\n\trespond \"bound\"\n}}\n")
+    cf = write_caddyfile(tmp_path, text)
+    p = launch(["run", "--config", str(cf)], env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        assert p.alive(), p.stderr()
+        r = h3get(f"https://localhost:{port}/", tmp_path / "data", connect="127.0.0.1")
+        assert r.returncode == 0 and r.stdout == b"bound", r.stderr.decode() + p.stderr()
+        r = curl("--cacert", root_of(tmp_path / "data"), "-D", "-", "-o", "/dev/null", f"https://localhost:{port}/")
+        assert f'alt-svc: h3=":{port}"; ma=2592000' in r.stdout.lower(), r.stdout + p.stderr()
+    finally:
+        p.stop()
+
+
+# ---------------------------------------------------------------- bodies and streams
+
+
+@pytest.fixture
+def echo():
+    b = EchoBackend()
+    yield b
+    b.close()
+
+
+def proxy_site(echo_port):
+    return site(body='"unused"', respond_path="/ ", extra_site=f"\treverse_proxy /up* 127.0.0.1:{echo_port}\n"
+                f"\treverse_proxy /bytes* 127.0.0.1:{echo_port}\n\treverse_proxy /json* 127.0.0.1:{echo_port}\n")
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 300_000, 3_000_000])
+def test_post_bodies_reach_the_handler(fdgram_server, tmp_path, echo, size):
+    import json
+    p, tport, uport = fdgram_server(proxy_site(echo.port))
+    payload = os.urandom(size)
+    f = tmp_path / "body.bin"
+    f.write_bytes(payload)
+    r = h3get(f"https://localhost:{uport}/upload", tmp_path / "data", "-X", "POST", "--data-file", str(f))
+    assert r.returncode == 0, r.stderr.decode() + p.stderr()
+    info = json.loads(r.stdout)
+    assert info["method"] == "POST" and info["body_len"] == size
+    assert info["body_sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+@pytest.mark.parametrize("chunked", ["0", "1"])
+def test_large_streamed_response_through_reverse_proxy(fdgram_server, tmp_path, echo, chunked):
+    p, tport, uport = fdgram_server(proxy_site(echo.port))
+    size = 8_000_000
+    r = h3get(f"https://localhost:{uport}/bytes?size={size}&chunked={chunked}", tmp_path / "data", timeout=40)
+    assert r.returncode == 0, r.stderr.decode() + p.stderr()
+    assert len(r.stdout) == size
+
+
+def test_many_streams_on_one_connection(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server()
+    r = h3get(f"https://localhost:{uport}/", tmp_path / "data", "-n", "60")
+    assert r.returncode == 0, r.stderr.decode() + p.stderr()
+    assert r.stdout == b"hello h3\n" * 60
+    d = tmp_path / "dl"
+    d.mkdir()
+    r = gtls("127.0.0.1", uport, [f"https://localhost:{uport}/"], "-q", "-n", "500")
+    time.sleep(0.3)
+    h3 = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0"]
+    assert len(h3) == 560, (len(h3), r.stderr[-2000:])
+
+
+def test_parallel_connections(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server()
+    cmd = H3GET + ["--cafile", root_of(tmp_path / "data"), "--timeout", "25", "-n", "3", f"https://localhost:{uport}/"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(24)]
+    outs = [pr.communicate(timeout=40) for pr in procs]
+    for pr, (out, err) in zip(procs, outs):
+        assert pr.returncode == 0, err.decode() + p.stderr()[-3000:]
+        assert out == b"hello h3\n" * 3
+
+
+@pytest.mark.parametrize("loss", ["0.1", "0.3"])
+def test_packet_loss(fdgram_server, tmp_path, loss):
+    body = "0123456789abcdef" * 16384  # 256 KiB
+    p, tport, uport = fdgram_server(site(body=f"<<END\n\t{body}\n\tEND"))
+    d = tmp_path / "dl"
+    d.mkdir()
+    gtls("127.0.0.1", uport, [f"https://localhost:{uport}/"], "-q", "-r", loss, "-t", loss, "--timeout=30s",
+         download=d, timeout=90)
+    got = (d / "index.html").read_bytes() if (d / "index.html").exists() else b""
+    assert got == body.encode(), (len(got), p.stderr()[-2000:])
+
+
+# ---------------------------------------------------------------- QUIC server duties
+
+
+def test_retry_when_configured(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server(site(extra_global="\tservers {\n\t\th3_retry\n\t}\n"))
+    d = tmp_path / "dl"
+    d.mkdir()
+    r = gtls("127.0.0.1", uport, [f"https://localhost:{uport}/"], "--no-quic-dump", download=d)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    assert "Retry" in out or "retry" in out, out[-3000:]
+    assert (d / "index.html").read_bytes() == b"hello h3\n"
+    r = h3get(f"https://localhost:{uport}/", tmp_path / "data")
+    assert r.returncode == 0 and r.stdout == b"hello h3\n", r.stderr.decode()
+
+
+def short_header_probe(port, dcid, size=100, host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(bytes([0x40 | 0x01]) + dcid + os.urandom(size - 1 - len(dcid)), (host, port))
+    try:
+        return s.recvfrom(2048)[0]
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+
+
+def test_stateless_reset_for_unknown_connection_and_persistent_secret(tmp_path):
+    cf = write_caddyfile(tmp_path, site())
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    dcid = os.urandom(18)
+    tokens = []
+    for _ in range(2):
+        t, u = tcp_listener(), udp_socket()
+        uport = u.getsockname()[1]
+        p = launch(["run", "--config", str(cf)], sockets=[t, u], env=env)
+        try:
+            a = short_header_probe(uport, dcid)
+            b = short_header_probe(uport, dcid)
+            assert a is not None and b is not None, p.stderr()
+            # RFC 9000 §10.3: short header form, shorter than the trigger, >= 21 bytes, token last.
+            assert a[0] & 0xC0 == 0x40 and 21 <= len(a) < 100
+            assert a[-16:] == b[-16:]
+            tokens.append(a[-16:])
+            # Too short to be answered without risking a reset loop.
+            assert short_header_probe(uport, dcid, size=21) is None
+        finally:
+            p.stop()
+    assert tokens[0] == tokens[1]  # the static secret survived the restart
+    secret = tmp_path / "data" / "berth" / "quic.secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and secret.stat().st_size == 32
+
+
+def test_version_negotiation(fdgram_server):
+    p, tport, uport = fdgram_server()
+    dcid, scid = os.urandom(8), os.urandom(8)
+    pkt = bytes([0xC0]) + bytes.fromhex("0a0a0a0a") + bytes([8]) + dcid + bytes([8]) + scid
+    pkt += os.urandom(1200 - len(pkt))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(pkt, ("127.0.0.1", uport))
+    r = s.recvfrom(2048)[0]
+    s.close()
+    assert r[0] & 0x80 and r[1:5] == b"\0\0\0\0", r.hex()
+    # RFC 9000 §17.2.1: the CIDs are echoed swapped; QUIC v1 is offered.
+    assert r[5] == 8 and r[6:14] == scid and r[14] == 8 and r[15:23] == dcid
+    versions = [r[i:i + 4] for i in range(23, len(r), 4)]
+    assert bytes.fromhex("00000001") in versions
+
+
+def test_ipv4_and_ipv6_clients_on_a_dual_stack_socket(fdgram_server, tmp_path):
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    u.bind(("::", 0))
+    p, tport, uport = fdgram_server(udp=u)
+    for addr in ("127.0.0.1", "::1"):
+        r = h3get(f"https://localhost:{uport}/", tmp_path / "data", connect=addr)
+        assert r.returncode == 0 and r.stdout == b"hello h3\n", addr + r.stderr.decode() + p.stderr()
+    logs = [l["request"]["remote_ip"] for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0"]
+    assert "127.0.0.1" in logs and "::1" in logs, logs
+    d = tmp_path / "dl"
+    d.mkdir()
+    gtls("127.0.0.1", uport, [f"https://localhost:{uport}/"], "-q", download=d)
+    assert (d / "index.html").read_bytes() == b"hello h3\n"
+
+
+def test_warns_when_udp_is_ipv4_only_but_tcp_is_ipv6(fdgram_server):
+    t = tcp_listener(host="::", family=socket.AF_INET6, v6only=False)
+    p, tport, uport = fdgram_server(tcp=t)
+    assert "served only over IPv4" in p.stderr() and "BindIPv6Only=both" in p.stderr()
+
+
+def test_graceful_shutdown_lets_requests_finish(fdgram_server, tmp_path, echo):
+    p, tport, uport = fdgram_server(site(body='"x"', respond_path="/ ",
+                                         extra_site=f"\treverse_proxy /slow* 127.0.0.1:{echo.port}\n"))
+    cmd = H3GET + ["--cafile", root_of(tmp_path / "data"), f"https://localhost:{uport}/slow?delay=1.5"]
+    c = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.7)
+    p.send_signal(signal.SIGTERM)
+    out, err = c.communicate(timeout=15)
+    assert c.returncode == 0 and b"GET /slow?delay=1.5" in out, err.decode() + p.stderr()
+    assert p.p.wait(10) == 0
+
+
+def test_reload_keeps_serving_h3_on_the_inherited_socket(fdgram_server, tmp_path):
+    p, tport, uport = fdgram_server()
+    assert h3get(f"https://localhost:{uport}/", tmp_path / "data").stdout == b"hello h3\n"
+    write_caddyfile(tmp_path, site(body='"reloaded\n"'))
+    p.send_signal(signal.SIGHUP)
+    p.wait_log(lambda x: x.get("msg") == "config reloaded", timeout=10)
+    r = h3get(f"https://localhost:{uport}/", tmp_path / "data")
+    assert r.returncode == 0 and r.stdout == b"reloaded\n", r.stderr.decode() + p.stderr()
+
+
+# ---------------------------------------------------------------- seed Example 3
+
+
+def test_seed_example3_h1_h2_h3(tmp_path):
+    text = seed_caddyfile(3).read_text().replace("https://example.com {", "https://example.com {\n\ttls internal", 1)
+    text = text.replace("admin unix//run/admin.sock", f"admin unix/{tmp_path}/admin.sock")
+    cf = write_caddyfile(tmp_path, text)
+    a, b, c = tcp_listener(), tcp_listener(), udp_socket()
+    pa, pb, pc = a.getsockname()[1], b.getsockname()[1], c.getsockname()[1]
+    data = tmp_path / "data"
+    p = launch(["run", "--config", str(cf)], sockets=[a, b, c], env={"XDG_DATA_HOME": str(data)})
+    try:
+        root = root_of(data)
+        r = curl("--resolve", f"example.com:{pa}:127.0.0.1", f"http://example.com:{pa}/")
+        assert r.stdout == "Hello world\n", r.stderr + p.stderr()
+        r = curl("--cacert", root, "--http1.1", "-D", "-", "--resolve", f"example.com:{pb}:127.0.0.1",
+                 f"https://example.com:{pb}/")
+        assert r.stdout.endswith("Hello world\n") and f'h3=":{pc}"' in r.stdout, r.stdout + p.stderr()
+        r = curl("--cacert", root, "--http2", "-sS", "-w", "%{http_version}", "--resolve",
+                 f"example.com:{pb}:127.0.0.1", f"https://example.com:{pb}/")
+        assert r.stdout == "Hello world\n2", r.stdout + r.stderr
+        r = h3get(f"https://example.com:{pc}/", data, connect="127.0.0.1")
+        assert r.returncode == 0 and r.stdout == b"Hello world\n", r.stderr.decode() + p.stderr()
+        protos = [l["request"]["proto"] for l in p.access_logs()]
+        assert {"HTTP/1.1", "HTTP/2.0", "HTTP/3.0"} <= set(protos), protos
+    finally:
+        p.stop()
+
+
+def test_named_datagram_socket(tmp_path):
+    text = site(binds=()).replace("\ttls internal", "\tbind fdname/web {\n\t\tprotocols h1 h2\n\t}\n"
+                                  "\tbind fdgramname/quic {\n\t\tprotocols h3\n\t}\n\ttls internal")
+    cf = write_caddyfile(tmp_path, text)
+    # Order does not matter with names: the UDP socket comes first.
+    u, t = udp_socket(), tcp_listener()
+    uport = u.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[u, t], names=["quic", "web"],
+               env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        r = h3get(f"https://localhost:{uport}/", tmp_path / "data")
+        assert r.returncode == 0 and r.stdout == b"hello h3\n", r.stderr.decode() + p.stderr()
+    finally:
+        p.stop()
+
+
+def test_handlers_redir_header_encode_over_h3(fdgram_server, tmp_path):
+    import gzip
+    text_body = "compress me please " * 200
+    extra = (f"\theader X-Test \"yes\"\n\tredir /old /new 301\n\tencode gzip\n"
+             f"\trespond /text <<END\n\t{text_body}\n\tEND\n")
+    p, tport, uport = fdgram_server(site(extra_site=extra))
+    data = tmp_path / "data"
+    r = h3get(f"https://localhost:{uport}/", data, "-v")
+    assert r.returncode == 0 and "< x-test: yes" in r.stderr.decode(), r.stderr.decode() + p.stderr()
+    r = h3get(f"https://localhost:{uport}/old", data, "-v")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "status=301" in err and "< location: /new" in err, err
+    r = h3get(f"https://localhost:{uport}/text", data, "-v", "-H", "Accept-Encoding: gzip")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "< content-encoding: gzip" in err, err + p.stderr()
+    assert gzip.decompress(r.stdout).decode() == text_body
