@@ -46,5 +46,9 @@ bench-h3: release
 fuzz:
 	fuzz/run-http1.sh $${FUZZ_SECONDS:-600}
 
+.PHONY: fuzz-caddyfile
+fuzz-caddyfile:
+	fuzz/run-caddyfile.sh $${FUZZ_SECONDS:-600}
+
 clean:
 	rm -rf .build
