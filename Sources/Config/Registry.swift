@@ -32,6 +32,8 @@ package enum DirectiveRegistry {
         "log": DirectiveParsers.log,
         "bind": DirectiveParsers.bind,
         "tls": DirectiveParsers.tls,
+        "root": DirectiveParsers.root,
+        "file_server": DirectiveParsers.fileServer,
     ]
 
     /// Dispatches `name`; unknown names get Caddy's error, known-but-unbuilt ones say so.

@@ -15,21 +15,23 @@ extension HTTP1Connection: ResponseSink {
     }
 
     @inline(__always)
-    private func accepts(_ r: HTTPResponse) -> Bool {
+    func accepts(_ r: HTTPResponse) -> Bool {
         state == .handling && r === response
     }
 
     /// Head plus complete body, one contiguous append. Content-Length is always sent (also 0,
     /// also for HEAD, where it is the length a GET would get, RFC 9110 §8.6), except for
-    /// 1xx/204/304.
+    /// 1xx/204/304 and for HEAD with an empty body (Go's behaviour).
     package func sendComplete(_ response: HTTPResponse, body: UnsafeRawBufferPointer) {
         guard accepts(response), responseMode == .notStarted else { return }
         let status = response.status
         let allowed = HTTP1Connection.bodyAllowed(status)
         prepareHead(response, status)
         let withBody = allowed && !isHEAD && !body.isEmpty
-        writeHead(response, status, framing: allowed ? .contentLength(Int64(body.count)) : .none,
-                  extra: withBody ? body.count : 0)
+        // HEAD of an empty body: no Content-Length, as Go (which only learns a HEAD body's
+        // length from what the handler writes) — Caddy's 404/405/error answers to HEAD.
+        let framing: HeadFraming = allowed && !(isHEAD && body.isEmpty) ? .contentLength(Int64(body.count)) : .none
+        writeHead(response, status, framing: framing, extra: withBody ? body.count : 0)
         if withBody { output.append(body) }
         responseMode = .finished
         completeResponse()
@@ -107,14 +109,14 @@ extension HTTP1Connection: ResponseSink {
     /// Decisions that must be made before the head is written, because they change its
     /// Connection field.
     @inline(__always)
-    private func prepareHead(_ response: HTTPResponse, _ status: Int) {
+    func prepareHead(_ response: HTTPResponse, _ status: Int) {
         // A 1xx as a final answer leaves the client waiting for a final response: close.
         if status < 200 || response.closeConnection { keepAlive = false }
         abandonUnclaimedBody()
     }
 
     @inline(__always)
-    private func writeHead(_ response: HTTPResponse, _ status: Int, framing: HeadFraming, extra: Int) {
+    func writeHead(_ response: HTTPResponse, _ status: Int, framing: HeadFraming, extra: Int) {
         let scan = HTTP1Encoder.scan(response.fields)
         if scan.wantsClose { keepAlive = false }
         let date = dateCache.current()

@@ -165,6 +165,11 @@ package final class HTTP1Connection {
     var handlerHoldsResponse = false
     /// Flow control of a streaming handler (see `HTTP1Connection+Flow.swift`).
     var flow = HTTP1FlowState()
+    /// A file body the driver sends after `output` (see `HTTP1Connection+File.swift`).
+    package internal(set) var fileRegion: HTTP1FileRegion? = nil
+    /// Set by the driver on plain TCP: large file bodies may be left to it as a
+    /// `fileRegion` for sendfile(2). Off on TLS (the bytes must pass through the cipher).
+    package var zeroCopyFiles = false
 
     // The connection.
     /// Responses completed on this connection.

@@ -16,6 +16,13 @@ package protocol ResponseSink: AnyObject {
     /// `abortStreamedResponse` (which writes nothing and closes) when the sink has it; a sink
     /// without either sends an empty response and closes the connection after it.
     func abort(_ response: HTTPResponse)
+    /// Sends `response`'s head with `Content-Length: count`, then `count` bytes of `file` from
+    /// `offset` as the complete body, without copying them through a handler buffer when the
+    /// transport allows it (plain HTTP/1: sendfile(2) from the page cache). Returns false,
+    /// having sent nothing, when the sink cannot do that; `HTTPResponse.send(file:…)` then
+    /// reads the file itself in chunks (`FileBodyPump`). The default (HTTP/2 streams,
+    /// decorators, test sinks) returns false; see `ResponseFile.swift`.
+    func sendFileRegion(_ response: HTTPResponse, file: SharedFile, offset: Int64, count: Int64) -> Bool
 }
 
 extension ResponseSink {
@@ -150,6 +157,29 @@ package final class HTTPResponse {
     /// Sends a head with no body.
     package func sendEmpty() {
         send(body: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Sends the head and `count` bytes of `file` from `offset` as the whole body (file_server):
+    /// zero-copy when the protocol sink can (`ResponseSink.sendFileRegion`), otherwise read
+    /// with pread(2) in chunks under the protocol's flow control (`FileBodyPump`). The status
+    /// must allow a body and the request must not be HEAD (send the head with `sendHead` and
+    /// `finish` instead). Returns `.done` when the response is complete or `.pending` while
+    /// the pump still runs; the handler returns that result.
+    package func send(file: SharedFile, offset: Int64, count: Int64) -> HandlerResult {
+        precondition(!headSent, "response head already sent")
+        if decorator == nil && count > 0 {
+            runDeferred()
+            // Marked sent first, as `send(body:)` does: the sink may complete the exchange (and
+            // log it) before it returns.
+            headSent = true
+            finished = true
+            bodyBytes = count
+            if protocolSink.sendFileRegion(self, file: file, offset: offset, count: count) { return .done }
+            headSent = false
+            finished = false
+            bodyBytes = 0
+        }
+        return FileBodyPump.start(self, file: file, offset: offset, count: count)
     }
 
     /// Starts a streamed response.

@@ -58,8 +58,11 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     private var tls: TLSConnection?
     private var cipherIn: ByteBuffer?
     private var cipherOut: ByteBuffer?
-    /// True when nothing is waiting to be written (plaintext or ciphertext).
-    private var allFlushed: Bool { output.isEmpty && (cipherOut?.isEmpty ?? true) }
+    /// True when nothing is waiting to be written (plaintext, ciphertext, or a file region the
+    /// protocol left for sendfile(2)).
+    private var allFlushed: Bool {
+        output.isEmpty && (cipherOut?.isEmpty ?? true) && !(conn?.hasPendingFile ?? false)
+    }
 
     init(fd: Int32, peer: SocketAddress?, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
          tls tlsContext: TLSContext? = nil, allowH2C: Bool = false) {
@@ -86,6 +89,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         conn = HTTP1Connection(input: input, output: output, configuration: cfg, dateCache: context.dateCache,
                                connectionInfo: info, responder: self)
         conn.delegate = self
+        // Plain TCP: large file bodies leave with sendfile(2) (HTTP1ServerConnection+Sendfile).
+        conn.zeroCopyFiles = tlsContext == nil
     }
 
     func start() {
@@ -119,7 +124,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
                     beginLinger()
                     return
                 case .wait:
-                    if !protoPending { act(protoResume()) } else { setInterest([]) }
+                    if !protoPending { act(protoResume()) } else { waitForHandler() }
                 case .flush, .readMore:
                     if draining && !protoPending {
                         beginLinger()
@@ -232,6 +237,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             do {
                 let r = try Socket.write(fd, from: cipherOut)
                 if case .wouldBlock = r { return true }
+                noteWriteProgress()
             } catch {
                 close()
                 return false
@@ -259,7 +265,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
                     act(protoResume())
                     return
                 }
-                setInterest([])
+                waitForHandler()
             } else {
                 setInterest(.write)
             }
@@ -300,20 +306,43 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
                 }
                 output.clear()
             }
-            return flushCiphertext()
+            guard flushCiphertext() else { return false }
+            // Streaming handlers (file bodies, reverse_proxy) resume once the ciphertext is out.
+            if allFlushed { protoTransportDrained() }
+            return true
         }
+        // A head followed by a sendfile(2) body is sent with MSG_MORE, so the kernel puts it in
+        // the same segment as the first file bytes instead of a packet of its own.
+        let corked = conn?.hasPendingFile ?? false
         while !output.isEmpty {
             do {
-                let r = try Socket.write(fd, from: output)
+                let r = corked ? try writeCorked() : try Socket.write(fd, from: output)
                 if case .wouldBlock = r { return true }
+                noteWriteProgress()
             } catch {
                 close()
                 return false
             }
         }
         output.compact()
+        if let c = conn, c.hasPendingFile {
+            guard sendPendingFile(c) else { return false }
+            if c.hasPendingFile { return true }
+        }
         protoTransportDrained()
         return true
+    }
+
+    /// Output drained while a handler holds a response. HTTP/1 waits for the handler (its
+    /// service request); HTTP/2 must go on reading (WINDOW_UPDATE frames are what let a
+    /// streaming response continue, RFC 9113 §6.9) and gets another turn to produce frames.
+    private func waitForHandler() {
+        if h2 != nil {
+            setInterest(.read)
+            requestServiceOnce()
+        } else {
+            setInterest([])
+        }
     }
 
     private func setInterest(_ i: Interest) {

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include "CLinuxFiles.h"
 
 /* accept4 with flags (glibc declares it only under _GNU_SOURCE). */
 int berth_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
