@@ -2,11 +2,12 @@
 """h3get: a small HTTP/3 client on aioquic (the test peer for Berth's HTTP/3).
 
     h3get [-v] [--cafile PEM | -k] [--sni NAME] [--connect ADDR] [--keylog FILE] [--timeout S] [-X METHOD]
-          [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] https://HOST:PORT/PATH
+          [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] [--peer-serial] https://HOST:PORT/PATH
 
 The body goes to stdout; `ALPN=h3 status=NNN` (plus the headers with -v) to stderr. With -n N
 the request is sent N times as N concurrent streams on one connection (bodies concatenated).
-Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
+With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
+goes to stderr too. Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
 """
 import argparse
 import asyncio
@@ -81,6 +82,9 @@ async def run(args):
         headers.append((k.strip().lower().encode(), v.strip().encode()))
     async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client) as client:
         rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body) for _ in range(args.n)])
+        if args.peer_serial:
+            cert = client._quic.tls._peer_certificate
+            print(f"peer_serial={format(cert.serial_number, 'x') if cert is not None else '-'}", file=sys.stderr)
     status = 0
     for r in rs:
         st = next((v for k, v in r["headers"] if k == b":status"), b"0")
@@ -110,6 +114,7 @@ def main():
     p.add_argument("--data-file")
     p.add_argument("-H", "--header", action="append", default=[])
     p.add_argument("-n", type=int, default=1)
+    p.add_argument("--peer-serial", action="store_true", help="print the server certificate's serial number")
     args = p.parse_args()
     try:
         code = asyncio.run(asyncio.wait_for(run(args), args.timeout))

@@ -417,3 +417,127 @@ def test_handlers_redir_header_encode_over_h3(fdgram_server, tmp_path):
     err = r.stderr.decode()
     assert r.returncode == 0 and "< content-encoding: gzip" in err, err + p.stderr()
     assert gzip.decompress(r.stdout).decode() == text_body
+
+
+# ---------------------------------------------------------------- file_server over h3
+
+
+def header(stderr, name):
+    """The value of response header `name` from h3get -v output (None when absent)."""
+    prefix = f"< {name.lower()}: "
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.lower().startswith(prefix):
+            return line[len(prefix):]
+    return None
+
+
+@pytest.fixture
+def file_site(fdgram_server, tmp_path):
+    """Berth serving a directory with a 6 MiB random file over h3 on an inherited UDP socket."""
+    root = tmp_path / "www"
+    root.mkdir()
+    payload = os.urandom(6 * 1024 * 1024 + 12345)
+    (root / "big.bin").write_bytes(payload)
+    os.utime(root / "big.bin", (1704164645, 1704164645))
+    text = (f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost {{\n"
+            f"\tbind fd/3 {{\n\t\tprotocols h1 h2\n\t}}\n\tbind fdgram/4 {{\n\t\tprotocols h3\n\t}}\n"
+            f"\ttls internal\n\tlog\n\troot * {root}\n\tfile_server\n}}\n")
+    p, tport, uport = fdgram_server(text)
+    return p, tport, uport, payload
+
+
+def test_file_server_large_download_aioquic_and_gtlsclient(file_site, tmp_path):
+    p, tport, uport, payload = file_site
+    want = hashlib.sha256(payload).hexdigest()
+    r = h3get(f"https://localhost:{uport}/big.bin", tmp_path / "data", "-v", timeout=60)
+    assert r.returncode == 0, r.stderr.decode()[-2000:] + p.stderr()[-2000:]
+    assert len(r.stdout) == len(payload) and hashlib.sha256(r.stdout).hexdigest() == want
+    assert header(r.stderr, "content-length") == str(len(payload))
+    assert header(r.stderr, "accept-ranges") == "bytes" and header(r.stderr, "etag")
+    # gtlsclient exits 0 on failure: the downloaded file is what counts.
+    d = tmp_path / "dl"
+    d.mkdir()
+    gtls("127.0.0.1", uport, [f"https://localhost:{uport}/big.bin"], "-q", "--timeout=30s", download=d, timeout=90)
+    got = (d / "big.bin").read_bytes() if (d / "big.bin").exists() else b""
+    assert len(got) == len(payload) and hashlib.sha256(got).hexdigest() == want, (len(got), p.stderr()[-2000:])
+    # Several large downloads as concurrent streams of one connection, under 10 % loss.
+    d2 = tmp_path / "dl2"
+    d2.mkdir()
+    gtls("127.0.0.1", uport, [f"https://localhost:{uport}/big.bin"], "-q", "-n", "3", "-r", "0.1", "-t", "0.1",
+         "--timeout=60s", download=d2, timeout=120)
+    got = (d2 / "big.bin").read_bytes() if (d2 / "big.bin").exists() else b""
+    assert hashlib.sha256(got).hexdigest() == want, (len(got), p.stderr()[-2000:])
+    logs = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0" and l["request"]["uri"] == "/big.bin"]
+    assert len(logs) == 5 and all(l["status"] == 200 and l["size"] == len(payload) for l in logs), logs
+
+
+def test_file_server_ranges_over_h3(file_site, tmp_path):
+    p, tport, uport, payload = file_site
+    data = tmp_path / "data"
+    url = f"https://localhost:{uport}/big.bin"
+    size = len(payload)
+
+    def get(*hdrs):
+        args = ["-v"]
+        for h in hdrs:
+            args += ["-H", h]
+        return h3get(url, data, *args, timeout=60)
+
+    r = get()
+    etag = header(r.stderr, "etag")
+    lastmod = header(r.stderr, "last-modified")
+    assert etag and lastmod == "Tue, 02 Jan 2024 03:04:05 GMT", r.stderr.decode()
+    # Single range, across the 64 KiB read chunks of the file pump.
+    for first, last in ((0, 0), (1000, 1999), (65_000, 3_000_000), (size - 10, size - 1)):
+        r = get(f"Range: bytes={first}-{last}")
+        assert r.returncode == 0 and "status=206" in r.stderr.decode(), r.stderr.decode()
+        assert r.stdout == payload[first:last + 1]
+        assert header(r.stderr, "content-range") == f"bytes {first}-{last}/{size}"
+        assert header(r.stderr, "content-length") == str(last - first + 1)
+    # Open-ended and suffix ranges.
+    r = get(f"Range: bytes={size - 5000}-")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[-5000:]
+    r = get("Range: bytes=-777")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[-777:]
+    assert header(r.stderr, "content-range") == f"bytes {size - 777}-{size - 1}/{size}"
+    # Unsatisfiable (RFC 9110 §15.5.17): 416 with the current length.
+    r = get(f"Range: bytes={size}-")
+    assert r.returncode == 1 and "status=416" in r.stderr.decode(), r.stderr.decode()
+    assert header(r.stderr, "content-range") == f"bytes */{size}"
+    # If-Range (RFC 9110 §13.1.5): a matching validator gives the range, another the whole file.
+    r = get("Range: bytes=10-19", f"If-Range: {etag}")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[10:20]
+    r = get("Range: bytes=10-19", f"If-Range: {lastmod}")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[10:20]
+    r = get("Range: bytes=10-19", 'If-Range: "not-the-etag"')
+    assert "status=200" in r.stderr.decode() and hashlib.sha256(r.stdout).digest() == hashlib.sha256(payload).digest()
+    # Conditionals: 304 without a body.
+    r = get(f"If-None-Match: {etag}")
+    assert "status=304" in r.stderr.decode() and r.stdout == b"", r.stderr.decode()
+    # Multiple ranges: multipart/byteranges carrying both parts.
+    r = get("Range: bytes=0-9,100-109")
+    assert "status=206" in r.stderr.decode()
+    assert header(r.stderr, "content-type").startswith("multipart/byteranges; boundary=")
+    assert payload[0:10] in r.stdout and payload[100:110] in r.stdout
+    assert f"Content-Range: bytes 100-109/{size}".encode() in r.stdout
+    st = [l["status"] for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0"]
+    assert st.count(206) == 9 and st.count(200) == 2 and st.count(416) == 1 and st.count(304) == 1, st
+
+
+def test_file_server_head_over_h3(file_site, tmp_path):
+    p, tport, uport, payload = file_site
+    if GTLS is None:
+        pytest.skip("gtlsclient (ngtcp2-client) is not installed")
+    d = tmp_path / "dl"
+    d.mkdir()
+    r = subprocess.run([GTLS, "--exit-on-all-streams-close", "--no-quic-dump", "-m", "HEAD", f"--download={d}",
+                        "127.0.0.1", str(uport), f"https://localhost:{uport}/big.bin"], capture_output=True, timeout=30)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    # RFC 9110 §9.3.2: the GET's headers (length of the whole file), no body; the stream ends
+    # cleanly (gtlsclient reports H3_NO_ERROR, 0x100 = 256, when it closes the connection).
+    assert "[:status: 200]" in out and f"[content-length: {len(payload)}]" in out, out[-3000:]
+    assert "[accept-ranges: bytes]" in out and "closed with error code 256" in out, out[-3000:]
+    got = d / "big.bin"
+    assert not got.exists() or got.stat().st_size == 0
+    logs = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0" and l["request"]["method"] == "HEAD"]
+    assert logs and logs[0]["status"] == 200 and logs[0]["size"] == 0, logs
