@@ -196,6 +196,10 @@ extension QUICConnection {
             s.inServiceQueue = false
             if s.needsBodyPump { s.pumpBody() }
             if s.flowBlocked || s.abortNoticeDue { s.serviceFlow() }
+            if s.fileFailed {
+                s.fileFailed = false
+                resetStream(s, UInt64(NGHTTP3_H3_INTERNAL_ERROR))
+            }
         }
         serviceQueue.removeSubrange(0..<end)
     }
