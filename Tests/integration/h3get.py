@@ -20,7 +20,7 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import QuicEvent
+from aioquic.quic.events import QuicEvent, StreamReset
 
 
 class H3Client(QuicConnectionProtocol):
@@ -31,6 +31,12 @@ class H3Client(QuicConnectionProtocol):
         self.responses = {}
 
     def quic_event_received(self, event: QuicEvent):
+        if isinstance(event, StreamReset) and event.stream_id in self.waiters:
+            # The server reset the request stream: fail at once (exit status 2).
+            w = self.waiters.pop(event.stream_id)
+            if not w.done():
+                w.set_exception(ConnectionError(
+                    f"stream {event.stream_id} reset by the server (error 0x{event.error_code:x})"))
         for ev in self.h3.handle_event(event):
             if not isinstance(ev, (HeadersReceived, DataReceived)):
                 continue

@@ -431,6 +431,17 @@ def header(stderr, name):
     return None
 
 
+def wait_h3_logs(p, pred, count, timeout=5.0):
+    """HTTP/3 access log entries matching `pred`, once there are `count` of them (exchanges
+    are logged when their stream is released, which can come just after the client exits)."""
+    end = time.time() + timeout
+    while True:
+        logs = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0" and pred(l)]
+        if len(logs) >= count or time.time() > end:
+            return logs
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def file_site(fdgram_server, tmp_path):
     """Berth serving a directory with a 6 MiB random file over h3 on an inherited UDP socket."""
@@ -467,7 +478,7 @@ def test_file_server_large_download_aioquic_and_gtlsclient(file_site, tmp_path):
          "--timeout=60s", download=d2, timeout=120)
     got = (d2 / "big.bin").read_bytes() if (d2 / "big.bin").exists() else b""
     assert hashlib.sha256(got).hexdigest() == want, (len(got), p.stderr()[-2000:])
-    logs = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0" and l["request"]["uri"] == "/big.bin"]
+    logs = wait_h3_logs(p, lambda l: l["request"]["uri"] == "/big.bin", 5)
     assert len(logs) == 5 and all(l["status"] == 200 and l["size"] == len(payload) for l in logs), logs
 
 
@@ -520,7 +531,7 @@ def test_file_server_ranges_over_h3(file_site, tmp_path):
     assert header(r.stderr, "content-type").startswith("multipart/byteranges; boundary=")
     assert payload[0:10] in r.stdout and payload[100:110] in r.stdout
     assert f"Content-Range: bytes 100-109/{size}".encode() in r.stdout
-    st = [l["status"] for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0"]
+    st = [l["status"] for l in wait_h3_logs(p, lambda l: True, 13)]
     assert st.count(206) == 9 and st.count(200) == 2 and st.count(416) == 1 and st.count(304) == 1, st
 
 
@@ -539,5 +550,34 @@ def test_file_server_head_over_h3(file_site, tmp_path):
     assert "[accept-ranges: bytes]" in out and "closed with error code 256" in out, out[-3000:]
     got = d / "big.bin"
     assert not got.exists() or got.stat().st_size == 0
-    logs = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0" and l["request"]["method"] == "HEAD"]
-    assert logs and logs[0]["status"] == 200 and logs[0]["size"] == 0, logs
+    # The exchange is logged when the stream is released, which may come just after the client exits.
+    log = p.wait_log(lambda e: e.get("request", {}).get("proto") == "HTTP/3.0" and e["request"].get("method") == "HEAD")
+    assert log["status"] == 200 and log["size"] == 0, log
+
+
+def test_file_that_shrinks_mid_response_resets_the_stream(fdgram_server, tmp_path):
+    """The head promised the whole file; when it shrinks under the response, the stream is
+    reset with H3_INTERNAL_ERROR (RFC 9114 §4.1.2) instead of ending early as if complete,
+    and the server goes on serving."""
+    root = tmp_path / "www"
+    root.mkdir()
+    big = root / "shrink.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))
+    (root / "small.txt").write_bytes(b"still here\n")
+    text = (f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost {{\n"
+            f"\tbind fd/3 {{\n\t\tprotocols h1 h2\n\t}}\n\tbind fdgram/4 {{\n\t\tprotocols h3\n\t}}\n"
+            f"\ttls internal\n\troot * {root}\n\tfile_server\n}}\n")
+    p, tport, uport = fdgram_server(text)
+    cmd = H3GET + ["--cafile", root_of(tmp_path / "data"), "--timeout", "30", f"https://localhost:{uport}/shrink.bin"]
+    c = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Once Berth has the file open the response has started: cut the file short.
+    fds = Path(f"/proc/{p.p.pid}/fd")
+    end = time.time() + 15
+    while time.time() < end and not any(os.path.realpath(f) == str(big) for f in fds.iterdir()):
+        time.sleep(0.005)
+    os.truncate(big, 100_000)
+    out, err = c.communicate(timeout=40)
+    assert c.returncode == 2 and b"reset by the server (error 0x102)" in err, (c.returncode, len(out), err[-500:])
+    assert len(out) < 64 * 1024 * 1024
+    r = h3get(f"https://localhost:{uport}/small.txt", tmp_path / "data")
+    assert r.returncode == 0 and r.stdout == b"still here\n", r.stderr.decode() + p.stderr()
