@@ -177,6 +177,8 @@ extension QUICConnection {
     func handshakeCompleted() {
         connectionInfo.serverName = tls.serverName
         connectionInfo.tlsCipherSuite = tls.cipherSuite
+        connectionInfo.tlsResumed = tls.resumed
+        tls.sendSessionTicket()
         if countsAsHandshaking {
             countsAsHandshaking = false
             endpoint.handshaking -= 1

@@ -58,6 +58,8 @@ package final class QUICEndpoint {
     let dateCache: DateCache
     package weak var delegate: (any QUICEndpointDelegate)?
     let secret: [UInt8]
+    /// Session tickets are encrypted with a key derived from `secret`.
+    let ticketKey: QUICTicketKey
     let chunkPool = QUICChunkPool()
     /// ngtcp2's and nghttp3's allocator for every connection of this endpoint.
     let allocator = QUICAllocator()
@@ -103,6 +105,7 @@ package final class QUICEndpoint {
             s.withUnsafeMutableBytes { QUICRandom.fill($0.baseAddress!, count: 32) }
         }
         secret = s
+        ticketKey = QUICTicketKey(secret: s)
         serverName = configuration.serverName.map { Array($0.utf8) }
         txBuffer = .allocate(byteCount: QUICEndpoint.txBufferSize, alignment: 16)
     }

@@ -2,15 +2,20 @@
 """h3get: a small HTTP/3 client on aioquic (the test peer for Berth's HTTP/3).
 
     h3get [-v] [--cafile PEM | -k] [--sni NAME] [--connect ADDR] [--keylog FILE] [--timeout S] [-X METHOD]
-          [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] [--peer-serial] https://HOST:PORT/PATH
+          [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] [--peer-serial]
+          [--session-ticket FILE] https://HOST:PORT/PATH
 
 The body goes to stdout; `ALPN=h3 status=NNN` (plus the headers with -v) to stderr. With -n N
 the request is sent N times as N concurrent streams on one connection (bodies concatenated).
-With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
+With --session-ticket FILE, a ticket saved there by an earlier run is offered (TLS session
+resumption, RFC 8446 §2.2) and the ticket the server sends is saved there; `resumed=0|1` goes
+to stderr. With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
 goes to stderr too. Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
 """
 import argparse
 import asyncio
+import os
+import pickle
 import ssl
 import sys
 from urllib.parse import urlsplit
@@ -86,8 +91,27 @@ async def run(args):
     for h in args.header:
         k, v = h.split(":", 1)
         headers.append((k.strip().lower().encode(), v.strip().encode()))
-    async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client) as client:
+    saver = None
+    if args.session_ticket:
+        try:
+            with open(args.session_ticket, "rb") as f:
+                cfg.session_ticket = pickle.load(f)
+        except FileNotFoundError:
+            pass
+
+        def saver(ticket):
+            with open(args.session_ticket, "wb") as f:
+                pickle.dump(ticket, f)
+    async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client,
+                       session_ticket_handler=saver) as client:
         rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body) for _ in range(args.n)])
+        if args.session_ticket:
+            # The ticket follows the handshake; give it a moment if the responses came first.
+            for _ in range(50):
+                if cfg.session_ticket is not None or os.path.exists(args.session_ticket):
+                    break
+                await asyncio.sleep(0.01)
+            print(f"resumed={int(client._quic.tls.session_resumed)}", file=sys.stderr)
         if args.peer_serial:
             cert = client._quic.tls._peer_certificate
             print(f"peer_serial={format(cert.serial_number, 'x') if cert is not None else '-'}", file=sys.stderr)
@@ -120,6 +144,7 @@ def main():
     p.add_argument("--data-file")
     p.add_argument("-H", "--header", action="append", default=[])
     p.add_argument("-n", type=int, default=1)
+    p.add_argument("--session-ticket", help="offer the ticket saved in FILE; save the one received")
     p.add_argument("--peer-serial", action="store_true", help="print the server certificate's serial number")
     args = p.parse_args()
     try:

@@ -581,3 +581,30 @@ def test_file_that_shrinks_mid_response_resets_the_stream(fdgram_server, tmp_pat
     assert len(out) < 64 * 1024 * 1024
     r = h3get(f"https://localhost:{uport}/small.txt", tmp_path / "data")
     assert r.returncode == 0 and r.stdout == b"still here\n", r.stderr.decode() + p.stderr()
+
+
+def test_session_resumption_with_a_ticket_across_restart(tmp_path):
+    """QUIC TLS session resumption (RFC 8446 §2.2): Berth sends a NewSessionTicket after the
+    handshake; a later connection offering it resumes (no certificate, logged as resumed).
+    The ticket key derives from the persistent static secret, so a restarted Berth (same
+    data directory) still accepts it. No 0-RTT: early data is not offered to clients."""
+    cf = write_caddyfile(tmp_path, site())
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    ticket = tmp_path / "ticket.bin"
+    seen = []
+    for run in range(2):
+        t, u = tcp_listener(), udp_socket()
+        uport = u.getsockname()[1]
+        p = launch(["run", "--config", str(cf)], sockets=[t, u], env=env)
+        try:
+            for _ in range(2):
+                r = h3get(f"https://localhost:{uport}/", tmp_path / "data", "--session-ticket", str(ticket))
+                assert r.returncode == 0 and r.stdout == b"hello h3\n", r.stderr.decode() + p.stderr()
+                seen.append("resumed=1" in r.stderr.decode())
+                assert ticket.exists(), r.stderr.decode()
+            logs = wait_h3_logs(p, lambda l: True, 2)
+            assert [l["request"]["tls"]["resumed"] for l in logs] == seen[-2:], logs
+        finally:
+            p.stop()
+    # The very first connection had no ticket; every later one resumed, across the restart too.
+    assert seen == [False, True, True, True], seen
