@@ -35,6 +35,15 @@ final class HTTP3Stream {
         case finished
     }
 
+    /// RFC 9110 §9.2.1: the methods that may be handled from 0-RTT data.
+    @inline(__always)
+    static func isSafe(_ m: HTTPMethod) -> Bool {
+        switch m {
+        case .GET, .HEAD, .OPTIONS, .TRACE: return true
+        default: return false
+        }
+    }
+
     unowned(unsafe) let connection: QUICConnection
     let request = HTTPRequest()
     private(set) var response: HTTPResponse!

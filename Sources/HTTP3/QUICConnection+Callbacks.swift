@@ -183,6 +183,8 @@ extension QUICConnection {
             countsAsHandshaking = false
             endpoint.handshaking -= 1
         }
+        // Requests held back from early data can go now.
+        if !readyQueue.isEmpty { endpoint.markDirty(self) }
     }
 
     /// Returns `n` request-body bytes of stream `id` to both receive windows (RFC 9000 §4.1).

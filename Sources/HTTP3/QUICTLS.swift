@@ -110,12 +110,16 @@ final class QUICTLSSession {
     /// Keeps the session ticket key alive while the session may use it.
     let ticketKey: QUICTicketKey
 
-    init(credentials: QUICTLSCredentials, ticketKey: QUICTicketKey, connection: UnsafeMutableRawPointer,
-         getConn: ngtcp2_crypto_get_conn) throws(QUICTLSError) {
+    /// Keeps the anti-replay table alive while the session may use it (nil: no 0-RTT).
+    let antiReplay: QUICAntiReplay?
+
+    init(credentials: QUICTLSCredentials, ticketKey: QUICTicketKey, antiReplay: QUICAntiReplay?,
+         connection: UnsafeMutableRawPointer, getConn: ngtcp2_crypto_get_conn) throws(QUICTLSError) {
         self.credentials = credentials
         self.ticketKey = ticketKey
+        self.antiReplay = antiReplay
         var s: gnutls_session_t? = nil
-        var rv = gnutls_init(&s, berth_gnutls_quic_server_flags())
+        var rv = gnutls_init(&s, antiReplay != nil ? berth_gnutls_quic_server_early_flags() : berth_gnutls_quic_server_flags())
         guard rv == 0, let s else { throw QUICTLSError("gnutls_init", rv) }
         raw = s
         connRef = .allocate(capacity: 1)
@@ -134,9 +138,16 @@ final class QUICTLSSession {
         rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(credentials.raw))
         if rv != 0 { throw QUICTLSError("gnutls_credentials_set", rv) }
         // Session resumption (RFC 8446 §2.2): a ticket is sent once the handshake completes
-        // (`sendSessionTicket`). Early data stays off (no max_early_data_size): no 0-RTT.
+        // (`sendSessionTicket`).
         rv = gnutls_session_ticket_enable_server(s, ticketKey.datum)
         if rv != 0 { throw QUICTLSError("gnutls_session_ticket_enable_server", rv) }
+        if let antiReplay {
+            // 0-RTT (QUICEarlyData.swift): tickets allow early data, with QUIC's
+            // max_early_data_size of 0xffffffff (RFC 9001 §4.6.1), under anti-replay.
+            gnutls_anti_replay_enable(s, antiReplay.raw)
+            rv = gnutls_record_set_max_early_data_size(s, 0xffff_ffff)
+            if rv != 0 { throw QUICTLSError("gnutls_record_set_max_early_data_size", rv) }
+        }
         // RFC 9114 §3.1: ALPN "h3"; RFC 9001 §8.1: no ALPN, no connection.
         let h3: StaticString = "h3"
         var proto = gnutls_datum_t(data: UnsafeMutablePointer(mutating: h3.utf8Start), size: 2)

@@ -3,13 +3,14 @@
 
     h3get [-v] [--cafile PEM | -k] [--sni NAME] [--connect ADDR] [--keylog FILE] [--timeout S] [-X METHOD]
           [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] [--peer-serial]
-          [--session-ticket FILE] https://HOST:PORT/PATH
+          [--session-ticket FILE [--early]] https://HOST:PORT/PATH
 
 The body goes to stdout; `ALPN=h3 status=NNN` (plus the headers with -v) to stderr. With -n N
 the request is sent N times as N concurrent streams on one connection (bodies concatenated).
 With --session-ticket FILE, a ticket saved there by an earlier run is offered (TLS session
 resumption, RFC 8446 §2.2) and the ticket the server sends is saved there; `resumed=0|1` goes
-to stderr. With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
+to stderr; with --early the requests are sent at once, as 0-RTT data when the ticket allows
+it, and `early_data_accepted=0|1` goes to stderr too. With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
 goes to stderr too. Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
 """
 import argparse
@@ -103,7 +104,7 @@ async def run(args):
             with open(args.session_ticket, "wb") as f:
                 pickle.dump(ticket, f)
     async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client,
-                       session_ticket_handler=saver) as client:
+                       session_ticket_handler=saver, wait_connected=not args.early) as client:
         rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body) for _ in range(args.n)])
         if args.session_ticket:
             # The ticket follows the handshake; give it a moment if the responses came first.
@@ -112,6 +113,8 @@ async def run(args):
                     break
                 await asyncio.sleep(0.01)
             print(f"resumed={int(client._quic.tls.session_resumed)}", file=sys.stderr)
+            if args.early:
+                print(f"early_data_accepted={int(client._quic.tls.early_data_accepted)}", file=sys.stderr)
         if args.peer_serial:
             cert = client._quic.tls._peer_certificate
             print(f"peer_serial={format(cert.serial_number, 'x') if cert is not None else '-'}", file=sys.stderr)
@@ -145,6 +148,7 @@ def main():
     p.add_argument("-H", "--header", action="append", default=[])
     p.add_argument("-n", type=int, default=1)
     p.add_argument("--session-ticket", help="offer the ticket saved in FILE; save the one received")
+    p.add_argument("--early", action="store_true", help="send the requests as 0-RTT data (with --session-ticket)")
     p.add_argument("--peer-serial", action="store_true", help="print the server certificate's serial number")
     args = p.parse_args()
     try:

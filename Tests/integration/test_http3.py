@@ -608,3 +608,31 @@ def test_session_resumption_with_a_ticket_across_restart(tmp_path):
             p.stop()
     # The very first connection had no ticket; every later one resumed, across the restart too.
     assert seen == [False, True, True, True], seen
+
+
+def test_zero_rtt_safe_methods_early_unsafe_after_handshake(fdgram_server, tmp_path, echo):
+    """0-RTT (RFC 9001 §4.6): a client resuming with a ticket sends its requests in early
+    data. A GET is handled at once and carries `Early-Data: 1` upstream (RFC 8470 §5.1); a
+    POST in early data waits for the handshake to complete (replayed early data cannot
+    complete it), so it reaches the upstream without `Early-Data`."""
+    import json
+    p, tport, uport = fdgram_server(proxy_site(echo.port))
+    data = tmp_path / "data"
+    ticket = tmp_path / "ticket.bin"
+    url = f"https://localhost:{uport}/json"
+    r = h3get(url, data, "--session-ticket", str(ticket))
+    assert r.returncode == 0 and ticket.exists(), r.stderr.decode() + p.stderr()
+    assert "Early-Data" not in dict(json.loads(r.stdout)["headers"])
+
+    r = h3get(url, data, "--session-ticket", str(ticket), "--early")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "resumed=1" in err and "early_data_accepted=1" in err, err + p.stderr()
+    info = json.loads(r.stdout)
+    assert info["method"] == "GET" and dict(info["headers"]).get("Early-Data") == "1", info
+
+    r = h3get(url, data, "--session-ticket", str(ticket), "--early", "-X", "POST", "--data", "early body")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "early_data_accepted=1" in err, err + p.stderr()
+    info = json.loads(r.stdout)
+    assert info["method"] == "POST" and info["body_len"] == 10, info
+    assert "Early-Data" not in dict(info["headers"]), info
