@@ -636,3 +636,59 @@ def test_zero_rtt_safe_methods_early_unsafe_after_handshake(fdgram_server, tmp_p
     info = json.loads(r.stdout)
     assert info["method"] == "POST" and info["body_len"] == 10, info
     assert "Early-Data" not in dict(info["headers"]), info
+
+
+def test_zero_rtt_replayed_flight_is_not_served_again(fdgram_server, tmp_path, echo):
+    """RFC 8446 §8: an attacker who captured a client's first flight (Initial + 0-RTT) and
+    sends it again gets no second execution of the early request: the replayed ClientHello's
+    early data is rejected by the anti-replay table (and the replayer cannot finish the
+    handshake, so nothing waits for it either)."""
+    import select
+    import threading
+    p, tport, uport = fdgram_server(proxy_site(echo.port))
+    data = tmp_path / "data"
+    ticket = tmp_path / "ticket.bin"
+    assert h3get(f"https://localhost:{uport}/json", data, "--session-ticket", str(ticket)).returncode == 0
+
+    # A relay between client and server that records the client's first flight.
+    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    relay.bind(("127.0.0.1", 0))
+    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    up.connect(("127.0.0.1", uport))
+    flight, client, stop = [], [None], threading.Event()
+
+    def run():
+        replied = False
+        while not stop.is_set():
+            for s in select.select([relay, up], [], [], 0.05)[0]:
+                if s is relay:
+                    d, client[0] = relay.recvfrom(65535)
+                    if not replied:
+                        flight.append(d)
+                    up.send(d)
+                else:
+                    replied = True
+                    relay.sendto(up.recv(65535), client[0])
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        r = h3get(f"https://localhost:{relay.getsockname()[1]}/json?early=1", data, "--session-ticket", str(ticket),
+                  "--early")
+        err = r.stderr.decode()
+        assert r.returncode == 0 and "early_data_accepted=1" in err, err + p.stderr()
+    finally:
+        stop.set()
+        t.join()
+    assert flight
+    # The upstream counts requests as they arrive (the access log would only show an
+    # exchange once its stream is released, which a replayer never lets happen).
+    served = echo.requests
+    time.sleep(0.5)  # the original connection's closing period ends; its CIDs are forgotten
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for d in flight:
+        attacker.sendto(d, ("127.0.0.1", uport))
+    time.sleep(1.0)
+    attacker.close()
+    assert echo.requests == served, "the replayed early request reached the upstream again"
+    assert p.alive()
