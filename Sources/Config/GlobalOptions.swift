@@ -16,13 +16,17 @@ struct GlobalOptions {
     var defaultSNI: String? = nil
     /// `email`, `acme_ca`, `acme_ca_root`, `acme_eab`: defaults for every site's ACME issuer.
     var acme = ACMEIssuerSpec()
+    /// Global `log` options, in order.
+    var logs: [ParsedLog] = []
+    private var logNames: Set<String>? = []
+    /// `storage file_system <root>`.
+    var storageRoot: String? = nil
 
     /// Options Caddy has that this build parses but cannot act on yet: validation fails with a
     /// message saying so, never silently ignoring them.
     static let notYet: Set<String> = [
-        "log", "acme_dns", 
-        "storage", "storage_check", "storage_clean_interval", "persist_config",
-        "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
+        "acme_dns", "storage_check", "storage_clean_interval",
+        "fallback_sni", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
         "ocsp_interval", "preferred_chains", "renew_interval", "pki", "events", "filesystem", "metrics",
         "cert_lifetime", "renewal_window_ratio", "ech",
     ]
@@ -71,6 +75,31 @@ struct GlobalOptions {
                 if name == "grace_period" { o.gracePeriodMilliseconds = ms } else { o.shutdownDelayMilliseconds = ms }
             case "debug":
                 o.debug = true
+            case "log":
+                o.logs.append(try DirectiveParsers.parseLog(&d, globalNames: &o.logNames))
+            case "storage":
+                guard d.nextArg() else { throw d.argErr() }
+                let module = d.val
+                guard module == "file_system" else {
+                    throw d.err("storage module '\(module)' is not supported by this Berth build (only file_system)")
+                }
+                var root = ""
+                if d.nextArg() { root = d.val }
+                if d.nextArg() { throw d.argErr() }
+                let nesting = d.nesting
+                while d.nextBlock(nesting) {
+                    switch d.val {
+                    case "root":
+                        guard d.nextArg() else { throw d.argErr() }
+                        if !root.isEmpty { throw d.err("root already set") }
+                        root = d.val
+                        if d.nextArg() { throw d.argErr() }
+                    default:
+                        throw d.err("unrecognized parameter '\(d.val)'")
+                    }
+                }
+                if root.isEmpty { throw d.err("missing root path (to use default, omit storage config entirely)") }
+                o.storageRoot = root
             case "persist_config":
                 // Berth never writes an autosave; `off` is what it does anyway.
                 guard d.nextArg(), d.val == "off" else { throw d.err("persist_config must be 'off'") }

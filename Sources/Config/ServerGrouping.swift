@@ -89,8 +89,7 @@ enum ServerGrouping {
             }
             var routes: [RouteConfig] = []
             var errorRoutes: [RouteConfig] = []
-            var logged: [String] = [], skipped: [String] = []
-            var logAll = false
+            var access = AccessLogConfig()
             var anyLog = false
             for si in ordered {
                 var hosts: [String] = []
@@ -105,15 +104,27 @@ enum ServerGrouping {
                     let sorted = site.state.errorRoutes.filter { !$0.match.isEmpty } + site.state.errorRoutes.filter { $0.match.isEmpty }
                     errorRoutes.append(RouteConfig(match: match, handle: [.subroute(sorted)], terminal: true))
                 }
+                // Caddy's log associations (httptype.go, issue 3310).
                 if site.state.log {
                     anyLog = true
-                    if catchAll { logAll = true } else { logged += hosts }
-                } else if !catchAll {
-                    skipped += hosts
+                    for pl in site.state.logs where !pl.noHostname {
+                        if catchAll && pl.hostnames.isEmpty {
+                            access.logAll = true
+                            if !pl.resolvedName.isEmpty { access.defaultLoggerName = pl.resolvedName }
+                        } else if !pl.hostnames.isEmpty {
+                            for h in pl.hostnames { access.loggerNames[h, default: []].append(pl.resolvedName) }
+                        } else {
+                            for h in hosts where !h.isEmpty { access.loggerNames[h, default: []].append(pl.resolvedName) }
+                        }
+                    }
+                } else if catchAll {
+                    access.skipUnmappedHosts = true
+                } else {
+                    access.skipHosts += hosts
                 }
             }
             var server = ServerConfig(name: "srv\(gi)", listeners: listeners, routes: routes,
-                                      logs: anyLog ? AccessLogConfig(loggedHosts: logged, skipHosts: skipped, logAll: logAll) : nil,
+                                      logs: anyLog ? access : nil,
                                       errorRoutes: errorRoutes)
             if g.keys.contains(where: { claims[$0]!.https }) {
                 server.tls = try tlsConfig(ordered.map { ($0, siteHosts[$0] ?? []) }, sites, options)
