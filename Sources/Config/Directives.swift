@@ -101,7 +101,12 @@ package enum DirectiveParsers {
             if isStatus(args[0]) { status = Int(args[0]) } else { body = args[0] }
         case 2:
             body = args[0]
-            guard let s = Int(args[1]) else { throw d.err("bad status code '\(args[1])'") }
+            guard let s = Int(args[1]) else {
+                if args[1].contains("{") {
+                    throw d.err("placeholder status codes ('\(args[1])') are not supported by this Berth build yet")
+                }
+                throw d.err("bad status code '\(args[1])'")
+            }
             status = s
         default:
             throw d.argErr()

@@ -1,4 +1,5 @@
 import Caddyfile
+import Handlers
 
 /// The global options block (caddy-behavior §1, §2; Caddy's `httpcaddyfile/options.go`).
 struct GlobalOptions {
@@ -171,6 +172,42 @@ struct GlobalOptions {
                         guard d.nextArg() else { throw d.argErr() }
                         guard let n = ByteSize.parse(d.val) else { throw d.err("parsing max_header_size: invalid size '\(d.val)'") }
                         o.serverOptions.maxHeaderBytes = n
+                    case "protocols":
+                        var ps: [HTTPProtocolName] = []
+                        while d.nextArg() {
+                            guard let p = HTTPProtocolName(rawValue: d.val) else {
+                                throw d.err("unknown protocol '\(d.val)': expected h1, h2, h2c or h3")
+                            }
+                            ps.append(p)
+                        }
+                        if ps.isEmpty { throw d.argErr() }
+                        o.serverOptions.protocols = ps
+                    case "trusted_proxies":
+                        guard d.nextArg() else { throw d.argErr() }
+                        guard d.val == "static" else {
+                            throw d.err("trusted_proxies source '\(d.val)' is not supported by this Berth build yet (static only)")
+                        }
+                        func range(_ d: inout Dispenser) throws(CaddyfileError) {
+                            if d.val == "private_ranges" {
+                                o.serverOptions.trustedProxies += MatcherSpecParsers.privateRanges
+                            } else {
+                                guard IPPrefix(d.val) != nil else { throw d.err("invalid IP address: '\(d.val)'") }
+                                o.serverOptions.trustedProxies.append(d.val)
+                            }
+                        }
+                        while d.nextArg() { try range(&d) }
+                        let inner = d.nesting
+                        while d.nextBlock(inner) {
+                            guard d.val == "ranges" else { throw d.err("unrecognized trusted_proxies option '\(d.val)'") }
+                            while d.nextArg() { try range(&d) }
+                        }
+                    case "trusted_proxies_strict":
+                        if d.nextArg() { throw d.argErr() }
+                        o.serverOptions.trustedProxiesStrict = true
+                    case "client_ip_headers":
+                        let hs = d.remainingArgs()
+                        if hs.isEmpty { throw d.argErr() }
+                        for h in hs where !o.serverOptions.clientIPHeaders.contains(h) { o.serverOptions.clientIPHeaders.append(h) }
                     default:
                         throw d.err("servers option '\(d.val)' is not supported by this Berth build yet")
                     }

@@ -200,8 +200,8 @@ extension DirectiveParsers {
         var w = LogWriterConfig()
         switch d.val {
         case "stderr", "stdout", "discard":
+            // Caddy reads nothing more here (a `}` on the same line still closes the block).
             w.output = LogWriterConfig.Output(rawValue: d.val)!
-            if d.nextArg() { throw d.argErr() }
             return w
         case "file":
             break

@@ -189,6 +189,14 @@ package struct ServerOptions: Sendable, Equatable {
     /// Berth: always validate QUIC client addresses with a Retry (`servers { h3_retry }`);
     /// without it Retry is used only under load.
     package var h3Retry: Bool = false
+    /// `protocols`: the protocols of listeners without their own `bind … { protocols }`.
+    package var protocols: [HTTPProtocolName]? = nil
+    /// `trusted_proxies static <ranges…>` (`private_ranges` expanded).
+    package var trustedProxies: [String] = []
+    /// `client_ip_headers` (Caddy's default: X-Forwarded-For).
+    package var clientIPHeaders: [String] = []
+    /// `trusted_proxies_strict`: right-most untrusted address instead of the left-most.
+    package var trustedProxiesStrict = false
     package init() {}
 }
 

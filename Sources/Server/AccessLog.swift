@@ -42,7 +42,7 @@ package final class AccessLogWriter {
         out.append("\",\"remote_port\":\"")
         if let p = r.connection.remote?.port, r.connection.remote?.family != AF_UNIX { out.appendDecimal(p) }
         out.append("\",\"client_ip\":\"")
-        r.connection.remote?.writeIP(into: out)
+        if r.vars.withValue("client_ip", { appendEscaped($0) }) == nil { r.connection.remote?.writeIP(into: out) }
         out.append("\",\"proto\":\"")
         out.append(r.version.protoString)
         out.append("\",\"method\":\"")

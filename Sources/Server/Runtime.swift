@@ -112,7 +112,8 @@ package final class ServerRuntime: Sendable {
                                      logging: LoggingRuntime) throws(ConfigError) -> ServerRuntime {
         var servers: [RuntimeServer] = []
         for s in config.servers {
-            let h = try RuntimeBuilder.buildServerHandler(s, context: BuildContext(environment: environment, sourceFile: config.sourceFile))
+            let h = try RuntimeBuilder.buildServerHandler(s, context: BuildContext(environment: environment, sourceFile: config.sourceFile),
+                                                          options: config.serverOptions)
             var contexts: [[HTTPProtocolName]: TLSContext]? = nil
             var source: CertificateSource? = nil
             var internalNames: [[String]] = []

@@ -197,7 +197,7 @@ struct AdapterTests {
         ("http_port 70000", "converting port '70000'"),
         ("grace_period soon", "invalid duration 'soon'"),
         ("servers :80 {\n\t\tmax_header_size 1KB\n\t}", "servers options for a single listener address (:80) are not supported by this Berth build yet"),
-        ("servers {\n\t\tprotocols h1\n\t}", "servers option 'protocols' is not supported by this Berth build yet"),
+        ("servers {\n\t\tprotocols spdy\n\t}", "unknown protocol 'spdy': expected h1, h2, h2c or h3"),
         ("servers {\n\t\ttimeouts {\n\t\t\tread_header forever\n\t\t}\n\t}", "invalid duration 'forever'"),
         ("servers {\n\t\ttimeouts {\n\t\t\tslow 1s\n\t\t}\n\t}", "unrecognized timeouts option 'slow'"),
         ("servers {\n\t\tmax_header_size lots\n\t}", "invalid size 'lots'"),
