@@ -1,0 +1,76 @@
+"""`servers { trusted_proxies …; client_ip_headers …; trusted_proxies_strict }`: the client IP
+from forwarding headers of trusted peers drives the `client_ip` matcher, `{client_ip}` and the
+access log's client_ip, as in Caddy; untrusted peers cannot spoof it."""
+import http.client
+
+from conftest import launch, tcp_listener, write_caddyfile
+
+
+def site(servers):
+    return f"""{{
+\tadmin off
+\tservers {{
+{servers}
+\t}}
+}}
+
+http://localhost {{
+\tbind fd/3 {{
+\t\tprotocols h1
+\t}}
+\tlog
+\t@doc client_ip 203.0.113.0/24
+\trespond @doc "doc {{client_ip}}"
+\trespond "other {{client_ip}}"
+}}
+"""
+
+
+def ask(port, headers):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/", headers={"Host": "localhost", **headers})
+    body = c.getresponse().read().decode()
+    c.close()
+    return body
+
+
+def run(tmp_path, servers, cases):
+    cf = write_caddyfile(tmp_path, site(servers))
+    sock = tcp_listener()
+    port = sock.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[sock])
+    try:
+        got = [ask(port, h) for h, _ in cases]
+        assert got == [want for _, want in cases]
+        p.wait_log(lambda e: e.get("logger") == "http.log.access" and e["request"]["client_ip"] == "203.0.113.7")
+        return p.access_logs()
+    finally:
+        p.stop()
+
+
+def test_trusted_proxy_headers_set_the_client_ip(tmp_path):
+    logs = run(tmp_path, "\t\ttrusted_proxies static private_ranges", [
+        ({"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}, "doc 203.0.113.7"),
+        ({"X-Forwarded-For": "bogus, 198.51.100.2:8080"}, "other 198.51.100.2"),
+        ({}, "other 127.0.0.1"),
+    ])
+    assert logs[0]["request"]["remote_ip"] == "127.0.0.1"
+
+
+def test_strict_mode_and_custom_headers(tmp_path):
+    run(tmp_path, "\t\ttrusted_proxies static 127.0.0.1/8 10.0.0.0/8\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Real-IP X-Forwarded-For", [
+        # Strict: right-most address that is not a trusted proxy.
+        ({"X-Forwarded-For": "198.51.100.9, 203.0.113.7, 10.1.1.1"}, "doc 203.0.113.7"),
+        ({"X-Real-IP": "198.51.100.3", "X-Forwarded-For": "203.0.113.7"}, "other 198.51.100.3"),
+    ])
+
+
+def test_untrusted_peer_cannot_spoof(tmp_path):
+    cf = write_caddyfile(tmp_path, site("\t\ttrusted_proxies static 192.0.2.0/24"))
+    sock = tcp_listener()
+    port = sock.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[sock])
+    try:
+        assert ask(port, {"X-Forwarded-For": "203.0.113.7"}) == "other 127.0.0.1"
+    finally:
+        p.stop()
