@@ -41,6 +41,8 @@ ALLOWED = {
     "Tests/ConfigTests/Golden/protocols_unknown.caddyfile": "unknown protocol refused (Caddy ignores it)",
     # Berth takes the port from the site address; a port in `bind` is refused, not ignored.
     "Tests/ConfigTests/Golden/bind_port_in_bind.caddyfile": "port in bind refused",
+    # CEL `expression` matchers are refused with a clear "not supported" error.
+    "Tests/ConfigTests/Golden/matcher_expression_rejected.caddyfile": "CEL expression not supported",
     # Directives, options and TLS features Berth does not implement (the error says so).
     "Tests/ConfigTests/Golden/directive_unsupported.caddyfile": "php_fastcgi not implemented",
     "Tests/ConfigTests/Golden/global_not_yet_option.caddyfile": "ocsp_stapling not implemented",
