@@ -2,8 +2,15 @@
 from forwarding headers of trusted peers drives the `client_ip` matcher, `{client_ip}` and the
 access log's client_ip, as in Caddy; untrusted peers cannot spoof it."""
 import http.client
+import os
+import shutil
+import socket
+import subprocess
+import time
 
-from conftest import launch, tcp_listener, write_caddyfile
+import pytest
+
+from conftest import free_port, launch, tcp_listener, write_caddyfile
 
 
 def site(servers):
@@ -74,3 +81,51 @@ def test_untrusted_peer_cannot_spoof(tmp_path):
         assert ask(port, {"X-Forwarded-For": "203.0.113.7"}) == "other 127.0.0.1"
     finally:
         p.stop()
+
+
+CASES = [
+    {"X-Forwarded-For": "198.51.100.9, 203.0.113.7, 10.1.1.1"},
+    {"X-Real-IP": "198.51.100.3", "X-Forwarded-For": "203.0.113.7"},
+    {"X-Forwarded-For": "bogus, 198.51.100.2:8080"},
+    {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"},
+    {"X-Forwarded-For": "10.0.0.1, 10.0.0.2"},
+    {"X-Forwarded-For": "[2001:db8::1]:443"},
+]
+
+
+@pytest.mark.skipif(not shutil.which("caddy"), reason="caddy not installed")
+@pytest.mark.parametrize("strict", [False, True])
+def test_same_client_ip_as_caddy(tmp_path, strict):
+    servers = "\t\ttrusted_proxies static 127.0.0.1/8 10.0.0.0/8\n\t\tclient_ip_headers X-Real-IP X-Forwarded-For"
+    if strict:
+        servers += "\n\t\ttrusted_proxies_strict"
+    text = site(servers)
+    cport = free_port()
+    ctext = text.replace("\tbind fd/3 {\n\t\tprotocols h1\n\t}\n", "").replace("\tadmin off\n", "\tadmin off\n").replace(
+        "http://localhost {", f"http://localhost:{cport} {{")
+    cf = write_caddyfile(tmp_path, ctext, name="Caddyfile.caddy")
+    env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "d"), "XDG_CONFIG_HOME": str(tmp_path / "c"),
+           "PATH": os.environ.get("PATH", "")}
+    caddy = subprocess.Popen(["caddy", "run", "--config", str(cf)], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        end = time.time() + 10
+        while time.time() < end:
+            try:
+                socket.create_connection(("127.0.0.1", cport), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        theirs = [ask(cport, h) for h in CASES]
+    finally:
+        caddy.terminate()
+        caddy.wait(10)
+    bf = write_caddyfile(tmp_path, text)
+    sock = tcp_listener()
+    port = sock.getsockname()[1]
+    p = launch(["run", "--config", str(bf)], sockets=[sock])
+    try:
+        ours = [ask(port, h) for h in CASES]
+    finally:
+        p.stop()
+    assert ours == theirs
