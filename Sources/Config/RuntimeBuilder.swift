@@ -11,6 +11,8 @@ package enum RuntimeBuilder {
             clientIP = ClientIPPolicy(trusted: options.trustedProxies.compactMap(IPPrefix.init),
                                       headers: options.clientIPHeaders, strict: options.trustedProxiesStrict)
         }
+        var context = context
+        context.serverTrustedProxies = options.trustedProxies
         return ServerHandler(routes: try buildRoutes(server.routes, context), errorRoutes: try buildRoutes(server.errorRoutes, context),
                              clientIP: clientIP)
     }

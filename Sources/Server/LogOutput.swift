@@ -85,8 +85,9 @@ package final class LogOutput: @unchecked Sendable {
     private func roll() {
         let path = config.filename
         let backup = LogJanitor.backupName(path, local: config.rollLocalTime)
-        if rename(path, backup) != 0 {
-            // Keep writing to the same file rather than lose lines.
+        if rename(path, backup) != 0 && errno != ENOENT {
+            // Keep writing to the same file rather than lose lines. (ENOENT: someone removed
+            // the file; start a new one.)
             return
         }
         let f = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode_t(config.mode ?? 0o600))

@@ -129,3 +129,39 @@ def test_same_client_ip_as_caddy(tmp_path, strict):
     finally:
         p.stop()
     assert ours == theirs
+
+
+def test_reverse_proxy_keeps_forwarded_headers_from_trusted_servers_proxies(tmp_path):
+    """Caddy's reverse_proxy trusts X-Forwarded-* from peers in the server's trusted_proxies."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (self.headers.get("X-Forwarded-For") or "").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    backend = HTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    try:
+        results = []
+        for servers in ["\t\ttrusted_proxies static private_ranges", "\t\ttrusted_proxies static 192.0.2.0/24"]:
+            text = site(servers).replace('\t@doc client_ip 203.0.113.0/24\n\trespond @doc "doc {client_ip}"\n\trespond "other {client_ip}"\n',
+                                         f"\treverse_proxy 127.0.0.1:{backend.server_port}\n")
+            cf = write_caddyfile(tmp_path, text)
+            sock = tcp_listener()
+            port = sock.getsockname()[1]
+            p = launch(["run", "--config", str(cf)], sockets=[sock])
+            try:
+                results.append(ask(port, {"X-Forwarded-For": "203.0.113.7"}))
+            finally:
+                p.stop()
+        assert results == ["203.0.113.7, 127.0.0.1", "127.0.0.1"]
+    finally:
+        backend.shutdown()
