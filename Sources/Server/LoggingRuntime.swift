@@ -61,7 +61,13 @@ package final class LoggingRuntime: Sendable {
             } else if let o = outputs[w.key], o.config == w {
                 out = o
             } else {
-                out = try LogOutput(w)
+                do {
+                    out = try LogOutput(w)
+                } catch {
+                    // Caddy: "setting up default log: …" / "setting up custom log 'log0': …".
+                    let what = e.name == "default" ? "default log" : "custom log '\(e.name)'"
+                    throw ConfigError("setting up \(what): \(error.message)", at: error.location)
+                }
             }
             opened[w.key] = out
             sinks.append(LogSink(name: e.name, config: e.log, output: out))

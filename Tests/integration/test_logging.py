@@ -283,3 +283,17 @@ https://localhost {{
     r = run_cli(["validate", "--config", str(cf)], env={"HOME": str(tmp_path), "XDG_DATA_HOME": str(xdg)})
     assert r.returncode == 1
     assert f"storage module 'consul' is not supported by this Berth build (only file_system), at {cf}:3" in r.stderr
+
+
+def test_unopenable_log_file_fails_reload_and_keeps_old_config(tmp_path):
+    a = tmp_path / "a.log"
+    p, port, cf = start(tmp_path, config(f"\tlog {{\n\t\toutput file {a}\n\t}}"))
+    try:
+        cf.write_text(config("\tlog {\n\t\toutput file /proc/berth-cannot-create/x.log\n\t}"))
+        p.send_signal(signal.SIGHUP)
+        e = p.wait_log(lambda e: e.get("msg") == "reload failed; keeping the old config")
+        assert "setting up custom log 'log0': opening log writer /proc/berth-cannot-create/x.log" in e["error"], e
+        get(port)
+        assert wait_for(lambda: len(lines(a)) == 1), "old log no longer written"
+    finally:
+        p.stop()
