@@ -339,7 +339,12 @@ def test_graceful_shutdown_lets_requests_finish(fdgram_server, tmp_path, echo):
                                          extra_site=f"\treverse_proxy /slow* 127.0.0.1:{echo.port}\n"))
     cmd = H3GET + ["--cafile", root_of(tmp_path / "data"), f"https://localhost:{uport}/slow?delay=1.5"]
     c = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.7)
+    # SIGTERM once the request is in flight (the upstream has it), however slowly the client
+    # started on a busy machine.
+    end = time.time() + 15
+    while echo.requests == 0 and time.time() < end:
+        time.sleep(0.02)
+    time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     out, err = c.communicate(timeout=15)
     assert c.returncode == 0 and b"GET /slow?delay=1.5" in out, err.decode() + p.stderr()
