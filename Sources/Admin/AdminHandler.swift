@@ -1,3 +1,4 @@
+import JSON
 import Config
 import HTTPCore
 import IOCore
