@@ -153,7 +153,7 @@ final class Supervisor: EventHandler, @unchecked Sendable {
         do {
             let bytes: [UInt8]
             do { bytes = try FileIO.readAll(path) } catch { throw ConfigError("reading config from file: \(error)") }
-            let outcome = try apply(bytes: bytes, filename: path, force: true)
+            let outcome = try apply(bytes: bytes, filename: path, format: current.format, force: true)
             Log.info("", "config reloaded", [("signal", .string(signal)), ("changed", .bool(outcome == .loaded))])
             try? notifier?.ready(status: statusLine())
         } catch {
@@ -162,11 +162,11 @@ final class Supervisor: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// Adapts and applies a Caddyfile. Throws on any failure, leaving the old config serving.
-    func apply(bytes: [UInt8], filename: String, force: Bool) throws -> AdminLoadOutcome {
+    /// Reads (a Caddyfile, or Berth's JSON) and applies a config. Throws on any failure,
+    /// leaving the old config serving.
+    func apply(bytes: [UInt8], filename: String, format: ConfigFormat, force: Bool) throws -> AdminLoadOutcome {
         environment = Launcher.environment()
-        var cfg = try CaddyfileAdapter.adapt(bytes, filename: filename, environment: environment)
-        cfg.sourceFile = filename
+        let cfg = try format.adapt(bytes, filename: filename, environment: environment)
         for w in cfg.warnings { Log.warn("caddyfile", w) }
         if !force && cfg.json == current.config.json {
             Log.info("", "config is unchanged")
@@ -197,7 +197,10 @@ final class Supervisor: EventHandler, @unchecked Sendable {
             admin?.close(keepingPath: newAdmin?.unixPath)
             admin = newAdmin
         }
-        current = LoadedConfig(config: cfg, path: current.path ?? filename)
+        // SIGHUP/SIGUSR1 keep re-reading the file given to `run` (the built-in page has none:
+        // then the loaded one).
+        current = current.path == nil ? LoadedConfig(config: cfg, path: filename, format: format)
+            : LoadedConfig(config: cfg, path: current.path, format: current.format)
         reloads += 1
         return .loaded
     }
