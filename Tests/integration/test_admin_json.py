@@ -259,3 +259,51 @@ def test_tcp_admin_checks_host_and_origin(tmp_path):
         assert st == 400
     finally:
         p.stop()
+
+
+@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk not installed")
+def test_100_json_loads_under_load_lose_nothing(tmp_path):
+    sock = str(tmp_path / "admin.sock")
+    j = adapt_to(tmp_path, site(f"unix/{sock}", "load"), "load")
+    p = launch(["run", "--config", str(j)], sockets=[tcp_listener(backlog=4096)])
+    try:
+        w = subprocess.Popen(["wrk", "-t1", "-c20", "-d6s", f"http://127.0.0.1:{p.port}/"], stdout=subprocess.PIPE, text=True)
+        import time
+        time.sleep(0.5)
+        body = j.read_bytes()
+        for _ in range(100):
+            st, _, rest = admin_request(sock, "POST", "/load", {"Content-Type": "application/json", "Cache-Control": "must-revalidate"}, body)
+            assert st == 200, rest
+            time.sleep(0.03)
+        out, _ = w.communicate(timeout=30)
+        assert "Socket errors" not in out and "Non-2xx" not in out, out
+        assert int(out.split(" requests in")[0].split()[-1]) > 1000, out
+        st, _, rest = admin_request(sock, "GET", "/health")
+        assert st == 200 and json.loads(rest)["reloads"] == 100
+    finally:
+        p.stop()
+
+
+def test_shutdown_delay_keeps_serving_after_stopping(tmp_path):
+    """SIGTERM: STOPPING=1 at once, requests still served during shutdown_delay, then exit 0."""
+    import time
+    rec = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    npath = str(tmp_path / "notify.sock")
+    rec.bind(npath)
+    rec.settimeout(10)
+    cf = write_caddyfile(tmp_path, "{\n\tadmin off\n\tshutdown_delay 1500ms\n}\n\nhttp:// {\n\tbind fd/3 {\n\t\tprotocols h1\n\t}\n\trespond \"delayed\n\"\n}\n")
+    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()], env={"NOTIFY_SOCKET": npath})
+    try:
+        while "READY=1" not in rec.recv(4096).decode():
+            pass
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        while "STOPPING=1" not in rec.recv(4096).decode():
+            pass
+        assert time.monotonic() - t0 < 1.0
+        assert hello(p.port).endswith(b"delayed\n")  # still serving inside the delay
+        assert p.p.wait(10) == 0, p.stderr()
+        assert time.monotonic() - t0 >= 1.4
+    finally:
+        p.stop()
+        rec.close()
