@@ -207,8 +207,18 @@ package struct ReverseProxySpec: HandlerSpec {
         return ReverseProxyHandler(c)
     }
 
+    /// The header operations in Caddy's order (`HeaderOps.ApplyTo`): delete `*`, add, set,
+    /// delete, replace — the order the JSON form implies, so a config read from JSON behaves
+    /// exactly as the Caddyfile it was adapted from.
     static func operations(_ lines: [HeaderLine], _ context: BuildContext) -> [HeaderOperation] {
-        lines.map { l in
+        func rank(_ l: HeaderLine) -> Int {
+            if l.field == "-*" { return 0 }
+            if l.field.hasPrefix("-") { return 3 }
+            if l.args.count == 2 { return 4 }
+            return l.field.hasPrefix("+") ? 1 : 2
+        }
+        let ordered = lines.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+        return ordered.map { l in
             var f = l.field
             let value = { (s: String) -> any HeaderValueSource in TemplateHeaderValue(s, environment: context.environment) }
             if f.hasPrefix("-") { return HeaderOperation(kind: .delete, name: String(f.dropFirst()), value: nil) }

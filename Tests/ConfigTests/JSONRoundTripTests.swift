@@ -57,6 +57,22 @@ struct JSONRoundTripTests {
         }
     }
 
+    /// The proxy's header operations come out in the same (Caddy's) order whether the config
+    /// was read from the Caddyfile or from its JSON.
+    @Test func proxyHeaderOperationsSameOrderFromJSON() throws {
+        let c = try adapt(":8080 {\n\treverse_proxy 127.0.0.1:9000 {\n\t\theader_up X-R a b\n\t\theader_up -X-D\n\t\theader_up X-S v\n\t\theader_up +X-A w\n\t\theader_up -*\n\t}\n}\n")
+        let d = try JSONConfigDecoder.decode(Array(c.json.serialized().utf8), filename: "t.json")
+        func ops(_ cfg: BerthConfig) throws -> [String] {
+            guard case .subroute(let site) = cfg.servers[0].routes[0].handle[0], case .spec(let s) = site[0].handle[0],
+                let rp = s as? ReverseProxySpec
+            else { throw ConfigError("no reverse_proxy") }
+            return ReverseProxySpec.operations(rp.headerUp, BuildContext(environment: [:])).map { "\($0.kind) \(String(decoding: $0.name, as: UTF8.self))" }
+        }
+        let fromCaddyfile = try ops(c)
+        #expect(fromCaddyfile == ["delete *", "add X-A", "set X-S", "delete X-D", "replace(search: [97]) X-R"])
+        #expect(try ops(d) == fromCaddyfile)
+    }
+
     @Test func listenerErrorsNameTheJSONPath() throws {
         let c = try adapt(":8080 {\n\trespond hi\n}\n")
         let d = try JSONConfigDecoder.decode(Array(c.json.serialized().utf8), filename: "/etc/berth.json")
