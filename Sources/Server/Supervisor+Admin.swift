@@ -138,7 +138,7 @@ extension Supervisor: AdminControl {
         } else if ct.contains("json") {
             // Berth's own JSON (`berth adapt`); Caddy's gets a 400 saying what to send instead.
             format = .json
-            filename = sourceFile ?? "POST /load"
+            filename = sourceFile ?? Supervisor.loadBodyName
         } else {
             return .failed(status: 400, message: "unsupported Content-Type '\(contentType)': send a Caddyfile as text/caddyfile, or Berth's JSON (the output of `berth adapt`) as application/json")
         }

@@ -143,6 +143,9 @@ final class Supervisor: EventHandler, @unchecked Sendable {
 
     // MARK: Reload
 
+    /// What errors call a JSON config POSTed to /load without a source file name.
+    static let loadBodyName = "POST /load"
+
     /// SIGHUP / SIGUSR1: re-read the file given to `run`.
     func reloadFromFile(signal: String) {
         guard let path = current.path else {
@@ -166,7 +169,10 @@ final class Supervisor: EventHandler, @unchecked Sendable {
     /// leaving the old config serving.
     func apply(bytes: [UInt8], filename: String, format: ConfigFormat, force: Bool) throws -> AdminLoadOutcome {
         environment = Launcher.environment()
-        let cfg = try format.adapt(bytes, filename: filename, environment: environment)
+        var cfg = try format.adapt(bytes, filename: filename, environment: environment)
+        // A JSON body POSTed without Caddy-Config-Source-File comes from no file (nothing for
+        // file_server to hide).
+        if filename == Supervisor.loadBodyName { cfg.sourceFile = nil }
         for w in cfg.warnings { Log.warn("caddyfile", w) }
         if !force && cfg.json == current.config.json {
             Log.info("", "config is unchanged")
@@ -199,8 +205,11 @@ final class Supervisor: EventHandler, @unchecked Sendable {
         }
         // SIGHUP/SIGUSR1 keep re-reading the file given to `run` (the built-in page has none:
         // then the loaded one).
-        current = current.path == nil ? LoadedConfig(config: cfg, path: filename, format: format)
-            : LoadedConfig(config: cfg, path: current.path, format: current.format)
+        if current.path == nil {
+            current = LoadedConfig(config: cfg, path: filename == Supervisor.loadBodyName ? nil : filename, format: format)
+        } else {
+            current = LoadedConfig(config: cfg, path: current.path, format: current.format)
+        }
         reloads += 1
         return .loaded
     }
