@@ -57,6 +57,39 @@ struct JSONRoundTripTests {
         }
     }
 
+    /// Every value of every golden's JSON, replaced in turn by an object it cannot be
+    /// (`{"zz": 1}`), makes decoding fail with an error that names that value's path (or a
+    /// key inside it): no crash, no silently accepted garbage, no error pointing elsewhere.
+    @Test(arguments: inputs)
+    func everyMutatedValueIsRefusedAtItsPath(_ name: String) throws {
+        let root = try Self.adapted(name).json
+        var paths: [(JSONPath, [PathStep])] = []
+        func walk(_ v: JSONValue, _ p: JSONPath, _ steps: [PathStep]) {
+            if !steps.isEmpty { paths.append((p, steps)) }
+            switch v {
+            case .object(let o): for (k, c) in o { walk(c, p.key(k), steps + [.key(k)]) }
+            case .array(let a): for (i, c) in a.enumerated() { walk(c, p.index(i), steps + [.index(i)]) }
+            default: break
+            }
+        }
+        walk(root, JSONPath(), [])
+        let garbage = JSONValue.object([("zz", .int(1))])
+        for (path, steps) in paths {
+            let mutated = PathStep.replace(root, steps, with: garbage)
+            do {
+                _ = try JSONConfigDecoder.decode(Array(mutated.serialized().utf8), filename: "m.json")
+                Issue.record("\(name): \(path) = {\"zz\":1} was accepted")
+            } catch {
+                let text = error.description
+                let p = path.description
+                // apps.tls is checked as a whole against the servers' certificates.
+                let named = p.hasPrefix("apps.tls") ? "apps.tls" : p
+                #expect(text.hasPrefix(named + ":") || text.hasPrefix(named + ".") || text.hasPrefix(named + "["), "\(name): \(p): \(text)")
+            }
+        }
+        #expect(paths.count > 10)
+    }
+
     /// The proxy's header operations come out in the same (Caddy's) order whether the config
     /// was read from the Caddyfile or from its JSON.
     @Test func proxyHeaderOperationsSameOrderFromJSON() throws {
@@ -178,5 +211,30 @@ struct JSONDecoderErrorTests {
     @Test func reverseProxyRefusesTheDefaultModifierLikeCaddy() {
         #expect(adaptError(":8080 {\n\treverse_proxy 127.0.0.1:9000 {\n\t\theader_up ?X-A b\n\t}\n}\n")
             == "?X-A: the default header modifier ('?') can only be used on response headers; for conditional manipulation of request headers, use matchers, at Caddyfile:3")
+    }
+}
+
+/// One step into a JSON document.
+enum PathStep {
+    case key(String)
+    case index(Int)
+
+    /// `v` with the value at `steps` replaced.
+    static func replace(_ v: JSONValue, _ steps: ArraySlice<PathStep>, with new: JSONValue) -> JSONValue {
+        guard let first = steps.first else { return new }
+        switch (v, first) {
+        case (.object(let o), .key(let k)):
+            return .object(o.map { $0.0 == k ? ($0.0, replace($0.1, steps.dropFirst(), with: new)) : $0 })
+        case (.array(let a), .index(let i)):
+            var b = a
+            b[i] = replace(a[i], steps.dropFirst(), with: new)
+            return .array(b)
+        default:
+            return v
+        }
+    }
+
+    static func replace(_ v: JSONValue, _ steps: [PathStep], with new: JSONValue) -> JSONValue {
+        replace(v, steps[...], with: new)
     }
 }
