@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "Admin", dependencies: ["IOCore", "JSON", "HTTPCore", "Config"], path: "Sources/Admin", swiftSettings: fast),
         .target(
             name: "Server",
-            dependencies: ["IOCore", "JSON", "CLinux", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "HTTP3", "TLS", "ACME", "Handlers", "Caddyfile", "Config", "Admin"],
+            dependencies: ["IOCore", "JSON", "CLinux", "CZlib", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "HTTP3", "TLS", "ACME", "Handlers", "Caddyfile", "Config", "Admin"],
             path: "Sources/Server", swiftSettings: fast),
         .executableTarget(
             name: "berth",

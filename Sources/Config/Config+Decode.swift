@@ -1,4 +1,5 @@
 import JSON
+import Upstream
 
 /// Reads Berth's JSON — what `berth adapt` and `GET /config/` print — back into `BerthConfig`
 /// (`POST /load` with `Content-Type: application/json`, `berth run/validate/reload --config
@@ -46,6 +47,15 @@ package enum JSONConfigDecoder {
         var config = BerthConfig()
         config.sourceFile = filename
         if let a = try top.object("admin") { config.admin = try admin(a) }
+        if let l = try top.object("logging") { config.logs = try logging(l) }
+        if let st = try top.object("storage") {
+            guard try st.string("module") == "file_system" else {
+                throw st.error("module", "only the file_system storage is supported by Berth")
+            }
+            guard let root = try st.string("root") else { throw st.missing("root") }
+            config.storageRoot = root
+            try st.finish()
+        }
         guard let apps = try top.object("apps") else { throw top.missing("apps") }
         guard let http = try apps.object("http") else { throw apps.missing("http") }
         config.gracePeriodMilliseconds = try http.milliseconds("grace_period") ?? config.gracePeriodMilliseconds
@@ -57,7 +67,7 @@ package enum JSONConfigDecoder {
             let (server, opts) = try decodeServer(name, so, filename: filename)
             if let (first, firstName) = options {
                 if opts != first {
-                    throw so.path.error("server options (timeouts, max_header_bytes, alt_svc_port, h3_retry) differ from server '\(firstName)'; Berth applies one set to every server (the servers global option)")
+                    throw so.path.error("server options (timeouts, max_header_bytes, alt_svc_port, h3_retry, trusted_proxies, client_ip_headers) differ from server '\(firstName)'; Berth applies one set to every server (the servers global option)")
                 }
             } else {
                 options = (opts, name)
@@ -128,6 +138,20 @@ package enum JSONConfigDecoder {
             opts.altSvcPort = p
         }
         opts.h3Retry = try r.bool("h3_retry") ?? false
+        if let tp = try r.object("trusted_proxies") {
+            guard try tp.string("source") == "static" else { throw tp.error("source", "only the static source is supported by Berth") }
+            let ranges = try tp.strings("ranges") ?? []
+            for (i, c) in ranges.enumerated() where IPNetwork(c) == nil {
+                throw tp.path.key("ranges").index(i).error("parsing CIDR expression: '\(c)'")
+            }
+            opts.trustedProxies = ranges
+            try tp.finish()
+        }
+        opts.clientIPHeaders = try r.strings("client_ip_headers") ?? []
+        if let strict = try r.int("trusted_proxies_strict") {
+            guard strict == 0 || strict == 1 else { throw r.error("trusted_proxies_strict", "expected 0 or 1") }
+            opts.trustedProxiesStrict = strict == 1
+        }
 
         guard let routes = try r.array("routes") else { throw r.missing("routes") }
         var server = ServerConfig(name: name, listeners: listeners, routes: try routeList(routes), logs: nil)
@@ -145,24 +169,73 @@ package enum JSONConfigDecoder {
         return (server, opts)
     }
 
+    /// A server's `logs` (Caddy's ServerLogConfig): which hosts log to which named loggers.
     static func logs(_ r: JSONObjectReader) throws(ConfigError) -> AccessLogConfig {
-        var c = AccessLogConfig(loggedHosts: [], skipHosts: [], logAll: true)
+        var c = AccessLogConfig()
+        c.defaultLoggerName = try r.string("default_logger_name")
         if let names = try r.object("logger_names") {
-            c.logAll = false
-            for host in names.keys {
-                guard try names.strings(host) == [""] else {
-                    throw names.error(host, "Berth has only the default access logger: expected [\"\"]")
-                }
-                c.loggedHosts.append(host)
-            }
+            for host in names.keys { c.loggerNames[host] = try names.strings(host) ?? [] }
             try names.finish()
         }
-        if let skip = try r.strings("skip_hosts") {
-            c.logAll = false
-            c.skipHosts = skip
-        }
+        c.skipHosts = try r.strings("skip_hosts") ?? []
+        c.skipUnmappedHosts = try r.bool("skip_unmapped_hosts") ?? false
+        // Caddyfile-only: a catch-all site with `log` (no effect at run time beyond the fields above).
+        c.logAll = c.loggerNames.isEmpty && c.skipHosts.isEmpty && !c.skipUnmappedHosts
         try r.finish()
         return c
+    }
+
+    /// Caddy's `logging.logs`: name → writer, encoder format, level, include/exclude.
+    static func logging(_ r: JSONObjectReader) throws(ConfigError) -> [NamedLog] {
+        guard let logs = try r.object("logs") else { throw r.missing("logs") }
+        var out: [NamedLog] = []
+        for name in logs.keys {
+            guard let o = try logs.object(name) else { continue }
+            var l = CustomLogConfig()
+            if let w = try o.object("writer") { l.writer = try logWriter(w) }
+            if let e = try o.object("encoder") {
+                guard let f = try e.string("format") else { throw e.missing("format") }
+                guard let format = LogFormat(rawValue: f) else { throw e.error("format", "unknown log format '\(f)' (json, console)") }
+                l.format = format
+                try e.finish()
+            }
+            if let level = try o.string("level") {
+                guard LogLevel(caddyName: level) != nil else { throw o.error("level", "unknown level '\(level)'") }
+                l.level = level
+            }
+            l.include = try o.strings("include") ?? []
+            l.exclude = try o.strings("exclude") ?? []
+            try o.finish()
+            out.append(NamedLog(name: name, log: l))
+        }
+        try logs.finish()
+        try r.finish()
+        return out
+    }
+
+    static func logWriter(_ r: JSONObjectReader) throws(ConfigError) -> LogWriterConfig {
+        var w = LogWriterConfig()
+        guard let out = try r.string("output") else { throw r.missing("output") }
+        guard let o = LogWriterConfig.Output(rawValue: out) else {
+            throw r.error("output", "unknown log output '\(out)' (stderr, stdout, discard, file)")
+        }
+        w.output = o
+        if o == .file {
+            guard let f = try r.string("filename") else { throw r.missing("filename") }
+            w.filename = f
+            if let m = try r.string("mode") {
+                guard let mode = UInt32(m, radix: 8), mode <= 0o777 else { throw r.error("mode", "invalid octal mode '\(m)'") }
+                w.mode = mode
+            }
+            w.roll = try r.bool("roll") ?? true
+            w.rollGzip = try r.bool("roll_gzip")
+            w.rollKeep = try r.int("roll_keep")
+            w.rollKeepDays = try r.int("roll_keep_days")
+            w.rollLocalTime = try r.bool("roll_local_time") ?? false
+            w.rollSizeMB = try r.int("roll_size_mb")
+        }
+        try r.finish()
+        return w
     }
 
     static func tls(_ r: JSONObjectReader) throws(ConfigError) -> ServerTLSConfig {

@@ -10,6 +10,12 @@ extension BerthConfig {
     package var json: JSONValue {
         var top: [(String, JSONValue)] = []
         top.append(("admin", adminJSON))
+        if !logs.isEmpty {
+            top.append(("logging", .object([("logs", .object(logs.map { ($0.name, $0.log.json) }))])))
+        }
+        if let root = storageRoot {
+            top.append(("storage", .object([("module", .string("file_system")), ("root", .string(root))])))
+        }
         var serverList: [(String, JSONValue)] = []
         for s in self.servers.sorted(by: { $0.name < $1.name }) { serverList.append((s.name, s.json(options: serverOptions))) }
         var http: [(String, JSONValue)] = []
@@ -136,12 +142,19 @@ extension ServerConfig {
         o.append(("routes", .array(routes.map(\.json))))
         if let t = tls { o.append(("tls_connection_policies", .array([t.json]))) }
         if !errorRoutes.isEmpty { o.append(("errors", .object([("routes", .array(errorRoutes.map(\.json)))]))) }
+        if !options.trustedProxies.isEmpty {
+            o.append(("trusted_proxies", .object([("ranges", .array(options.trustedProxies.map { .string($0) })), ("source", .string("static"))])))
+        }
+        if !options.clientIPHeaders.isEmpty { o.append(("client_ip_headers", .array(options.clientIPHeaders.map { .string($0) }))) }
+        if options.trustedProxiesStrict { o.append(("trusted_proxies_strict", .int(1))) }
         if let l = logs {
             var lo: [(String, JSONValue)] = []
-            if !l.logAll && !l.loggedHosts.isEmpty {
-                lo.append(("logger_names", .object(l.loggedHosts.sorted().map { ($0, .array([.string("")])) })))
+            if let n = l.defaultLoggerName { lo.append(("default_logger_name", .string(n))) }
+            if !l.loggerNames.isEmpty {
+                lo.append(("logger_names", .object(l.loggerNames.keys.sorted().map { ($0, .array(l.loggerNames[$0]!.map { .string($0) })) })))
             }
-            if !l.logAll && !l.skipHosts.isEmpty { lo.append(("skip_hosts", .array(l.skipHosts.sorted().map { .string($0) }))) }
+            if !l.skipHosts.isEmpty { lo.append(("skip_hosts", .array(l.skipHosts.sorted().map { .string($0) }))) }
+            if l.skipUnmappedHosts { lo.append(("skip_unmapped_hosts", .bool(true))) }
             o.append(("logs", .object(lo)))
         }
         return .object(o)

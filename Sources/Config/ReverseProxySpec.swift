@@ -202,7 +202,7 @@ package struct ReverseProxySpec: HandlerSpec {
         }
         c.requestHeaderOps = Self.operations(headerUp, context)
         c.responseHeaderOps = Self.operations(headerDown, context)
-        c.trustedProxies = trustedProxies.compactMap { IPNetwork($0) }
+        c.trustedProxies = (trustedProxies + context.serverTrustedProxies).compactMap { IPNetwork($0) }
         c.flushIntervalMilliseconds = flushIntervalMilliseconds
         return ReverseProxyHandler(c)
     }
