@@ -483,8 +483,11 @@ def test_file_server_large_download_aioquic_and_gtlsclient(file_site, tmp_path):
          "--timeout=60s", download=d2, timeout=120)
     got = (d2 / "big.bin").read_bytes() if (d2 / "big.bin").exists() else b""
     assert hashlib.sha256(got).hexdigest() == want, (len(got), p.stderr()[-2000:])
-    logs = wait_h3_logs(p, lambda l: l["request"]["uri"] == "/big.bin", 5)
-    assert len(logs) == 5 and all(l["status"] == 200 and l["size"] == len(payload) for l in logs), logs
+    logs = wait_h3_logs(p, lambda l: l["request"]["uri"] == "/big.bin", 5, timeout=10)
+    # The two lossless downloads are always logged by now. The lossy client can exit before its
+    # last ACK or CONNECTION_CLOSE gets through (10 % loss both ways); Berth then logs those
+    # streams only when the connection idles out, so they may still be missing here.
+    assert len(logs) >= 2 and all(l["status"] == 200 and l["size"] == len(payload) for l in logs), logs
 
 
 def test_file_server_ranges_over_h3(file_site, tmp_path):
