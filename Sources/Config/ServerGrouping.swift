@@ -174,6 +174,8 @@ enum ServerGrouping {
     static func tlsConfig(_ siteHosts: [(Int, [String])], _ sites: [SiteBuild], _ options: GlobalOptions) throws(ConfigError) -> ServerTLSConfig {
         var certs: [CertificateSpec] = []
         var minV: String? = nil, maxV: String? = nil
+        var ciphers: [String]? = nil, curves: [String]? = nil
+        var clientAuth: [ClientAuthPolicySpec] = []
         for (si, hostsWithDupes) in siteHosts {
             let site = sites[si]
             var hosts: [String] = []
@@ -181,6 +183,23 @@ enum ServerGrouping {
             let named = hosts.filter { !$0.isEmpty }
             if let v = site.state.tls?.minimumVersion { minV = v }
             if let v = site.state.tls?.maximumVersion { maxV = v }
+            // Suites and groups belong to the listener's TLS context here (Caddy: per
+            // connection policy); sites sharing a listener must agree.
+            if let c = site.state.tls?.ciphers {
+                if let prev = ciphers, prev != c {
+                    throw ConfigError("sites sharing a listener must use the same tls ciphers (Berth applies them per listener)", at: site.location)
+                }
+                ciphers = c
+            }
+            if let c = site.state.tls?.curves {
+                if let prev = curves, prev != c {
+                    throw ConfigError("sites sharing a listener must use the same tls curves (Berth applies them per listener)", at: site.location)
+                }
+                curves = c
+            }
+            if let ca = site.state.tls?.clientAuth {
+                clientAuth.append(ClientAuthPolicySpec(names: hosts.filter { !$0.isEmpty }.map { $0.lowercased() }, spec: ca))
+            }
             if case .files(let c, let k) = site.state.tls?.source {
                 certs.append(CertificateSpec(names: named, source: .files(certificate: c, key: k)))
                 continue
@@ -210,7 +229,8 @@ enum ServerGrouping {
             }
             if !local.isEmpty { certs.append(CertificateSpec(names: local, source: .internalCA)) }
         }
-        return ServerTLSConfig(certificates: certs, defaultSNI: options.defaultSNI, minimumVersion: minV, maximumVersion: maxV)
+        return ServerTLSConfig(certificates: certs, defaultSNI: options.defaultSNI, minimumVersion: minV, maximumVersion: maxV,
+                               ciphers: ciphers, curves: curves, clientAuth: clientAuth)
     }
 
     /// Sort key: specific hosts first (non-wildcard before wildcard, longer first), catch-all last.

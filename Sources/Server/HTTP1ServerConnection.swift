@@ -228,6 +228,11 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         conn.request.connection.tlsCipherSuite = info.cipherSuite
         conn.request.connection.tlsResumed = info.resumed
         conn.request.connection.tlsProtocol = info.applicationProtocol
+        if let c = info.clientCertificate {
+            conn.request.connection.tlsClientCertificate = ClientCertificateFields(
+                subject: c.subject, issuer: c.issuer, serial: c.serial, fingerprint: c.fingerprint, pem: c.pem)
+        }
+        conn.request.connection.strictSNIHost = !tls.context.clientAuthPolicies.isEmpty
     }
 
     /// Writes `cipherOut`; false when the connection was closed by an error.

@@ -39,6 +39,8 @@ package struct TLSConnectionInfo: Sendable, Equatable {
     package var applicationProtocol: String?
     /// `server_name`: the SNI the client sent (server) or requested (client), nil when none.
     package var serverName: String?
+    /// Server with a client-auth policy: the client's leaf certificate, if it sent one.
+    package var clientCertificate: TLSClientCertificateFacts? = nil
 
     /// The version as an enum (nil for anything unexpected).
     package var protocolVersion: TLSVersion? { TLSVersion(rawValue: version) }
@@ -99,6 +101,8 @@ package final class TLSConnection {
     var servingACMEChallenge = false
     /// Client: the newest session from the new-session callback.
     var latestSession: TLSSession?
+    /// Server: the client-auth policy chosen for this handshake (client_hello callback).
+    var clientAuthPolicy: TLSClientAuthPolicy?
     /// Server: the first 5 bytes have been checked for a plaintext HTTP request.
     private var checkedFirstRecord = false
 
@@ -353,13 +357,18 @@ package final class TLSConnection {
         } else {
             sni = serverName.flatMap { IPAddress.parse($0) == nil ? $0 : nil }
         }
+        var clientCertificate: TLSClientCertificateFacts?
+        if clientAuthPolicy != nil, let peer = SSL_get0_peer_certificate(ssl) {
+            clientCertificate = TLSClientCertificateFacts(peer)
+        }
         return TLSConnectionInfo(
             resumed: SSL_session_reused(ssl) == 1,
             version: UInt16(truncatingIfNeeded: SSL_version(ssl)),
             cipherSuite: cipher.map { SSL_CIPHER_get_protocol_id($0) } ?? 0,
             cipherSuiteName: cipher.flatMap { SSL_CIPHER_standard_name($0) }.map { String(cString: $0) } ?? "",
             applicationProtocol: proto,
-            serverName: sni)
+            serverName: sni,
+            clientCertificate: clientCertificate)
     }
 
     /// Marks the connection failed and builds the error from the queue.
