@@ -20,6 +20,8 @@ https://localhost {
 \tbind fd/3 {
 \t\tprotocols h1 h2
 \t}
+\trespond /empty ""
+\trespond /missing 404
 \trespond "h2 {http.request.proto}
 "
 }
@@ -92,6 +94,20 @@ def test_python_h2c_head_and_post(server):
         assert r.status == 200 and r.body == b"" and r.header("content-length") == "19"
         r = c.post("/", b"x" * 100_000)
         assert r.status == 200 and r.body == b"cleartext HTTP/2.0\n"
+
+
+def test_head_of_empty_response_has_no_content_length_like_caddy(server):
+    # Go's HTTP/2 server (Caddy) only learns a HEAD body's length from what the handler writes:
+    # an empty one gets no content-length (GET gets "0"); a non-empty one keeps its length.
+    with tls_client(server) as c:
+        for path in ("/empty", "/missing"):
+            head = c.response(c.request("HEAD", path))
+            get = c.get(path)
+            assert head.status == get.status and head.body == b""
+            assert head.header("content-length") is None, (path, head.headers)
+            assert get.header("content-length") == "0", (path, get.headers)
+        head = c.response(c.request("HEAD", "/"))
+        assert head.header("content-length") == "12" and head.body == b""
 
 
 def test_rapid_reset_is_cut_and_others_served(server):
