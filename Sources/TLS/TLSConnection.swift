@@ -46,6 +46,11 @@ package struct TLSConnectionInfo: Sendable, Equatable {
     package var protocolVersion: TLSVersion? { TLSVersion(rawValue: version) }
 }
 
+/// Answers a server connection's local IP when a handshake without SNI needs it.
+package protocol TLSLocalAddressSource: AnyObject {
+    func tlsLocalAddress() -> String?
+}
+
 /// A resumable client session (`SSL_SESSION`), for the next connection to the same server.
 package final class TLSSession: @unchecked Sendable {
     let raw: OpaquePointer
@@ -80,8 +85,14 @@ package final class TLSConnection {
     package let input: ByteBuffer
     /// Ciphertext to send to the peer; every call may append to it.
     package let output: ByteBuffer
-    /// Server: the local IP of the socket, tried against IP SANs when there is no SNI.
-    package let localAddress: String?
+    /// Server: the local IP of the socket, tried against IP SANs when there is no SNI. Given
+    /// at creation, or asked of `localAddressSource` only when a handshake needs it (a
+    /// getsockname per connection otherwise, for the rare client without SNI).
+    package var localAddress: String? { fixedLocalAddress ?? localAddressSource?.tlsLocalAddress() }
+    private let fixedLocalAddress: String?
+    /// Server: resolves `localAddress` lazily; the owner (which owns this connection) must
+    /// outlive it.
+    package unowned(unsafe) var localAddressSource: (any TLSLocalAddressSource)?
     /// Client: the name sent as SNI and verified (or the IP verified).
     package let serverName: String?
     /// Where the connection is.
@@ -163,7 +174,7 @@ package final class TLSConnection {
         self.context = context
         self.input = input
         self.output = output
-        self.localAddress = localAddress
+        self.fixedLocalAddress = localAddress
         self.serverName = serverName
         _ = SSL_set_ex_data(ssl, connectionExDataIndex, Unmanaged.passUnretained(self).toOpaque())
         guard let bio = ByteBufferBIO.make(for: self) else { throw TLSError.drain(.configuration, "BIO_new") }

@@ -165,7 +165,9 @@ extension TLSContext {
                 return false
             }
         } else {
-            certificate = certificates?.current.certificate(forServerName: name, localAddress: connection?.localAddress)
+            // The local address (a getsockname) only matters without SNI.
+            let local = name == nil ? connection?.localAddress : nil
+            certificate = certificates?.current.certificate(forServerName: name, localAddress: local)
         }
         guard let certificate else { return false }
         return SSL_use_cert_and_key(ssl, certificate.leaf, certificate.key, certificate.chain, 1) == 1
