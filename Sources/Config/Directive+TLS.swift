@@ -71,6 +71,8 @@ package struct ServerTLSConfig: Sendable, Equatable {
     package var ciphers: [String]? = nil
     /// `tls { curves }` (OpenSSL group names), for the whole listener.
     package var curves: [String]? = nil
+    /// `tls { alpn }`: ALPN names in preference order, for the whole listener.
+    package var alpn: [String]? = nil
     /// Client-auth policies by site names, in site order.
     package var clientAuth: [ClientAuthPolicySpec] = []
 }

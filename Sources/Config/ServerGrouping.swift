@@ -174,7 +174,7 @@ enum ServerGrouping {
     static func tlsConfig(_ siteHosts: [(Int, [String])], _ sites: [SiteBuild], _ options: GlobalOptions) throws(ConfigError) -> ServerTLSConfig {
         var certs: [CertificateSpec] = []
         var minV: String? = nil, maxV: String? = nil
-        var ciphers: [String]? = nil, curves: [String]? = nil
+        var ciphers: [String]? = nil, curves: [String]? = nil, alpn: [String]? = nil
         var clientAuth: [ClientAuthPolicySpec] = []
         for (si, hostsWithDupes) in siteHosts {
             let site = sites[si]
@@ -196,6 +196,12 @@ enum ServerGrouping {
                     throw ConfigError("sites sharing a listener must use the same tls curves (Berth applies them per listener)", at: site.location)
                 }
                 curves = c
+            }
+            if let a = site.state.tls?.alpn {
+                if let prev = alpn, prev != a {
+                    throw ConfigError("sites sharing a listener must use the same tls alpn (Berth applies it per listener)", at: site.location)
+                }
+                alpn = a
             }
             if let ca = site.state.tls?.clientAuth {
                 clientAuth.append(ClientAuthPolicySpec(names: hosts.filter { !$0.isEmpty }.map { $0.lowercased() }, spec: ca))
@@ -230,7 +236,7 @@ enum ServerGrouping {
             if !local.isEmpty { certs.append(CertificateSpec(names: local, source: .internalCA)) }
         }
         return ServerTLSConfig(certificates: certs, defaultSNI: options.defaultSNI, minimumVersion: minV, maximumVersion: maxV,
-                               ciphers: ciphers, curves: curves, clientAuth: clientAuth)
+                               ciphers: ciphers, curves: curves, alpn: alpn, clientAuth: clientAuth)
     }
 
     /// Sort key: specific hosts first (non-wildcard before wildcard, longer first), catch-all last.

@@ -76,6 +76,14 @@ package enum TLSRuntime {
         if cfg.applicationProtocols.isEmpty {
             throw ConfigError("an HTTPS listener needs protocol h1 or h2 (got \(protocols.map(\.rawValue).joined(separator: " ")))")
         }
+        if let wanted = tls.alpn {
+            // `tls { alpn }`: the user's order, limited to what this listener speaks.
+            let speaks = cfg.applicationProtocols
+            cfg.applicationProtocols = wanted.map { ApplicationProtocol($0) }.filter { speaks.contains($0) }
+            if cfg.applicationProtocols.isEmpty {
+                throw ConfigError("tls alpn \(wanted.joined(separator: " ")): none of these is spoken by a listener with protocols \(protocols.map(\.rawValue).joined(separator: " ")) (Berth serves h2 and http/1.1)")
+            }
+        }
         if tls.minimumVersion == "tls1.3" { cfg.minimumVersion = .tls13 }
         if tls.maximumVersion == "tls1.2" { cfg.maximumVersion = .tls12 }
         if let c = tls.ciphers { cfg.tls12Ciphers = c.joined(separator: ":") }

@@ -344,3 +344,17 @@ def test_cipher_and_curve_errors_name_the_line(pki, tmp_path, line, msg):
     r = run_cli(["validate", "--config", str(cf)])
     assert r.returncode == 1 and msg in r.stderr, r.stderr
     assert f"{cf}:7" in r.stderr, r.stderr
+
+
+def test_alpn_subdirective_limits_the_listener(pki, tmp_path):
+    cf = write_caddyfile(tmp_path, caddyfile(pki, "", extra_tls="\t\talpn http/1.1\n"))
+    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()])
+    try:
+        r = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{p.port}", "-servername", "localhost",
+                            "-alpn", "h2,http/1.1"], input=b"", capture_output=True, timeout=10)
+        assert b"ALPN protocol: http/1.1" in r.stdout, r.stdout[-600:]
+    finally:
+        p.stop()
+    cf = write_caddyfile(tmp_path, caddyfile(pki, "", extra_tls="\t\talpn h3\n"))
+    r = run_cli(["validate", "--config", str(cf)])
+    assert r.returncode == 1 and "tls alpn h3: none of these is spoken" in r.stderr, r.stderr
