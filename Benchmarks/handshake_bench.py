@@ -65,6 +65,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--strace", action="store_true")
+    ap.add_argument("--nginx-workers", type=int, default=[], action="append",
+                    help="also run nginx with N worker processes (Berth runs one loop per core)")
     args = ap.parse_args()
     if not args.berth:
         args.berth = [f"berth={bench.REPO / '.build' / 'release' / 'berth'}"]
@@ -84,6 +86,17 @@ def main() -> int:
         servers[name] = bench.Server(name, path, lambda port, p=path: [p, "run", "--config", str(cf)], env, work)
     xargs = argparse.Namespace(nginx=args.nginx)
     servers["nginx"] = xb.make_server("nginx", "tls", xargs, work, {"cert": cert, "key": key})
+    for n in args.nginx_workers:
+        s = xb.make_server(f"nginx-{n}w", "tls", xargs, work, {"cert": cert, "key": key})
+        base_fn = s.argv_fn
+
+        def argv(port, base_fn=base_fn, n=n):
+            a = base_fn(port)
+            conf = Path(a[a.index("-c") + 1])
+            conf.write_text(conf.read_text().replace("worker_processes 1;", f"worker_processes {n};"))
+            return a
+        s.argv_fn = argv
+        servers[f"nginx-{n}w"] = s
     try:
         for s in servers.values():
             s.start(bench.free_port())
