@@ -58,4 +58,15 @@ import Testing
         let sub = adaptError("localhost {\n\ttls internal {\n\t\tclient_auth {\n\t\t\ttrust_pool file\n\t\t}\n\t}\n}\n")
         #expect(sub?.contains("client_auth trust_pool is not supported by this Berth build yet") == true)
     }
+
+    @Test func clientAuthServersServeNoHTTP3() throws {
+        let c = try adapt("https://localhost:8443 {\n\ttls internal {\n\t\tclient_auth {\n\t\t\tmode require\n\t\t}\n\t}\n\trespond x\n}\n")
+        let s = try #require(c.servers.first { $0.tls != nil })
+        #expect(!s.listeners.isEmpty && s.listeners.allSatisfy { !$0.protocols.contains(.h3) })
+        let open = try adapt("https://localhost:8443 {\n\ttls internal\n\trespond x\n}\n")
+        #expect(open.servers.first { $0.tls != nil }?.listeners.contains { $0.protocols.contains(.h3) } == true)
+        let e = adaptError("https://localhost {\n\tbind fd/4 fdgram/5\n\ttls internal {\n\t\tclient_auth {\n\t\t\tmode require\n\t\t}\n\t}\n}\n")
+        #expect(e?.hasPrefix("tls client_auth is not supported over HTTP/3 yet: remove the datagram listener fdgram/5") == true)
+        #expect(e?.hasSuffix(", at Caddyfile:4") == true)
+    }
 }
