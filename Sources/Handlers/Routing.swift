@@ -123,12 +123,16 @@ package final class ServerHandler: Handler {
     package let routes: RouteList
     /// Caddy's `errors.routes` (every site's `handle_errors`, host-matched).
     package let errorRoutes: RouteList
-    package init(routes: [Route], errorRoutes: [Route] = []) {
+    /// Trusted proxies and client IP headers (`servers` options), when configured.
+    package let clientIP: ClientIPPolicy?
+    package init(routes: [Route], errorRoutes: [Route] = [], clientIP: ClientIPPolicy? = nil) {
         self.routes = RouteList(routes)
         self.errorRoutes = RouteList(errorRoutes)
+        self.clientIP = clientIP
     }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        clientIP?.apply(request)
         if request.connection.strictSNIHost, !Self.hostMatchesSNI(request) {
             // Caddy's strict SNI host check (on with client_auth): a client must not pass the
             // certificate check under one name and then ask for another site (RFC 9110 §15.5.20).

@@ -1,3 +1,5 @@
+import Foundation
+import JSON
 import Testing
 
 @testable import Config
@@ -68,5 +70,31 @@ import Testing
         let e = adaptError("https://localhost {\n\tbind fd/4 fdgram/5\n\ttls internal {\n\t\tclient_auth {\n\t\t\tmode require\n\t\t}\n\t}\n}\n")
         #expect(e?.hasPrefix("tls client_auth is not supported over HTTP/3 yet: remove the datagram listener fdgram/5") == true)
         #expect(e?.hasSuffix(", at Caddyfile:4") == true)
+    }
+}
+
+/// The TLS policy survives `berth adapt` → `/load` (Berth's JSON): losing `client_auth` on the
+/// way would silently open the site.
+@Suite struct TLSPolicyJSONTests {
+    @Test func clientAuthCiphersCurvesAlpnRoundTrip() throws {
+        let c = try adapt(
+            "https://a.localhost:8443, https://b.localhost:8443 {\n\ttls internal {\n\t\tciphers TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n\t\tcurves x25519 secp384r1\n\t\talpn http/1.1\n\t\tclient_auth {\n\t\t\tmode verify_if_given\n\t\t\ttrusted_ca_cert AAAA\n\t\t\ttrusted_leaf_cert_file /leaf.pem\n\t\t}\n\t}\n\trespond x\n}\n")
+        let d = try JSONConfigDecoder.decode(Array(c.json.serialized().utf8), filename: "t.json")
+        let a = try #require(c.servers.compactMap(\.tls).first)
+        let b = try #require(d.servers.compactMap(\.tls).first)
+        #expect(b.ciphers == a.ciphers && b.ciphers == ["ECDHE-ECDSA-AES256-GCM-SHA384"])
+        #expect(b.curves == ["X25519", "P-384"] && b.alpn == ["http/1.1"])
+        #expect(b.clientAuth.map(\.names) == [["a.localhost", "b.localhost"]])
+        #expect(b.clientAuth.first?.spec.mode == "verify_if_given")
+        #expect(b.clientAuth.first?.spec.trustedCACerts == ["AAAA"])
+        #expect(b.clientAuth.first?.spec.trustedLeafCertFiles == ["/leaf.pem"])
+    }
+
+    @Test func jsonWithClientAuthAndH3IsRefused() throws {
+        let c = try adapt("https://localhost:8443 {\n\ttls internal {\n\t\tclient_auth {\n\t\t\tmode require\n\t\t}\n\t}\n\trespond x\n}\n")
+        var text = c.json.serialized()
+        text = text.replacingOccurrences(of: "\"h2\"]", with: "\"h2\",\"h3\"]")
+        #expect(text.contains("\"h3\""))
+        #expect(throws: ConfigError.self) { _ = try JSONConfigDecoder.decode(Array(text.utf8), filename: "t.json") }
     }
 }
