@@ -76,4 +76,13 @@ static inline GENERAL_NAME *berth_general_names_value(const GENERAL_NAMES *sk, i
 static inline GENERAL_NAMES *berth_x509_get_san(const X509 *x) {
     return (GENERAL_NAMES *)X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 }
+
+/* TLS client authentication (tls { client_auth }). */
+static inline int berth_ssl_set1_verify_cert_store(SSL *s, X509_STORE *st) { return (int)SSL_set1_verify_cert_store(s, st); }
+static inline void berth_openssl_free(void *p) { OPENSSL_free(p); }
+/* RFC 2253 names with UTF-8 kept (no \\XX escapes for non-ASCII). */
+static inline unsigned long berth_xn_flag_rfc2253_utf8(void) { return XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB; }
+static inline STACK_OF(X509_NAME) *berth_sk_x509_name_new_null(void) { return sk_X509_NAME_new_null(); }
+static inline int berth_sk_x509_name_push(STACK_OF(X509_NAME) *sk, X509_NAME *n) { return sk_X509_NAME_push(sk, n); }
+static inline void berth_sk_x509_name_pop_free(STACK_OF(X509_NAME) *sk) { sk_X509_NAME_pop_free(sk, X509_NAME_free); }
 #endif

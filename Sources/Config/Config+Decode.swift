@@ -163,7 +163,13 @@ package enum JSONConfigDecoder {
         if let l = try r.object("logs") { server.logs = try logs(l) }
         if let t = try r.array("tls_connection_policies") {
             guard t.count == 1 else { throw r.error("tls_connection_policies", "Berth's servers have exactly one connection policy") }
-            server.tls = try tls(JSONObjectReader(t[0].0, t[0].1))
+            server.tls = try tls(JSONObjectReader(t[0].0, t[0].1), filename: filename)
+            // As from a Caddyfile: client authentication is not available over QUIC here.
+            if server.tls?.clientAuth.isEmpty == false,
+                server.listeners.contains(where: { $0.address.isDatagram || $0.protocols.contains(.h3) })
+            {
+                throw r.error("tls_connection_policies", "client_authentication is not supported over HTTP/3 yet: this server must not listen with h3")
+            }
         }
         try r.finish()
         return (server, opts)
@@ -238,7 +244,7 @@ package enum JSONConfigDecoder {
         return w
     }
 
-    static func tls(_ r: JSONObjectReader) throws(ConfigError) -> ServerTLSConfig {
+    static func tls(_ r: JSONObjectReader, filename: String = "") throws(ConfigError) -> ServerTLSConfig {
         var certs: [CertificateSpec] = []
         for (e, ep) in try r.array("certificates") ?? [] {
             let o = try JSONObjectReader(e, ep)
@@ -266,6 +272,42 @@ package enum JSONConfigDecoder {
         var t = ServerTLSConfig(certificates: certs, defaultSNI: try r.string("default_sni"), minimumVersion: nil, maximumVersion: nil)
         t.minimumVersion = try r.choice("protocol_min", ["tls1.2", "tls1.3"])
         t.maximumVersion = try r.choice("protocol_max", ["tls1.2", "tls1.3"])
+        if let names = try r.strings("cipher_suites") {
+            var out: [String] = []
+            for n in names {
+                if let m = TLSNames.tls12Ciphers.first(where: { $0.caddy == n }) {
+                    out.append(m.openSSL)
+                } else if !TLSNames.tls13Ciphers.contains(n) {
+                    throw r.error("cipher_suites", "cipher suite '\(n)' is not allowed by Berth (allowed: \(TLSNames.tls12Ciphers.map(\.caddy).joined(separator: ", ")))")
+                }
+            }
+            t.ciphers = out
+        }
+        if let names = try r.strings("curves") {
+            t.curves = try names.map { n throws(ConfigError) in
+                guard let m = TLSNames.curves.first(where: { $0.caddy == n }) else {
+                    throw r.error("curves", "unknown curve '\(n)' (x25519, secp256r1, secp384r1, secp521r1)")
+                }
+                return m.openSSL
+            }
+        }
+        t.alpn = try r.strings("alpn")
+        for (v, p) in try r.array("client_authentication") ?? [] {
+            let o = try JSONObjectReader(v, p)
+            var spec = ClientAuthSpec(location: SourceLocation(file: filename, jsonPath: p.description))
+            spec.mode = try o.choice("mode", Array(TLSNames.clientAuthModes).sorted())
+            spec.trustedCACerts = try o.strings("trusted_ca_certs") ?? []
+            spec.trustedCACertFiles = try o.strings("trusted_ca_certs_pem_files") ?? []
+            spec.trustedLeafCerts = try o.strings("trusted_leaf_certs") ?? []
+            spec.trustedLeafCertFiles = try o.strings("trusted_leaf_certs_pem_files") ?? []
+            var names: [String] = []
+            if let m = try o.object("match") {
+                names = try m.strings("sni") ?? []
+                try m.finish()
+            }
+            try o.finish()
+            t.clientAuth.append(ClientAuthPolicySpec(names: names, spec: spec))
+        }
         try r.finish()
         return t
     }

@@ -111,6 +111,32 @@ extension ServerTLSConfig {
         if let d = defaultSNI { o.append(("default_sni", .string(d))) }
         if let v = maximumVersion { o.append(("protocol_max", .string(v))) }
         if let v = minimumVersion { o.append(("protocol_min", .string(v))) }
+        if let c = ciphers {
+            // Caddy's names; an empty list stands for "only TLS 1.3 suites were named".
+            o.append(("cipher_suites", .array(c.compactMap { n in TLSNames.tls12Ciphers.first { $0.openSSL == n }.map { .string($0.caddy) } })))
+        }
+        if let c = curves {
+            o.append(("curves", .array(c.compactMap { n in TLSNames.curves.first { $0.openSSL == n }.map { .string($0.caddy) } })))
+        }
+        if let a = alpn { o.append(("alpn", .array(a.map { .string($0) }))) }
+        if !clientAuth.isEmpty {
+            o.append(("client_authentication", .array(clientAuth.map(\.json))))
+        }
+        return .object(o)
+    }
+}
+
+extension ClientAuthPolicySpec {
+    /// Caddy's `client_authentication` fields, with the site's names as an `sni` match.
+    var json: JSONValue {
+        var o: [(String, JSONValue)] = []
+        if !names.isEmpty { o.append(("match", .object([("sni", .array(names.map { .string($0) }))]))) }
+        if let m = spec.mode { o.append(("mode", .string(m))) }
+        func list(_ k: String, _ v: [String]) { if !v.isEmpty { o.append((k, .array(v.map { .string($0) }))) } }
+        list("trusted_ca_certs", spec.trustedCACerts)
+        list("trusted_ca_certs_pem_files", spec.trustedCACertFiles)
+        list("trusted_leaf_certs", spec.trustedLeafCerts)
+        list("trusted_leaf_certs_pem_files", spec.trustedLeafCertFiles)
         return .object(o)
     }
 }

@@ -23,7 +23,36 @@ package struct SiteTLS: Sendable, Equatable {
     package var maximumVersion: String?
     /// `alpn` override.
     package var alpn: [String]?
+    /// `ciphers`: OpenSSL names of the TLS 1.2 suites kept (nil: Berth's default set; empty:
+    /// only TLS 1.3 suites were named, so TLS 1.2 has none, as in Go).
+    package var ciphers: [String]?
+    /// `curves`: OpenSSL group names in order.
+    package var curves: [String]?
+    /// `client_auth { … }`.
+    package var clientAuth: ClientAuthSpec?
     package var location: SourceLocation
+}
+
+/// `tls { client_auth { … } }` as written (certificate files are read when the runtime is
+/// built, so a reload picks up a changed CA bundle).
+package struct ClientAuthSpec: Sendable, Equatable {
+    /// `mode`: request, require, verify_if_given, require_and_verify (nil: Caddy's default).
+    package var mode: String?
+    /// `trusted_ca_cert <base64 DER>`.
+    package var trustedCACerts: [String] = []
+    /// `trusted_ca_cert_file <pem>`.
+    package var trustedCACertFiles: [String] = []
+    /// `trusted_leaf_cert <base64 DER>`.
+    package var trustedLeafCerts: [String] = []
+    /// `trusted_leaf_cert_file <pem>`.
+    package var trustedLeafCertFiles: [String] = []
+    package var location: SourceLocation
+}
+
+/// One site's client-auth policy on a server: the site's host names and its spec.
+package struct ClientAuthPolicySpec: Sendable, Equatable {
+    package var names: [String]
+    package var spec: ClientAuthSpec
 }
 
 /// The certificates one server presents: names and where their certificate comes from.
@@ -38,6 +67,14 @@ package struct ServerTLSConfig: Sendable, Equatable {
     package var defaultSNI: String?
     package var minimumVersion: String?
     package var maximumVersion: String?
+    /// `tls { ciphers }` (OpenSSL names of TLS 1.2 suites), for the whole listener.
+    package var ciphers: [String]? = nil
+    /// `tls { curves }` (OpenSSL group names), for the whole listener.
+    package var curves: [String]? = nil
+    /// `tls { alpn }`: ALPN names in preference order, for the whole listener.
+    package var alpn: [String]? = nil
+    /// Client-auth policies by site names, in site order.
+    package var clientAuth: [ClientAuthPolicySpec] = []
 }
 
 extension DirectiveParsers {
@@ -103,11 +140,23 @@ extension DirectiveParsers {
                 guard d.nextArg() else { throw d.argErr() }
                 spec.eabMACKey = d.val
                 t.issuer = spec
-            case "ciphers", "curves":
-                // Berth's policy (AEAD + forward secrecy, X25519/P-256/P-384) is fixed and
-                // stricter than Caddy's defaults; narrowing it is not supported yet.
-                throw d.err("tls \(d.val) is not supported by this Berth build yet (Berth allows only AEAD forward-secret suites and X25519/P-256/P-384)")
-            case "client_auth", "load", "dns", "on_demand", "key_type", "resolvers", "propagation_delay", "propagation_timeout", "dns_ttl", "insecure_secrets_log":
+            case "ciphers":
+                var names: [String] = []
+                var any = false
+                while d.nextArg() {
+                    any = true
+                    if let n = try TLSNames.cipher(d.val, &d) { names.append(n) }
+                }
+                if !any { throw d.argErr() }
+                t.ciphers = names
+            case "curves":
+                var groups: [String] = []
+                while d.nextArg() { groups.append(try TLSNames.curve(d.val, &d)) }
+                if groups.isEmpty { throw d.argErr() }
+                t.curves = groups
+            case "client_auth":
+                t.clientAuth = try clientAuth(&d)
+            case "load", "dns", "on_demand", "key_type", "resolvers", "propagation_delay", "propagation_timeout", "dns_ttl", "insecure_secrets_log":
                 throw d.err("tls \(d.val) is not supported by this Berth build yet")
             default:
                 throw d.err("unknown subdirective: \(d.val)")
@@ -116,12 +165,100 @@ extension DirectiveParsers {
         site.tls = t
     }
 
+    /// `client_auth { mode, trusted_ca_cert, trusted_ca_cert_file, trusted_leaf_cert,
+    /// trusted_leaf_cert_file }` (Caddy's `ClientAuthentication.UnmarshalCaddyfile`).
+    static func clientAuth(_ d: inout Dispenser) throws(CaddyfileError) -> ClientAuthSpec {
+        var spec = ClientAuthSpec(location: SourceLocation(file: d.file, line: d.line))
+        while d.nextArg() {}  // Caddy ignores tokens on the `client_auth` line
+        let nesting = d.nesting
+        while d.nextBlock(nesting) {
+            let sub = d.val
+            switch sub {
+            case "mode":
+                guard d.nextArg() else { throw d.argErr() }
+                guard TLSNames.clientAuthModes.contains(d.val) else {
+                    throw d.err("client auth mode not recognized: \(d.val) (use request, require, verify_if_given or require_and_verify)")
+                }
+                spec.mode = d.val
+                if d.nextArg() { throw d.argErr() }
+            case "trusted_ca_cert", "trusted_ca_cert_file", "trusted_leaf_cert", "trusted_leaf_cert_file":
+                guard d.nextArg() else { throw d.argErr() }
+                switch sub {
+                case "trusted_ca_cert": spec.trustedCACerts.append(d.val)
+                case "trusted_ca_cert_file": spec.trustedCACertFiles.append(d.val)
+                case "trusted_leaf_cert": spec.trustedLeafCerts.append(d.val)
+                default: spec.trustedLeafCertFiles.append(d.val)
+                }
+            case "trust_pool", "verifier":
+                throw d.err("client_auth \(sub) is not supported by this Berth build yet (use trusted_ca_cert_file or trusted_leaf_cert_file)")
+            default:
+                throw d.err("unknown subdirective for client_auth: \(sub)")
+            }
+        }
+        return spec
+    }
+
     static func tlsVersion(_ v: String, _ d: inout Dispenser) throws(CaddyfileError) -> String {
         switch v {
         case "tls1.2", "tls1.3": return v
         case "tls1.0", "tls1.1": throw d.err("\(v) is not supported by Berth: TLS 1.2 is the minimum")
         default: throw d.err("wrong protocol name or protocol not supported: '\(v)'")
         }
+    }
+}
+
+/// Caddy's TLS names (Go's `crypto/tls`) and what Berth maps them to in OpenSSL.
+package enum TLSNames {
+    package static let clientAuthModes: Set<String> = ["request", "require", "verify_if_given", "require_and_verify"]
+
+    /// Go's TLS 1.2 AEAD + ECDHE suites → OpenSSL names (Berth's whole TLS 1.2 set).
+    package static let tls12Ciphers: [(caddy: String, openSSL: String)] = [
+        ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+        ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"),
+        ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+        ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305"),
+        ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+        ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384"),
+    ]
+    /// TLS 1.3 suites: accepted by Caddy's parser, but fixed in Go (and in Berth).
+    static let tls13Ciphers: Set<String> = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
+    /// Go's other suite names (Caddy accepts the CBC ones; Berth refuses all of them).
+    static let refusedCiphers: [String: String] = [
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "CBC mode", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "CBC mode",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "CBC mode", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "CBC mode",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "CBC mode", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "CBC mode",
+        "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "3DES in CBC mode", "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA": "RC4",
+        "TLS_ECDHE_RSA_WITH_RC4_128_SHA": "RC4",
+        "TLS_RSA_WITH_AES_128_GCM_SHA256": "RSA key exchange, no forward secrecy",
+        "TLS_RSA_WITH_AES_256_GCM_SHA384": "RSA key exchange, no forward secrecy",
+        "TLS_RSA_WITH_AES_128_CBC_SHA": "RSA key exchange and CBC mode", "TLS_RSA_WITH_AES_256_CBC_SHA": "RSA key exchange and CBC mode",
+        "TLS_RSA_WITH_AES_128_CBC_SHA256": "RSA key exchange and CBC mode", "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "RSA key exchange and 3DES",
+        "TLS_RSA_WITH_RC4_128_SHA": "RSA key exchange and RC4",
+    ]
+
+    /// The OpenSSL name for a Caddy TLS 1.2 suite; nil for a TLS 1.3 suite (fixed); an error
+    /// naming why for anything outside Berth's set.
+    static func cipher(_ name: String, _ d: inout Dispenser) throws(CaddyfileError) -> String? {
+        if let m = tls12Ciphers.first(where: { $0.caddy == name }) { return m.openSSL }
+        if tls13Ciphers.contains(name) { return nil }
+        let allowed = tls12Ciphers.map(\.caddy).joined(separator: ", ")
+        if let why = refusedCiphers[name] {
+            throw d.err("cipher suite '\(name)' is not allowed by Berth (\(why)); allowed: \(allowed)")
+        }
+        throw d.err("wrong cipher suite name or cipher suite not supported: '\(name)' (Berth allows \(allowed))")
+    }
+
+    /// Caddy curve names → OpenSSL group names.
+    package static let curves: [(caddy: String, openSSL: String)] = [
+        ("x25519", "X25519"), ("secp256r1", "P-256"), ("secp384r1", "P-384"), ("secp521r1", "P-521"),
+    ]
+
+    static func curve(_ name: String, _ d: inout Dispenser) throws(CaddyfileError) -> String {
+        if let m = curves.first(where: { $0.caddy == name }) { return m.openSSL }
+        if name == "x25519mlkem768" {
+            throw d.err("curve 'x25519mlkem768' is not available with this system's OpenSSL 3.0 (no ML-KEM); use x25519, secp256r1, secp384r1 or secp521r1")
+        }
+        throw d.err("Wrong curve name or curve not supported: '\(name)' (Berth supports x25519, secp256r1, secp384r1, secp521r1)")
     }
 }
 

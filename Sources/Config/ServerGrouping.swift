@@ -129,6 +129,17 @@ enum ServerGrouping {
                                       errorRoutes: errorRoutes)
             if g.keys.contains(where: { claims[$0]!.https }) {
                 server.tls = try tlsConfig(ordered.map { ($0, siteHosts[$0] ?? []) }, sites, options)
+                if let first = server.tls?.clientAuth.first {
+                    // QUIC handshakes run on GnuTLS here, without client authentication: a
+                    // server with client_auth must not be reachable over HTTP/3 (that would
+                    // bypass the certificate check). Implicit h3 is dropped; an explicit
+                    // datagram listener is an error.
+                    if let l = server.listeners.first(where: { $0.address.isDatagram }) {
+                        throw ConfigError("tls client_auth is not supported over HTTP/3 yet: remove the datagram listener \(l.address) from this site or client_auth",
+                                          at: first.spec.location)
+                    }
+                    for i in server.listeners.indices { server.listeners[i].protocols.removeAll { $0 == .h3 } }
+                }
             }
             servers.append(server)
         }
@@ -190,6 +201,8 @@ enum ServerGrouping {
         // A name two sites share (`example.com` and `https://example.com`) gets one certificate.
         var managed: Set<String> = []
         var minV: String? = nil, maxV: String? = nil
+        var ciphers: [String]? = nil, curves: [String]? = nil, alpn: [String]? = nil
+        var clientAuth: [ClientAuthPolicySpec] = []
         for (si, hostsWithDupes) in siteHosts {
             let site = sites[si]
             var hosts: [String] = []
@@ -197,6 +210,29 @@ enum ServerGrouping {
             let named = hosts.filter { !$0.isEmpty }
             if let v = site.state.tls?.minimumVersion { minV = v }
             if let v = site.state.tls?.maximumVersion { maxV = v }
+            // Suites and groups belong to the listener's TLS context here (Caddy: per
+            // connection policy); sites sharing a listener must agree.
+            if let c = site.state.tls?.ciphers {
+                if let prev = ciphers, prev != c {
+                    throw ConfigError("sites sharing a listener must use the same tls ciphers (Berth applies them per listener)", at: site.location)
+                }
+                ciphers = c
+            }
+            if let c = site.state.tls?.curves {
+                if let prev = curves, prev != c {
+                    throw ConfigError("sites sharing a listener must use the same tls curves (Berth applies them per listener)", at: site.location)
+                }
+                curves = c
+            }
+            if let a = site.state.tls?.alpn {
+                if let prev = alpn, prev != a {
+                    throw ConfigError("sites sharing a listener must use the same tls alpn (Berth applies it per listener)", at: site.location)
+                }
+                alpn = a
+            }
+            if let ca = site.state.tls?.clientAuth {
+                clientAuth.append(ClientAuthPolicySpec(names: hosts.filter { !$0.isEmpty }.map { $0.lowercased() }, spec: ca))
+            }
             if case .files(let c, let k) = site.state.tls?.source {
                 certs.append(CertificateSpec(names: named, source: .files(certificate: c, key: k)))
                 continue
@@ -226,7 +262,8 @@ enum ServerGrouping {
             }
             if !local.isEmpty { certs.append(CertificateSpec(names: local, source: .internalCA)) }
         }
-        return ServerTLSConfig(certificates: certs, defaultSNI: options.defaultSNI, minimumVersion: minV, maximumVersion: maxV)
+        return ServerTLSConfig(certificates: certs, defaultSNI: options.defaultSNI, minimumVersion: minV, maximumVersion: maxV,
+                               ciphers: ciphers, curves: curves, alpn: alpn, clientAuth: clientAuth)
     }
 
     /// Sort key: specific hosts first (non-wildcard before wildcard, longer first), catch-all last.

@@ -123,6 +123,14 @@ package final class EventLoop: @unchecked Sendable {
         if i < handlers.count { handlers[i] = nil }
     }
 
+    /// Forgets `fd`'s handler without EPOLL_CTL_DEL, for an fd that is about to be closed and
+    /// that no other descriptor refers to (accepted sockets): close(2) removes it from the
+    /// epoll set. Never for inherited or dup'd descriptors.
+    package func forget(fd: Int32) {
+        let i = Int(fd)
+        if i < handlers.count { handlers[i] = nil }
+    }
+
     // MARK: Cross-thread
 
     /// Runs `task` on the loop thread soon. Safe from any thread.

@@ -22,8 +22,10 @@ package final class Listener: EventHandler {
     package let tag: Int
     private let peer = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
     private var registered = false
-    /// Max connections accepted per wake-up, so one busy listener cannot starve the loop.
-    package var acceptBatch = 64
+    /// Max connections accepted per wake-up. 1 (nginx's default, `multi_accept off`): the
+    /// socket is level-triggered, so a backlog wakes the loop again at once, while a lone new
+    /// connection costs one accept4 instead of two (the second one only saying EAGAIN).
+    package var acceptBatch = 1
     /// Errors that are not EAGAIN (EMFILE…) are reported here; accepting pauses briefly.
     package var onError: ((IOError) -> Void)?
 

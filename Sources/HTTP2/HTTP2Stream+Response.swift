@@ -40,9 +40,11 @@ extension HTTP2Stream: ResponseSink {
                     bodyOut.append(body)
                     bodyComplete = true
                 }
+                // HEAD of an empty body: no content-length, as Go's HTTP/2 server (it only
+                // learns a HEAD body's length from what the handler writes) and as HTTP/1 here.
+                let length: Int64? = allowed && !(isHEAD && body.isEmpty) ? Int64(body.count) : nil
                 submitResponse(
-                    status: status, fields: response.fields, contentLength: allowed ? Int64(body.count) : nil,
-                    withBody: withBody, addServer: true)
+                    status: status, fields: response.fields, contentLength: length, withBody: withBody, addServer: true)
             }
         }
         mode = .finished

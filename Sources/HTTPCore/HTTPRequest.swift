@@ -57,11 +57,34 @@ package struct ConnectionInfo: Sendable {
     package var tlsResumed: Bool = false
     /// ALPN protocol (`h2`, `http/1.1`), if any.
     package var tlsProtocol: String? = nil
+    /// The client's certificate, when a `client_auth` policy asked for one and it was sent.
+    package var tlsClientCertificate: ClientCertificateFields? = nil
+    /// The server enforces Caddy's strict SNI/Host match (on when a `client_auth` policy
+    /// exists on the listener): a request whose host differs from the SNI gets 421.
+    package var strictSNIHost: Bool = false
 
     package init(remote: SocketAddress? = nil, local: SocketAddress? = nil, isTLS: Bool = false) {
         self.remote = remote
         self.local = local
         self.isTLS = isTLS
+    }
+}
+
+/// A client certificate's fields as Caddy's `{http.request.tls.client.*}` placeholders print
+/// them; one shared instance per connection.
+package final class ClientCertificateFields: Sendable {
+    package let subject: String
+    package let issuer: String
+    package let serial: String
+    package let fingerprint: String
+    package let pem: String
+
+    package init(subject: String, issuer: String, serial: String, fingerprint: String, pem: String) {
+        self.subject = subject
+        self.issuer = issuer
+        self.serial = serial
+        self.fingerprint = fingerprint
+        self.pem = pem
     }
 }
 

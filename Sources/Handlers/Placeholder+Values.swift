@@ -204,8 +204,8 @@ extension Placeholder {
                 }
             } != nil
         case .tls(let name):
-            // Empty on plain connections (Caddy 2.11); of the TLS facts only SNI is known here.
-            if r.connection.isTLS, name == "server_name", let sn = r.connection.serverName { out.append(string: sn) }
+            // Empty on plain connections (Caddy 2.11).
+            if r.connection.isTLS { TLSPlaceholder.append(name, r.connection, out) }
         case .uuid:
             appendUUID(out)
         case .timeNowUnix, .timeNowUnixMs:
@@ -412,6 +412,51 @@ extension URLEscaping {
             } else {
                 out.append(byte: c)
             }
+        }
+    }
+}
+
+/// `{http.request.tls.*}` in Caddy's formats (`caddyhttp/replacer.go` getReqTLSReplacement).
+enum TLSPlaceholder {
+    static func append(_ name: String, _ c: ConnectionInfo, _ out: ByteBuffer) {
+        switch name {
+        case "version":
+            switch c.tlsVersion {
+            case 0x0304: out.append(string: "tls1.3")
+            case 0x0303: out.append(string: "tls1.2")
+            default: break
+            }
+        case "cipher_suite": out.append(string: cipherSuiteName(c.tlsCipherSuite))
+        case "resumed": out.append(string: c.tlsResumed ? "true" : "false")
+        case "proto": if let p = c.tlsProtocol { out.append(string: p) }
+        case "proto_mutual": out.append(string: "true")
+        case "server_name": if let sn = c.serverName { out.append(string: sn) }
+        case "client.subject": if let x = c.tlsClientCertificate { out.append(string: x.subject) }
+        case "client.issuer": if let x = c.tlsClientCertificate { out.append(string: x.issuer) }
+        case "client.serial": if let x = c.tlsClientCertificate { out.append(string: x.serial) }
+        case "client.fingerprint": if let x = c.tlsClientCertificate { out.append(string: x.fingerprint) }
+        case "client.certificate_pem": if let x = c.tlsClientCertificate { out.append(string: x.pem) }
+        case "client.certificate_der_base64":
+            if let x = c.tlsClientCertificate {
+                for line in x.pem.split(separator: "\n") where !line.hasPrefix("-----") { out.append(string: String(line)) }
+            }
+        default: break
+        }
+    }
+
+    /// Go's `tls.CipherSuiteName` for the suites Berth can negotiate.
+    static func cipherSuiteName(_ id: UInt16) -> String {
+        switch id {
+        case 0x1301: "TLS_AES_128_GCM_SHA256"
+        case 0x1302: "TLS_AES_256_GCM_SHA384"
+        case 0x1303: "TLS_CHACHA20_POLY1305_SHA256"
+        case 0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+        case 0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        case 0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+        case 0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+        case 0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+        case 0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+        default: id == 0 ? "" : "0x" + String(id, radix: 16, uppercase: true)
         }
     }
 }

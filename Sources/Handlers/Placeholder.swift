@@ -28,7 +28,8 @@ package enum Placeholder: Sendable, Equatable {
     /// A value set during the request under its full name in `HTTPRequest.vars`
     /// (`http.regexp.*`, `http.matchers.file.*`, `http.error.*`): known only once set.
     case dynamic(String)
-    /// `{http.request.tls.*}`: empty on plain connections; with TLS only `server_name` is filled.
+    /// `{http.request.tls.*}`: empty on plain connections (Caddy 2.11); `version`, `cipher_suite`,
+    /// `resumed`, `proto`, `proto_mutual`, `server_name`, `client.*` over TLS.
     case tls(String)
     case uuid
     case timeNowUnix, timeNowUnixMs
@@ -104,7 +105,7 @@ package enum Placeholder: Sendable, Equatable {
         if name.hasPrefix("http.regexp.") || name.hasPrefix("http.error.") || name.hasPrefix("http.matchers.file.") {
             return .dynamic(name)
         }
-        if let t = suffix("http.request.tls.") { return .tls(t) }
+        if let t = suffix("http.request.tls.") { return .tls(t.lowercased()) }
         if name == "tls_cipher" { return .tls("cipher_suite") }
         if name == "tls_version" { return .tls("version") }
         return nil

@@ -133,6 +133,15 @@ package final class ServerHandler: Handler {
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
         clientIP?.apply(request)
+        if request.connection.strictSNIHost, !Self.hostMatchesSNI(request) {
+            // Caddy's strict SNI host check (on with client_auth): a client must not pass the
+            // certificate check under one name and then ask for another site (RFC 9110 §15.5.20).
+            response.closeConnection = true
+            response.errorStatus = 421
+            let r = handleError(request, response)
+            response.closeConnection = true
+            return r
+        }
         var r = routes.handle(request, response)
         if response.errorStatus != 0 && !response.headSent {
             if case .pending = r {} else { r = handleError(request, response) }
@@ -144,6 +153,23 @@ package final class ServerHandler: Handler {
             return .done
         }
         return r
+    }
+
+    /// The request's host (without port) equals the TLS SNI, case-insensitively (an absent SNI
+    /// matches only an empty host, as in Caddy's `strings.EqualFold`).
+    static func hostMatchesSNI(_ request: HTTPRequest) -> Bool {
+        let sni = request.connection.serverName ?? ""
+        return request.withHost { h in
+            guard h.count == sni.utf8.count else { return false }
+            var i = 0
+            for c in sni.utf8 {
+                let a = h[i] | (h[i] >= 65 && h[i] <= 90 ? 0x20 : 0)
+                let b = c | (c >= 65 && c <= 90 ? 0x20 : 0)
+                if a != b { return false }
+                i += 1
+            }
+            return true
+        }
     }
 
     /// Caddy's server error path (`server.go` ServeHTTP): the original request is restored,

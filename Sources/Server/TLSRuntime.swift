@@ -78,8 +78,19 @@ package enum TLSRuntime {
         if cfg.applicationProtocols.isEmpty {
             throw ConfigError("an HTTPS listener needs protocol h1 or h2 (got \(protocols.map(\.rawValue).joined(separator: " ")))")
         }
+        if let wanted = tls.alpn {
+            // `tls { alpn }`: the user's order, limited to what this listener speaks.
+            let speaks = cfg.applicationProtocols
+            cfg.applicationProtocols = wanted.map { ApplicationProtocol($0) }.filter { speaks.contains($0) }
+            if cfg.applicationProtocols.isEmpty {
+                throw ConfigError("tls alpn \(wanted.joined(separator: " ")): none of these is spoken by a listener with protocols \(protocols.map(\.rawValue).joined(separator: " ")) (Berth serves h2 and http/1.1)")
+            }
+        }
         if tls.minimumVersion == "tls1.3" { cfg.minimumVersion = .tls13 }
         if tls.maximumVersion == "tls1.2" { cfg.maximumVersion = .tls12 }
+        if let c = tls.ciphers { cfg.tls12Ciphers = c.joined(separator: ":") }
+        if let c = tls.curves { cfg.keyExchangeGroups = c.joined(separator: ":") }
+        for p in tls.clientAuth { cfg.clientAuthPolicies.append(try clientAuthPolicy(p)) }
         // TLS-ALPN-01 (RFC 8737) for this server's ACME names, answered in the handshake.
         if tls.certificates.contains(where: { if case .acme = $0.source { true } else { false } }) {
             cfg.acmeChallengeCertificates = ACMERuntime.challenges.tlsALPN01
@@ -89,6 +100,73 @@ package enum TLSRuntime {
         } catch {
             throw ConfigError("creating TLS context: \(error)")
         }
+    }
+}
+
+extension TLSRuntime {
+    /// Reads a site's `client_auth` certificates (base64 DER and PEM files, like Caddy's
+    /// `convertPEMFilesToDER`) into a policy; errors name the Caddyfile line.
+    static func clientAuthPolicy(_ p: ClientAuthPolicySpec) throws(ConfigError) -> TLSClientAuthPolicy {
+        let s = p.spec
+        func base64(_ list: [String], _ what: String) throws(ConfigError) -> [[UInt8]] {
+            var out: [[UInt8]] = []
+            for b in list {
+                guard let der = Base64.decode(b) else {
+                    throw ConfigError("client_auth \(what): not valid base64: \(b.prefix(20))…", at: s.location)
+                }
+                out.append(der)
+            }
+            return out
+        }
+        func files(_ list: [String], _ what: String) throws(ConfigError) -> [[UInt8]] {
+            var out: [[UInt8]] = []
+            for f in list {
+                do {
+                    let pem = try FileIO.readAll(f, limit: 4 << 20)
+                    out += try TLSClientAuthPolicy.derCertificates(pem: pem, what: "CERTIFICATE in \(f)")
+                } catch {
+                    throw ConfigError("client_auth \(what) \(f): \(error)", at: s.location)
+                }
+            }
+            return out
+        }
+        let cas = try base64(s.trustedCACerts, "trusted_ca_cert") + files(s.trustedCACertFiles, "trusted_ca_cert_file")
+        let leaves = try base64(s.trustedLeafCerts, "trusted_leaf_cert") + files(s.trustedLeafCertFiles, "trusted_leaf_cert_file")
+        do {
+            return try TLSClientAuthPolicy(
+                mode: s.mode.flatMap { TLSClientAuthMode(rawValue: $0) }, serverNames: p.names, trustedCAs: cas,
+                trustedLeaves: leaves)
+        } catch {
+            throw ConfigError("client_auth: \(error)", at: s.location)
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648 §4), padding optional; nil on any other character.
+enum Base64 {
+    static func decode(_ s: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in s.utf8 {
+            let v: UInt32
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a") + 26)
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0") + 52)
+            case UInt8(ascii: "+"): v = 62
+            case UInt8(ascii: "/"): v = 63
+            case UInt8(ascii: "="): continue
+            default: return nil
+            }
+            acc = acc << 6 | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        return out.isEmpty ? nil : out
     }
 }
 

@@ -73,6 +73,14 @@ package struct TLSServerConfiguration: Sendable {
     /// Challenge certificates for ACME TLS-ALPN-01 (RFC 8737), looked up by exact SNI when
     /// the client offers only `acme-tls/1`. Nil: `acme-tls/1` is never negotiated.
     package var acmeChallengeCertificates: CertificateSource?
+    /// Client authentication per SNI (`tls { client_auth }`), first match wins; handshakes no
+    /// policy matches are not asked for a certificate.
+    package var clientAuthPolicies: [TLSClientAuthPolicy] = []
+    /// TLS 1.2 suites (OpenSSL names, from `tls { ciphers }`); nil: `tls12CipherList`.
+    /// TLS 1.3 suites are fixed, as in Go. An empty string leaves TLS 1.2 without suites.
+    package var tls12Ciphers: String?
+    /// Key-exchange groups (OpenSSL names, from `tls { curves }`); nil: `groups`.
+    package var keyExchangeGroups: String?
 
     /// Frees each connection's record buffers (~34 KiB: 16 KiB records plus overhead, one for
     /// reading and one for writing) whenever they are empty (`SSL_MODE_RELEASE_BUFFERS`, as

@@ -39,9 +39,16 @@ package struct TLSConnectionInfo: Sendable, Equatable {
     package var applicationProtocol: String?
     /// `server_name`: the SNI the client sent (server) or requested (client), nil when none.
     package var serverName: String?
+    /// Server with a client-auth policy: the client's leaf certificate, if it sent one.
+    package var clientCertificate: TLSClientCertificateFacts? = nil
 
     /// The version as an enum (nil for anything unexpected).
     package var protocolVersion: TLSVersion? { TLSVersion(rawValue: version) }
+}
+
+/// Answers a server connection's local IP when a handshake without SNI needs it.
+package protocol TLSLocalAddressSource: AnyObject {
+    func tlsLocalAddress() -> String?
 }
 
 /// A resumable client session (`SSL_SESSION`), for the next connection to the same server.
@@ -78,8 +85,14 @@ package final class TLSConnection {
     package let input: ByteBuffer
     /// Ciphertext to send to the peer; every call may append to it.
     package let output: ByteBuffer
-    /// Server: the local IP of the socket, tried against IP SANs when there is no SNI.
-    package let localAddress: String?
+    /// Server: the local IP of the socket, tried against IP SANs when there is no SNI. Given
+    /// at creation, or asked of `localAddressSource` only when a handshake needs it (a
+    /// getsockname per connection otherwise, for the rare client without SNI).
+    package var localAddress: String? { fixedLocalAddress ?? localAddressSource?.tlsLocalAddress() }
+    private let fixedLocalAddress: String?
+    /// Server: resolves `localAddress` lazily; the owner (which owns this connection) must
+    /// outlive it.
+    package unowned(unsafe) var localAddressSource: (any TLSLocalAddressSource)?
     /// Client: the name sent as SNI and verified (or the IP verified).
     package let serverName: String?
     /// Where the connection is.
@@ -99,6 +112,8 @@ package final class TLSConnection {
     var servingACMEChallenge = false
     /// Client: the newest session from the new-session callback.
     var latestSession: TLSSession?
+    /// Server: the client-auth policy chosen for this handshake (client_hello callback).
+    var clientAuthPolicy: TLSClientAuthPolicy?
     /// Server: the first 5 bytes have been checked for a plaintext HTTP request.
     private var checkedFirstRecord = false
 
@@ -159,7 +174,7 @@ package final class TLSConnection {
         self.context = context
         self.input = input
         self.output = output
-        self.localAddress = localAddress
+        self.fixedLocalAddress = localAddress
         self.serverName = serverName
         _ = SSL_set_ex_data(ssl, connectionExDataIndex, Unmanaged.passUnretained(self).toOpaque())
         guard let bio = ByteBufferBIO.make(for: self) else { throw TLSError.drain(.configuration, "BIO_new") }
@@ -353,13 +368,18 @@ package final class TLSConnection {
         } else {
             sni = serverName.flatMap { IPAddress.parse($0) == nil ? $0 : nil }
         }
+        var clientCertificate: TLSClientCertificateFacts?
+        if clientAuthPolicy != nil, let peer = SSL_get0_peer_certificate(ssl) {
+            clientCertificate = TLSClientCertificateFacts(peer)
+        }
         return TLSConnectionInfo(
             resumed: SSL_session_reused(ssl) == 1,
             version: UInt16(truncatingIfNeeded: SSL_version(ssl)),
             cipherSuite: cipher.map { SSL_CIPHER_get_protocol_id($0) } ?? 0,
             cipherSuiteName: cipher.flatMap { SSL_CIPHER_standard_name($0) }.map { String(cString: $0) } ?? "",
             applicationProtocol: proto,
-            serverName: sni)
+            serverName: sni,
+            clientCertificate: clientCertificate)
     }
 
     /// Marks the connection failed and builds the error from the queue.

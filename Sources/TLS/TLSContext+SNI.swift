@@ -46,15 +46,31 @@ let alpnSelectCallback:
         }
     }
 
-/// `SSL_CTX_set_client_hello_cb`: notes whether the client offers only `acme-tls/1`, so the
-/// servername callback can present the challenge certificate (RFC 8737 §3).
+/// `SSL_CTX_set_client_hello_cb`, before any extension is processed: notes whether the client
+/// offers only `acme-tls/1`, so the servername callback can present the challenge certificate
+/// (RFC 8737 §3), and applies the client-auth policy for the requested name — here rather than
+/// in the servername callback because the session-ID context must be set before OpenSSL checks
+/// a resumption ticket against it.
 let clientHelloCallback:
     @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?) -> Int32 = {
-        ssl, _, _ in
+        ssl, _, arg in
         guard let ssl, let connection = TLSConnection.from(ssl) else { return SSL_CLIENT_HELLO_SUCCESS }
         var data: UnsafePointer<UInt8>?
         var len = 0
-        guard
+        guard let arg else { return SSL_CLIENT_HELLO_SUCCESS }
+        let context = Unmanaged<TLSContext>.fromOpaque(arg).takeUnretainedValue()
+        if !context.clientAuthPolicies.isEmpty {
+            var name: String?
+            if SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_server_name), &data, &len) == 1, let data {
+                name = ServerNameExtension.hostName(UnsafeBufferPointer(start: data, count: len))
+            }
+            let local = name == nil ? connection.localAddress : nil
+            if let policy = context.clientAuthPolicies.first(where: { $0.matches(serverName: name, localAddress: local) }) {
+                connection.clientAuthPolicy = policy
+                policy.apply(to: ssl)
+            }
+        }
+        guard context.acmeChallengeCertificates != nil,
             SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation), &data, &len)
                 == 1,
             let data
@@ -69,6 +85,28 @@ let clientHelloCallback:
         connection.acmeChallengeRequested = names == 1 && onlyACME
         return SSL_CLIENT_HELLO_SUCCESS
     }
+
+/// The server_name extension body (RFC 6066 §3): `ServerName server_name_list<1..2^16-1>`,
+/// each `NameType name_type; opaque HostName<1..2^16-1>`.
+enum ServerNameExtension {
+    /// The first host_name (type 0), lower-cased; nil when absent or malformed.
+    static func hostName(_ ext: UnsafeBufferPointer<UInt8>) -> String? {
+        guard ext.count >= 2 else { return nil }
+        let total = Int(ext[0]) << 8 | Int(ext[1])
+        guard total + 2 <= ext.count else { return nil }
+        var i = 2
+        while i + 3 <= 2 + total {
+            let type = ext[i]
+            let n = Int(ext[i + 1]) << 8 | Int(ext[i + 2])
+            guard i + 3 + n <= 2 + total else { return nil }
+            if type == 0, n > 0 {
+                return String(decoding: UnsafeBufferPointer(rebasing: ext[(i + 3)..<(i + 3 + n)]), as: UTF8.self).lowercased()
+            }
+            i += 3 + n
+        }
+        return nil
+    }
+}
 
 /// Outcome of ALPN selection.
 enum ALPNSelection: Equatable {
@@ -127,7 +165,9 @@ extension TLSContext {
                 return false
             }
         } else {
-            certificate = certificates?.current.certificate(forServerName: name, localAddress: connection?.localAddress)
+            // The local address (a getsockname) only matters without SNI.
+            let local = name == nil ? connection?.localAddress : nil
+            certificate = certificates?.current.certificate(forServerName: name, localAddress: local)
         }
         guard let certificate else { return false }
         return SSL_use_cert_and_key(ssl, certificate.leaf, certificate.key, certificate.chain, 1) == 1

@@ -37,6 +37,8 @@ package final class TLSContext: @unchecked Sendable {
     let alpnWire: [[UInt8]]
     /// Server offers h2 (enables Go's http/1.1 fallback in ALPN selection).
     let offersH2: Bool
+    /// Server: client-auth policies by SNI (empty: never ask for a client certificate).
+    package let clientAuthPolicies: [TLSClientAuthPolicy]
 
     // MARK: Server
 
@@ -63,6 +65,7 @@ package final class TLSContext: @unchecked Sendable {
         certificates = c.certificates
         ticketKeys = c.ticketKeys
         acmeChallengeCertificates = c.acmeChallengeCertificates
+        clientAuthPolicies = c.clientAuthPolicies
         verifiesPeer = false
         // From here on `deinit` frees `raw` if a step throws.
 
@@ -79,14 +82,17 @@ package final class TLSContext: @unchecked Sendable {
         if c.releaseIdleBuffers { mode |= Int(SSL_MODE_RELEASE_BUFFERS) }
         _ = berth_ssl_ctx_set_mode(ctx, mode)
 
-        guard SSL_CTX_set_cipher_list(ctx, TLSServerConfiguration.tls12CipherList) == 1 else {
+        if c.tls12Ciphers == "" {
+            // Only TLS 1.3 suites were named (Go then has no TLS 1.2 suite either).
+            try TLSContext.setVersions(ctx, .tls13, c.maximumVersion)
+        } else if SSL_CTX_set_cipher_list(ctx, c.tls12Ciphers ?? TLSServerConfiguration.tls12CipherList) != 1 {
             throw TLSError.drain(.configuration, "SSL_CTX_set_cipher_list")
         }
         guard SSL_CTX_set_ciphersuites(ctx, TLSServerConfiguration.tls13CipherSuites) == 1 else {
             throw TLSError.drain(.configuration, "SSL_CTX_set_ciphersuites")
         }
-        guard berth_ssl_ctx_set1_groups_list(ctx, TLSServerConfiguration.groups) == 1 else {
-            throw TLSError.drain(.configuration, "SSL_CTX_set1_groups_list")
+        guard berth_ssl_ctx_set1_groups_list(ctx, c.keyExchangeGroups ?? TLSServerConfiguration.groups) == 1 else {
+            throw TLSError.drain(.configuration, "SSL_CTX_set1_groups_list \(c.keyExchangeGroups ?? "")")
         }
 
         // Resumption is stateless (tickets) only: no server-side session-ID cache to grow.
@@ -110,8 +116,11 @@ package final class TLSContext: @unchecked Sendable {
         if c.ticketKeys != nil {
             _ = SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticketKeyCallback)
         }
-        if c.acmeChallengeCertificates != nil {
+        if c.acmeChallengeCertificates != nil || !c.clientAuthPolicies.isEmpty {
             SSL_CTX_set_client_hello_cb(ctx, clientHelloCallback, me)
+        }
+        if !c.clientAuthPolicies.isEmpty {
+            SSL_CTX_set_cert_verify_callback(ctx, clientCertVerifyCallback, nil)
         }
         OpenSSLErrorQueue.clear()
     }
@@ -132,6 +141,7 @@ package final class TLSContext: @unchecked Sendable {
         applicationProtocols = c.applicationProtocols
         alpnWire = c.applicationProtocols.map { Array($0.name.utf8) }
         offersH2 = false
+        clientAuthPolicies = []
         certificates = nil
         ticketKeys = nil
         acmeChallengeCertificates = nil

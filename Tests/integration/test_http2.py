@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import launch, tcp_listener, write_caddyfile
-from h2_client import ENHANCE_YOUR_CALM, H2Client, frames
+from h2_client import ENHANCE_YOUR_CALM, PROTOCOL_ERROR, REFUSED_STREAM, H2Client, RawH2, frames
 
 CADDYFILE = """{
 \tadmin off
@@ -20,6 +20,8 @@ https://localhost {
 \tbind fd/3 {
 \t\tprotocols h1 h2
 \t}
+\trespond /empty ""
+\trespond /missing 404
 \trespond "h2 {http.request.proto}
 "
 }
@@ -94,6 +96,20 @@ def test_python_h2c_head_and_post(server):
         assert r.status == 200 and r.body == b"cleartext HTTP/2.0\n"
 
 
+def test_head_of_empty_response_has_no_content_length_like_caddy(server):
+    # Go's HTTP/2 server (Caddy) only learns a HEAD body's length from what the handler writes:
+    # an empty one gets no content-length (GET gets "0"); a non-empty one keeps its length.
+    with tls_client(server) as c:
+        for path in ("/empty", "/missing"):
+            head = c.response(c.request("HEAD", path))
+            get = c.get(path)
+            assert head.status == get.status and head.body == b""
+            assert head.header("content-length") is None, (path, head.headers)
+            assert get.header("content-length") == "0", (path, get.headers)
+        head = c.response(c.request("HEAD", "/"))
+        assert head.header("content-length") == "12" and head.body == b""
+
+
 def test_rapid_reset_is_cut_and_others_served(server):
     with tls_client(server) as c:
         for _ in range(300):
@@ -136,6 +152,56 @@ def test_empty_data_flood_is_cut(server):
             c.send_raw(frames.data(sid, b"", end_stream=False))
         g = c.wait_goaway(timeout=5)
         assert g is not None and g.error_code == ENHANCE_YOUR_CALM, g
+    assert served_again(server)
+
+
+def _hpack_int(value, prefix_bits, first_byte_flags=0):
+    """RFC 7541 §5.1 integer with an N-bit prefix."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first_byte_flags | value])
+    out = [first_byte_flags | limit]
+    value -= limit
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    out.append(value)
+    return bytes(out)
+
+
+def test_hpack_bomb_is_cut(server):
+    # RFC 7541 §7.3: one 4000-byte entry in the dynamic table, then referenced 100 times
+    # (one byte each): a ~500-byte block that decodes to ~400 KB.
+    raw = RawH2.tls("127.0.0.1", server.ports[0], server_name="localhost")
+    with raw:
+        base = raw.block("/")
+        big = b"\x40" + _hpack_int(4, 7) + b"x-aa" + _hpack_int(4000, 7) + b"a" * 4000
+        bomb = base + big + bytes([0x80 | 62]) * 100
+        raw.send(frames.headers(1, bomb))
+        g = raw.goaway(timeout=5)
+        assert g is not None and g.error_code == ENHANCE_YOUR_CALM, g
+    assert served_again(server)
+
+
+def test_max_concurrent_streams_is_enforced(server):
+    raw = RawH2.tls("127.0.0.1", server.ports[0], server_name="localhost")
+    with raw:
+        # A zero initial window keeps every answered stream open (its body cannot be sent),
+        # then 260 GETs: above SETTINGS_MAX_CONCURRENT_STREAMS 250.
+        raw.send(frames.settings([(4, 0)]))
+        for i in range(260):
+            raw.send(frames.headers(1 + 2 * i, raw.block("/")))
+        frames_seen = raw.read_frames(timeout=2)
+        import struct
+        settings = [p for t, f, s, p in frames_seen if t == frames.SETTINGS and not f & frames.ACK]
+        advertised = {struct.unpack(">H", p[i:i + 2])[0]: struct.unpack(">I", p[i + 2:i + 6])[0]
+                      for p in settings for i in range(0, len(p), 6)}
+        assert advertised.get(3) == 250, advertised
+        refused = {s for s, c in raw.resets().items() if c in (REFUSED_STREAM, PROTOCOL_ERROR)}
+        g = raw.goaway(timeout=0.5)
+        # Streams past the limit are refused (or the connection is cut), never served.
+        assert refused == {1 + 2 * i for i in range(250, 260)} or (g is not None and g.error_code != 0), \
+            (sorted(refused)[:5], len(refused), g)
     assert served_again(server)
 
 

@@ -111,8 +111,68 @@ def test_session_resumption(https_server, tmp_path):
                            capture_output=True, timeout=10)
     assert os.path.exists(sess), first.stderr
     second = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{p.port}", "-servername", "localhost",
-                             "-CAfile", root, "-sess_in", sess], input=b"", capture_output=True, timeout=10)
-    assert b"Reused" in second.stdout, second.stdout[-800:]
+                             "-CAfile", root, "-ign_eof", "-sess_in", sess],
+                            input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                            capture_output=True, timeout=10)
+    assert b"Reused, TLSv1.3" in second.stdout, second.stdout[-800:]
+    e = p.wait_log(lambda e: e.get("logger") == "http.log.access" and e["request"].get("tls", {}).get("resumed"))
+    assert e["request"]["tls"]["version"] == 772
+
+
+@pytest.mark.skipif(not OPENSSL, reason="openssl not installed")
+def test_tls12_renegotiation_is_refused(https_server):
+    # s_client's "R" line asks for a renegotiation (TLS 1.2; TLS 1.3 has none).
+    p, root = https_server
+    r = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{p.port}", "-servername", "localhost",
+                        "-CAfile", root, "-tls1_2"], input=b"R\n", capture_output=True, timeout=10)
+    out = r.stdout + r.stderr
+    assert b"RENEGOTIATING" in out, out[-600:]
+    assert b"no renegotiation" in out or b"alert" in out, out[-600:]
+    assert b"Secure Renegotiation IS NOT supported" in out or b"Secure Renegotiation IS supported" in out
+
+
+SITE = """
+https://{n}.localhost {{
+\ttls internal
+\tbind fd/3 {{
+\t\tprotocols h1 h2
+\t}}
+\tbind fd/4 {{
+\t\tprotocols h1
+\t}}
+\trespond "hi"
+}}
+"""
+
+
+@pytest.mark.skipif(not OPENSSL, reason="openssl not installed")
+def test_default_sni_and_per_listener_alpn(tmp_path):
+    text = """{
+\tadmin off
+\tdefault_sni b.localhost
+}
+
+""" + "".join(SITE.format(n=n) for n in ("a", "b"))
+    cf = write_caddyfile(tmp_path, text)
+    a, b = tcp_listener(), tcp_listener()
+    p = launch(["run", "--config", str(cf)], sockets=[a, b], env={"XDG_DATA_HOME": str(tmp_path / "d")})
+    try:
+        both, h1only = p.ports
+        # No SNI: the default_sni name's certificate (Caddy would abort the handshake).
+        r = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{both}", "-noservername"], input=b"",
+                           capture_output=True, timeout=10)
+        pem = r.stdout[r.stdout.index(b"-----BEGIN CERTIFICATE-----"):r.stdout.index(b"-----END CERTIFICATE-----") + 25]
+        san = subprocess.run([OPENSSL, "x509", "-noout", "-ext", "subjectAltName"], input=pem, capture_output=True).stdout
+        assert b"DNS:b.localhost" in san and b"a.localhost" not in san, san
+        for port, want in ((both, b"ALPN protocol: h2"), (h1only, b"ALPN protocol: http/1.1")):
+            r = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "a.localhost",
+                                "-alpn", "h2,http/1.1"], input=b"", capture_output=True, timeout=10)
+            assert want in r.stdout + r.stderr, (port, (r.stdout + r.stderr)[-600:])
+        r = curl(["-k", "--http2", "-o", "/dev/null", "-w", "%{http_version}", "--resolve", f"a.localhost:{h1only}:127.0.0.1",
+                  f"https://a.localhost:{h1only}/"])
+        assert r.stdout == "1.1", r.stdout + r.stderr
+    finally:
+        p.stop()
 
 
 def test_plaintext_http_on_tls_port_gets_400(https_server):
