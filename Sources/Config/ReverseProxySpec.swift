@@ -25,6 +25,8 @@ package struct ReverseProxySpec: HandlerSpec {
     package var headerDown: [HeaderLine] = []
     package var trustedProxies: [String] = []
     package var flushIntervalMilliseconds: Int? = nil
+    /// Where the directive is (TLS setup errors at build time name it).
+    package var tlsLocation: SourceLocation? = nil
 
     package init() {}
 
@@ -163,7 +165,10 @@ package struct ReverseProxySpec: HandlerSpec {
         if let r = t.responseHeaderTimeoutMilliseconds { o.append(("response_header_timeout", .int(r * 1_000_000))) }
         if t.tls {
             var tls: [(String, JSONValue)] = []
+            if let c = t.tlsClientCertificateFile { tls.append(("client_certificate_file", .string(c))) }
+            if let k = t.tlsClientKeyFile { tls.append(("client_certificate_key_file", .string(k))) }
             if t.tlsInsecureSkipVerify { tls.append(("insecure_skip_verify", .bool(true))) }
+            if !t.tlsTrustedCAFiles.isEmpty { tls.append(("root_ca_pem_files", .array(t.tlsTrustedCAFiles.map { .string($0) }))) }
             if let n = t.tlsServerName { tls.append(("server_name", .string(n))) }
             o.append(("tls", .object(tls)))
         }
@@ -197,6 +202,13 @@ package struct ReverseProxySpec: HandlerSpec {
         c.responseHeaderOps = Self.operations(headerDown, context)
         c.trustedProxies = trustedProxies.compactMap { IPNetwork($0) }
         c.flushIntervalMilliseconds = flushIntervalMilliseconds
+        if transport.tls {
+            do {
+                c.tls = try UpstreamTLS.make(transport)
+            } catch {
+                throw ConfigError("reverse_proxy: upstream TLS: \(error)", at: tlsLocation)
+            }
+        }
         return ReverseProxyHandler(c)
     }
 

@@ -87,6 +87,10 @@ extension ProxyExchange {
     /// `header_down`.
     private func copyResponseFields() {
         HopByHop.copy(respFields, into: &response.fields) { _ in false }
+        if let i = respFields.firstIndex(.trailer) {
+            // Trailer is hop-by-hop, but Go's ReverseProxy announces the trailers it will copy.
+            respFields.withField(i) { _, v in response.fields.append(.trailer, value: v) }
+        }
         if !respFields.contains(.server) { response.fields.suppressServerField() }
         addVia()
         if let cookie = cookieToSet, case .cookie(let name, _) = config.policy {
@@ -156,6 +160,10 @@ extension ProxyExchange {
         }
         phase = .done
         flow?.setFlowObserver(nil, for: response)
+        if !decoder.trailerBytes.isEmpty {
+            // Caddy forwards the upstream's trailers (Go's ReverseProxy copies res.Trailer).
+            ResponseBodyDecoder.parseTrailers(decoder.trailerBytes, into: &response.trailers)
+        }
         response.finish()
         recycle()
     }
@@ -188,7 +196,8 @@ extension ProxyExchange {
         }
         response.status = 101
         let tunnel = Tunnel(loop: uloop.loop)
-        tunnel.setUpstream(fd: c.detach(), pending: c.input.readable)
+        let (fd, tls) = c.detach()
+        tunnel.setUpstream(fd: fd, tls: tls, pending: c.input.readable)
         c.input.clear()
         conn = nil
         if let h = host {
