@@ -56,11 +56,10 @@ extension ProxyExchange {
             return false
         }
         // Passive health checks (Caddy: unhealthy_status, unhealthy_latency).
-        let h = config.health
-        if let host, h.failDurationMilliseconds > 0 {
+        if let host, config.health.failDurationMilliseconds > 0 {
             let latencyMs = Int((Clock.monotonicNanos() &- headStartNanos) / 1_000_000)
-            if h.isUnhealthyStatus(status) || (h.unhealthyLatencyMilliseconds.map { latencyMs > $0 } ?? false) {
-                host.countFailure(h, on: uloop.loop)
+            if config.health.isUnhealthyStatus(status) || (config.health.unhealthyLatencyMilliseconds.map { latencyMs > $0 } ?? false) {
+                host.countFailure(config.health, on: uloop.loop)
             }
         }
         copyResponseFields()

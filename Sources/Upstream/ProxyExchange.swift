@@ -65,7 +65,11 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         uloop = loop
     }
 
-    var config: ProxyConfiguration { proxy!.configuration }
+    /// The proxy's configuration, borrowed (a plain getter would copy the struct and retain
+    /// every array and closure in it on each access).
+    var config: ProxyConfiguration {
+        _read { yield proxy.unsafelyUnwrapped.configuration }
+    }
 
     // MARK: Lifecycle
 

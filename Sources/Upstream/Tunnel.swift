@@ -76,8 +76,9 @@ package final class Tunnel: UpgradeReceiver {
     }
 
     /// Called by the client protocol's driver after it wrote (or queued) the 101.
-    package func takeOver(fd: Int32, fromClient: UnsafeRawBufferPointer, toClient: UnsafeRawBufferPointer) {
+    package func takeOver(fd: Int32, tls: AnyObject?, fromClient: UnsafeRawBufferPointer, toClient: UnsafeRawBufferPointer) {
         client.fd = fd
+        client.tls = tls as? TLSConnection
         // The 101 head goes first, then whatever the upstream sent after its head.
         if !toClient.isEmpty {
             let early = Array(client.pending.readable)
@@ -91,6 +92,16 @@ package final class Tunnel: UpgradeReceiver {
         guard register(client), register(upstream) else {
             close()
             return
+        }
+        // Records the client's TLS session already read but not yet decrypted (or decrypted
+        // and still inside OpenSSL) belong to the tunnel now.
+        if let t = client.tls, !t.input.isEmpty || t.hasPendingPlaintext {
+            do {
+                if try t.feed(into: upstream.pending).closeNotifyReceived { client.readEOF = true }
+            } catch {
+                close()
+                return
+            }
         }
         flushEnd(client)
         flushEnd(upstream)

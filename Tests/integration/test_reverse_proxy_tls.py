@@ -260,3 +260,34 @@ def test_mixed_http_and_https_upstreams_is_a_config_error(tmp_path):
     assert r.returncode != 0
     assert "upstream address scheme is HTTP but transport is configured for HTTP+TLS" in r.stderr + r.stdout
     assert "Caddyfile:" in r.stderr + r.stdout
+
+
+def test_websocket_from_an_https_client(pki, echo):
+    """The client side is TLS (an HTTPS site): the tunnel takes over the client's TLS session."""
+    import ssl
+    text = (f"{{\n\tadmin off\n}}\n\nhttps://backend.test {{\n\ttls {pki}/server.pem {pki}/server.key\n"
+            f"\tbind fd/3 {{\n\t\tprotocols h1 h2\n\t}}\n\treverse_proxy 127.0.0.1:{echo.port}\n}}\n")
+    p = start(text)
+    try:
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        ctx.set_alpn_protocols(["http/1.1"])
+        raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        c = ctx.wrap_socket(raw, server_hostname="backend.test")
+        key = base64.b64encode(os.urandom(16)).decode()
+        # The first frame rides in the same TLS write as the request head.
+        c.sendall((f"GET /ws HTTP/1.1\r\nHost: backend.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+                  + ws_frame(0x1, b"early", mask=b"abcd"))
+        r = Reader(c)
+        _, status, _, headers = r.read_head()
+        assert status == "101", (status, headers, p.stderr())
+        assert ws_read_frame(r) == (0x1, b"early")
+        for size in (10, 100_000):
+            payload = os.urandom(size)
+            c.sendall(ws_frame(0x2, payload, mask=b"wxyz"))
+            assert ws_read_frame(r) == (0x2, payload)
+        c.sendall(ws_frame(0x8, b"\x03\xe8", mask=b"abcd"))
+        assert ws_read_frame(r)[0] == 0x8
+        c.close()
+    finally:
+        p.stop()
