@@ -87,7 +87,7 @@ package final class HTTPResponse {
     /// Trailer fields sent after a streamed body (RFC 9110 §6.5): HTTP/1.1 chunked responses
     /// and HTTP/2 (a HEADERS frame after the DATA). Set before `finish()`; reverse_proxy
     /// forwards the upstream's trailers here.
-    package var trailers = HTTPFields()
+    package var trailers = HTTPFields.unreserved()
 
     package init(sink: any ResponseSink) {
         self.sink = sink

@@ -140,7 +140,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         }
         host = h
         h.inFlight.wrappingAdd(1, ordering: .relaxed)
-        let p = uloop.pool(for: h, transport: config.transport, tls: config.tls)
+        let p = uloop.pool(for: h, proxy: proxy.unsafelyUnwrapped)
         pool = p
         acquire(p)
     }
@@ -217,7 +217,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         parser.reset()
         respFields.removeAll()
         headStartNanos = Clock.monotonicNanos()
-        RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
+        RequestHead.buildFields(request, proxy.unsafelyUnwrapped.configuration, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
         RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
         switch bodyPhase {
         case .notStarted where expectContinue:

@@ -93,11 +93,11 @@ package final class UpstreamLoop {
     }
 
     /// The pool for `host` on this loop.
-    func pool(for host: UpstreamHost, transport: TransportOptions, tls: UpstreamTLS?) -> HostPool {
+    func pool(for host: UpstreamHost, proxy: ReverseProxy) -> HostPool {
         let slot = host.slot
         if slot < pools.count, let p = pools[slot] { return p }
         if slot >= pools.count { pools.append(contentsOf: repeatElement(nil, count: slot + 1 - pools.count)) }
-        let p = HostPool(host: host, transport: transport, tls: tls, loop: self)
+        let p = HostPool(host: host, transport: proxy.configuration.transport, tls: proxy.configuration.tls, loop: self)
         pools[slot] = p
         return p
     }
