@@ -302,6 +302,47 @@ def test_unhealthy_latency_marks_slow_upstream():
         b.close()
 
 
+def test_sticky_policies_cookie_header_uri_hash():
+    backends = [EchoBackend(name=f"b{i}") for i in range(3)]
+    ups = " ".join(f"127.0.0.1:{b.port}" for b in backends)
+    try:
+        # cookie: the first answer sets `lb`; requests carrying it stay on that upstream.
+        p = start(site(f"reverse_proxy {ups} {{\n\t\tlb_policy cookie\n\t}}"))
+        try:
+            st, hd, _ = request(p.port, path="/json")
+            cookie = hget(hd, "Set-Cookie")
+            assert st == 200 and cookie and cookie.startswith("lb=") and "Path=/" in cookie, hd
+            first = hget(hd, "X-Backend")
+            for _ in range(8):
+                st, hd, _ = request(p.port, path="/json", headers={"Cookie": cookie.split(";")[0]})
+                assert hget(hd, "X-Backend") == first and hget(hd, "Set-Cookie") is None
+        finally:
+            p.stop()
+        # header: one value, one upstream; several values spread.
+        p = start(site(f"reverse_proxy {ups} {{\n\t\tlb_policy header X-User\n\t}}"))
+        try:
+            for user in ("alice", "bob"):
+                seen = {hget(request(p.port, path="/json", headers={"X-User": user})[1], "X-Backend") for _ in range(6)}
+                assert len(seen) == 1, (user, seen)
+            spread = {hget(request(p.port, path="/json", headers={"X-User": f"u{i}"})[1], "X-Backend") for i in range(30)}
+            assert len(spread) >= 2, spread
+        finally:
+            p.stop()
+        # uri_hash: one URI, one upstream.
+        p = start(site(f"reverse_proxy {ups} {{\n\t\tlb_policy uri_hash\n\t}}"))
+        try:
+            for path in ("/json?a", "/json?b"):
+                seen = {hget(request(p.port, path=path)[1], "X-Backend") for _ in range(6)}
+                assert len(seen) == 1, (path, seen)
+            spread = {hget(request(p.port, path=f"/json?k={i}")[1], "X-Backend") for i in range(30)}
+            assert len(spread) >= 2, spread
+        finally:
+            p.stop()
+    finally:
+        for b in backends:
+            b.close()
+
+
 def test_round_robin_spreads(echo):
     other = EchoBackend(name="other")
     p = start(site(f"""reverse_proxy 127.0.0.1:{echo.port} 127.0.0.1:{other.port} {{
