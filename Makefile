@@ -37,8 +37,24 @@ unit: deps
 integration: release
 	BERTH=$(BERTH) $(PYTHON) -m pytest -q Tests/integration
 
+# The whole suite: Berth, Caddy, nginx in the direct, socket, pasta and podman-none modes (about
+# 20 min; BENCH_ARGS=--quick for a smoke run, or --modes/--servers/--scenarios for a subset).
 bench: release
+	$(PYTHON) Benchmarks/suite.py --berth $(BERTH) $(BENCH_ARGS)
+
+# Single-topic benchmarks in socket mode (hello + heap allocations, gzip/h2/TLS, files, proxy).
+.PHONY: bench-hello bench-extra bench-static bench-proxy
+bench-hello: release
 	$(PYTHON) Benchmarks/bench.py --berth $(BERTH)
+
+bench-extra: release
+	$(PYTHON) Benchmarks/extra_bench.py --berth $(BERTH)
+
+bench-static: release
+	$(PYTHON) Benchmarks/static_bench.py --berth $(BERTH)
+
+bench-proxy: release
+	$(PYTHON) Benchmarks/proxy_bench.py --berth $(BERTH)
 
 bench-h3: release
 	$(PYTHON) Benchmarks/h3_bench.py --berth $(BERTH)

@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "Admin", dependencies: ["IOCore", "HTTPCore", "Config"], path: "Sources/Admin", swiftSettings: fast),
         .target(
             name: "Server",
-            dependencies: ["IOCore", "CLinux", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "HTTP3", "TLS", "ACME", "Handlers", "Caddyfile", "Config", "Admin", "Upstream"],
+            dependencies: ["IOCore", "CLinux", "CZlib", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "HTTP3", "TLS", "ACME", "Handlers", "Caddyfile", "Config", "Admin", "Upstream"],
             path: "Sources/Server", swiftSettings: fast),
         .executableTarget(
             name: "berth",

@@ -507,9 +507,10 @@ def parse_wrk(text: str) -> dict:
     return r
 
 
-def run_wrk(port: int, wrk_args: list[str], duration: float, logpath: Path) -> dict:
-    cmd = ["wrk", *wrk_args, f"-d{duration:g}s", "--latency", "--timeout", "2s",
-           f"http://127.0.0.1:{port}/"]
+def run_wrk(port: int, wrk_args: list[str], duration: float, logpath: Path,
+            path: str = "/", timeout: str = "2s") -> dict:
+    cmd = ["wrk", *wrk_args, f"-d{duration:g}s", "--latency", "--timeout", timeout,
+           f"http://127.0.0.1:{port}{path}"]
     with open(logpath, "w") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
@@ -541,10 +542,11 @@ def run_wrk(port: int, wrk_args: list[str], duration: float, logpath: Path) -> d
     return r
 
 
-def measured_run(s: Server, wargs: list[str], duration: float, logpath: Path) -> dict:
+def measured_run(s: Server, wargs: list[str], duration: float, logpath: Path,
+                 path: str = "/", timeout: str = "2s") -> dict:
     """One wrk run with the server's CPU time, wrk's CPU time and machine noise."""
     c0, b0, t0 = s.cpu(), system_busy_seconds(), time.monotonic()
-    w = run_wrk(s.port, wargs, duration, logpath)
+    w = run_wrk(s.port, wargs, duration, logpath, path=path, timeout=timeout)
     c1, b1, t1 = s.cpu(), system_busy_seconds(), time.monotonic()
     w["server_cpu_s"] = c1 - c0
     # CPU burnt by everything else on the machine meanwhile (noise), in cores

@@ -41,7 +41,9 @@ http:// {{
 """
 
 
-def backend_nginx(workdir: Path, port: int) -> subprocess.Popen:
+def backend_nginx(workdir: Path, port: int, unix: Path | None = None) -> subprocess.Popen:
+    """The hello-world nginx backend on 127.0.0.1:port, or on the Unix socket `unix` (mode 0666,
+    so that rootless and container clients can connect; suite.py uses it in every mode)."""
     d = workdir / "backend"
     d.mkdir(exist_ok=True)
     conf = d / "nginx.conf"
@@ -59,14 +61,22 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen {f"unix:{unix}" if unix else f"127.0.0.1:{port}"};
         location / {{ return 200 "Hello world\\n"; }}
     }}
 }}
 """)
     p = subprocess.Popen(["nginx", "-p", str(d), "-c", str(conf), "-g", "daemon off;"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_port(port)
+    if unix is None:
+        wait_port(port)
+        return p
+    end = time.time() + 10
+    while not unix.exists():
+        if p.poll() is not None or time.time() > end:
+            raise RuntimeError(f"backend nginx did not create {unix}; see {d}/error.log")
+        time.sleep(0.02)
+    os.chmod(unix, 0o666)
     return p
 
 

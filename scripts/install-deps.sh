@@ -12,8 +12,9 @@ APT_PACKAGES=(
   # ACME tests: Pebble (test CA) and pebble-challtestsrv (its mock DNS), one package
   pebble
 )
-PIP_PACKAGES=(h2 pytest cryptography aioquic)
-PIP_IMPORTS=(h2 pytest cryptography aioquic)
+# matplotlib: the PNG charts of `make bench`
+PIP_PACKAGES=(h2 pytest cryptography aioquic matplotlib)
+PIP_IMPORTS=(h2 pytest cryptography aioquic matplotlib)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -50,6 +50,27 @@ package enum CaddyfileAdapter {
                 throw ConfigError("\(error)")
             }
         }
+        // Names for unnamed custom site logs (`log0`, `log1`… in block order, Caddy's logCounter);
+        // each site log writes to `http.log.access.NAME`.
+        var logCounter = 0
+        var siteLogs: [(name: String, log: CustomLogConfig?)] = []
+        for si in sites.indices {
+            for li in sites[si].state.logs.indices {
+                var pl = sites[si].state.logs[li]
+                var name = pl.name ?? ""
+                if pl.name == nil && !pl.log.isEmpty {
+                    name = "log\(logCounter)"
+                    logCounter += 1
+                }
+                pl.resolvedName = name
+                let empty = pl.log.isEmpty
+                if !name.isEmpty { pl.log.include = ["http.log.access." + name] }
+                sites[si].state.logs[li] = pl
+                siteLogs.append((name, empty ? nil : pl.log))
+            }
+        }
+        config.logs = NamedLog.assemble(global: options.logs, sites: siteLogs, debug: options.debug)
+        config.storageRoot = options.storageRoot
         config.servers = try ServerGrouping.group(sites, options: options)
         return config
     }

@@ -3,8 +3,14 @@ extension BerthConfig {
     package var json: JSONValue {
         var top: [(String, JSONValue)] = []
         top.append(("admin", adminJSON))
+        if !logs.isEmpty {
+            top.append(("logging", .object([("logs", .object(logs.map { ($0.name, $0.log.json) }))])))
+        }
+        if let root = storageRoot {
+            top.append(("storage", .object([("module", .string("file_system")), ("root", .string(root))])))
+        }
         var serverList: [(String, JSONValue)] = []
-        for s in self.servers.sorted(by: { $0.name < $1.name }) { serverList.append((s.name, s.json)) }
+        for s in self.servers.sorted(by: { $0.name < $1.name }) { serverList.append((s.name, s.json(serverOptions))) }
         var http: [(String, JSONValue)] = []
         if gracePeriodMilliseconds != 10_000 { http.append(("grace_period", .int(gracePeriodMilliseconds * 1_000_000))) }
         http.append(("servers", .object(serverList)))
@@ -70,19 +76,33 @@ extension BerthConfig {
 }
 
 extension ServerConfig {
-    var json: JSONValue {
+    /// Caddy's server object; `options` (the `servers` global option) adds Caddy's timeout,
+    /// header-size and client-IP keys.
+    func json(_ options: ServerOptions = ServerOptions()) -> JSONValue {
         var o: [(String, JSONValue)] = []
         o.append(("listen", .array(listeners.map { .string($0.address.description) })))
         o.append(("listen_protocols", .array(listeners.map { .array($0.protocols.map { .string($0.rawValue) }) })))
+        if let ms = options.readBodyMilliseconds { o.append(("read_timeout", .int(ms * 1_000_000))) }
+        if let ms = options.readHeaderMilliseconds { o.append(("read_header_timeout", .int(ms * 1_000_000))) }
+        if let ms = options.writeMilliseconds { o.append(("write_timeout", .int(ms * 1_000_000))) }
+        if let ms = options.idleMilliseconds { o.append(("idle_timeout", .int(ms * 1_000_000))) }
+        if let n = options.maxHeaderBytes { o.append(("max_header_bytes", .int(n))) }
         o.append(("routes", .array(routes.map(\.json))))
         if tls != nil { o.append(("tls_connection_policies", .array([.object([])]))) }
         if !errorRoutes.isEmpty { o.append(("errors", .object([("routes", .array(errorRoutes.map(\.json)))]))) }
+        if !options.trustedProxies.isEmpty {
+            o.append(("trusted_proxies", .object([("ranges", .array(options.trustedProxies.map { .string($0) })), ("source", .string("static"))])))
+        }
+        if !options.clientIPHeaders.isEmpty { o.append(("client_ip_headers", .array(options.clientIPHeaders.map { .string($0) }))) }
+        if options.trustedProxiesStrict { o.append(("trusted_proxies_strict", .int(1))) }
         if let l = logs {
             var lo: [(String, JSONValue)] = []
-            if !l.logAll && !l.loggedHosts.isEmpty {
-                lo.append(("logger_names", .object(l.loggedHosts.sorted().map { ($0, .array([.string("")])) })))
+            if let n = l.defaultLoggerName { lo.append(("default_logger_name", .string(n))) }
+            if !l.loggerNames.isEmpty {
+                lo.append(("logger_names", .object(l.loggerNames.keys.sorted().map { ($0, .array(l.loggerNames[$0]!.map { .string($0) })) })))
             }
-            if !l.logAll && !l.skipHosts.isEmpty { lo.append(("skip_hosts", .array(l.skipHosts.sorted().map { .string($0) }))) }
+            if !l.skipHosts.isEmpty { lo.append(("skip_hosts", .array(l.skipHosts.sorted().map { .string($0) }))) }
+            if l.skipUnmappedHosts { lo.append(("skip_unmapped_hosts", .bool(true))) }
             o.append(("logs", .object(lo)))
         }
         return .object(o)

@@ -32,7 +32,9 @@ package struct SiteState {
     package var namedMatchers: [String: [[any MatcherSpec]]] = [:]
     package var routes: [DirectiveRoute] = []
     package var binds: [(addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)] = []
-    package var log = false
+    /// The site's `log` directives (names of unnamed custom logs are assigned after parsing).
+    package var logs: [ParsedLog] = []
+    package var log: Bool { !logs.isEmpty }
     /// The site's `tls` directive.
     package var tls: SiteTLS?
     /// The site's `handle_errors` blocks, each one route (status-matched when codes are given).
@@ -99,7 +101,12 @@ package enum DirectiveParsers {
             if isStatus(args[0]) { status = Int(args[0]) } else { body = args[0] }
         case 2:
             body = args[0]
-            guard let s = Int(args[1]) else { throw d.err("bad status code '\(args[1])'") }
+            guard let s = Int(args[1]) else {
+                if args[1].contains("{") {
+                    throw d.err("placeholder status codes ('\(args[1])') are not supported by this Berth build yet")
+                }
+                throw d.err("bad status code '\(args[1])'")
+            }
             status = s
         default:
             throw d.argErr()
@@ -125,33 +132,10 @@ package enum DirectiveParsers {
         site.addRoute("respond", matcher: m, handlers: [.spec(StaticResponseSpec(status: status, body: body, close: close))])
     }
 
-    /// `log` inside a site: only the plain form and `output stderr|stdout`, `format json` today.
+    /// `log [name] { output …; format …; level …; hostnames …; no_hostname }` inside a site.
     static func log(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
-        if d.nextArg() {
-            throw d.err("named access logs (log \(d.val)) are not supported by this Berth build yet")
-        }
-        let nesting = d.nesting
-        while d.nextBlock(nesting) {
-            switch d.val {
-            case "output":
-                guard d.nextArg() else { throw d.argErr() }
-                let o = d.val
-                if o != "stderr" {
-                    throw d.err("log output '\(o)' is not supported by this Berth build yet (stderr only)")
-                }
-                if d.nextArg() { throw d.argErr() }
-            case "format":
-                guard d.nextArg() else { throw d.argErr() }
-                if d.val != "json" { throw d.err("log format '\(d.val)' is not supported by this Berth build yet (json only)") }
-                let inner = d.nesting
-                while d.nextBlock(inner) {}
-            case "level":
-                guard d.nextArg() else { throw d.argErr() }
-            default:
-                throw d.err("unrecognized subdirective '\(d.val)'")
-            }
-        }
-        site.log = true
+        var none: Set<String>? = nil
+        site.logs.append(try parseLog(&d, globalNames: &none))
     }
 
     /// `bind <addresses...> [{ protocols ... }]`.

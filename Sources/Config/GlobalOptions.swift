@@ -1,4 +1,5 @@
 import Caddyfile
+import Handlers
 
 /// The global options block (caddy-behavior §1, §2; Caddy's `httpcaddyfile/options.go`).
 struct GlobalOptions {
@@ -16,13 +17,17 @@ struct GlobalOptions {
     var defaultSNI: String? = nil
     /// `email`, `acme_ca`, `acme_ca_root`, `acme_eab`: defaults for every site's ACME issuer.
     var acme = ACMEIssuerSpec()
+    /// Global `log` options, in order.
+    var logs: [ParsedLog] = []
+    private var logNames: Set<String>? = []
+    /// `storage file_system <root>`.
+    var storageRoot: String? = nil
 
     /// Options Caddy has that this build parses but cannot act on yet: validation fails with a
     /// message saying so, never silently ignoring them.
     static let notYet: Set<String> = [
-        "log", "acme_dns", 
-        "storage", "storage_check", "storage_clean_interval", "persist_config",
-        "fallback_sni", "order", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
+        "acme_dns", "storage_check", "storage_clean_interval",
+        "fallback_sni", "on_demand_tls", "key_type", "cert_issuer", "ocsp_stapling",
         "ocsp_interval", "preferred_chains", "renew_interval", "pki", "events", "filesystem", "metrics",
         "cert_lifetime", "renewal_window_ratio", "ech",
     ]
@@ -71,6 +76,31 @@ struct GlobalOptions {
                 if name == "grace_period" { o.gracePeriodMilliseconds = ms } else { o.shutdownDelayMilliseconds = ms }
             case "debug":
                 o.debug = true
+            case "log":
+                o.logs.append(try DirectiveParsers.parseLog(&d, globalNames: &o.logNames))
+            case "storage":
+                guard d.nextArg() else { throw d.argErr() }
+                let module = d.val
+                guard module == "file_system" else {
+                    throw d.err("storage module '\(module)' is not supported by this Berth build (only file_system)")
+                }
+                var root = ""
+                if d.nextArg() { root = d.val }
+                if d.nextArg() { throw d.argErr() }
+                let nesting = d.nesting
+                while d.nextBlock(nesting) {
+                    switch d.val {
+                    case "root":
+                        guard d.nextArg() else { throw d.argErr() }
+                        if !root.isEmpty { throw d.err("root already set") }
+                        root = d.val
+                        if d.nextArg() { throw d.argErr() }
+                    default:
+                        throw d.err("unrecognized parameter '\(d.val)'")
+                    }
+                }
+                if root.isEmpty { throw d.err("missing root path (to use default, omit storage config entirely)") }
+                o.storageRoot = root
             case "persist_config":
                 // Berth never writes an autosave; `off` is what it does anyway.
                 guard d.nextArg(), d.val == "off" else { throw d.err("persist_config must be 'off'") }
@@ -142,6 +172,42 @@ struct GlobalOptions {
                         guard d.nextArg() else { throw d.argErr() }
                         guard let n = ByteSize.parse(d.val) else { throw d.err("parsing max_header_size: invalid size '\(d.val)'") }
                         o.serverOptions.maxHeaderBytes = n
+                    case "protocols":
+                        var ps: [HTTPProtocolName] = []
+                        while d.nextArg() {
+                            guard let p = HTTPProtocolName(rawValue: d.val) else {
+                                throw d.err("unknown protocol '\(d.val)': expected h1, h2, h2c or h3")
+                            }
+                            ps.append(p)
+                        }
+                        if ps.isEmpty { throw d.argErr() }
+                        o.serverOptions.protocols = ps
+                    case "trusted_proxies":
+                        guard d.nextArg() else { throw d.argErr() }
+                        guard d.val == "static" else {
+                            throw d.err("trusted_proxies source '\(d.val)' is not supported by this Berth build yet (static only)")
+                        }
+                        func range(_ d: inout Dispenser) throws(CaddyfileError) {
+                            if d.val == "private_ranges" {
+                                o.serverOptions.trustedProxies += MatcherSpecParsers.privateRanges
+                            } else {
+                                guard IPPrefix(d.val) != nil else { throw d.err("invalid IP address: '\(d.val)'") }
+                                o.serverOptions.trustedProxies.append(d.val)
+                            }
+                        }
+                        while d.nextArg() { try range(&d) }
+                        let inner = d.nesting
+                        while d.nextBlock(inner) {
+                            guard d.val == "ranges" else { throw d.err("unrecognized trusted_proxies option '\(d.val)'") }
+                            while d.nextArg() { try range(&d) }
+                        }
+                    case "trusted_proxies_strict":
+                        if d.nextArg() { throw d.argErr() }
+                        o.serverOptions.trustedProxiesStrict = true
+                    case "client_ip_headers":
+                        let hs = d.remainingArgs()
+                        if hs.isEmpty { throw d.argErr() }
+                        for h in hs where !o.serverOptions.clientIPHeaders.contains(h) { o.serverOptions.clientIPHeaders.append(h) }
                     default:
                         throw d.err("servers option '\(d.val)' is not supported by this Berth build yet")
                     }

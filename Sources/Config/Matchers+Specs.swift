@@ -263,7 +263,7 @@ package struct IPMatcherSpec: MatcherSpec {
     package var matcherName: String { name }
     package var json: JSONValue { .object([("ranges", .array(ranges.map { .string($0) }))]) }
     package func build(_ context: BuildContext) throws(ConfigError) -> any RequestMatcher {
-        RemoteIPMatcher(ranges.compactMap(IPPrefix.init))
+        name == "client_ip" ? ClientIPMatcher(ranges.compactMap(IPPrefix.init)) : RemoteIPMatcher(ranges.compactMap(IPPrefix.init))
     }
 }
 

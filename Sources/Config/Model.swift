@@ -147,14 +147,21 @@ package struct ServerConfig: Sendable {
     }
 }
 
-/// Which requests a server logs.
+/// Which requests a server logs (Caddy's `servers.X.logs`).
 package struct AccessLogConfig: Sendable, Equatable {
-    /// Hosts whose site has `log` (an empty string means a catch-all site).
-    package var loggedHosts: [String]
+    /// Host → logger names (`""` is `http.log.access`, `NAME` is `http.log.access.NAME`).
+    package var loggerNames: [String: [String]] = [:]
     /// Hosts whose site has no `log`.
-    package var skipHosts: [String]
+    package var skipHosts: [String] = []
     /// True when a catch-all site has `log`: everything is logged.
-    package var logAll: Bool
+    package var logAll: Bool = false
+    /// The logger for hosts not in `loggerNames` (a catch-all site's named log).
+    package var defaultLoggerName: String? = nil
+    /// A catch-all site without `log`: hosts not in `loggerNames` are not logged.
+    package var skipUnmappedHosts = false
+    package init() {}
+    /// Hosts whose site has `log`.
+    package var loggedHosts: [String] { loggerNames.keys.sorted() }
 }
 
 /// The admin endpoint setting (`admin` global option).
@@ -182,6 +189,14 @@ package struct ServerOptions: Sendable, Equatable {
     /// Berth: always validate QUIC client addresses with a Retry (`servers { h3_retry }`);
     /// without it Retry is used only under load.
     package var h3Retry: Bool = false
+    /// `protocols`: the protocols of listeners without their own `bind … { protocols }`.
+    package var protocols: [HTTPProtocolName]? = nil
+    /// `trusted_proxies static <ranges…>` (`private_ranges` expanded).
+    package var trustedProxies: [String] = []
+    /// `client_ip_headers` (Caddy's default: X-Forwarded-For).
+    package var clientIPHeaders: [String] = []
+    /// `trusted_proxies_strict`: right-most untrusted address instead of the left-most.
+    package var trustedProxiesStrict = false
     package init() {}
 }
 
@@ -199,6 +214,10 @@ package struct BerthConfig: Sendable {
     package var autoHTTPS: String? = nil
     /// Where the config came from (file path), for `hide` and error messages.
     package var sourceFile: String? = nil
+    /// Caddy's `logging.logs`, sorted by name (empty: Berth's JSON lines on stderr).
+    package var logs: [NamedLog] = []
+    /// `storage file_system <root>`: the data directory (nil: `$XDG_DATA_HOME/berth`).
+    package var storageRoot: String? = nil
     /// Warnings to log at load (e.g. "input is not formatted").
     package var warnings: [String] = []
     package init() {}

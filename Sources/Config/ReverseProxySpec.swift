@@ -200,7 +200,7 @@ package struct ReverseProxySpec: HandlerSpec {
         }
         c.requestHeaderOps = Self.operations(headerUp, context)
         c.responseHeaderOps = Self.operations(headerDown, context)
-        c.trustedProxies = trustedProxies.compactMap { IPNetwork($0) }
+        c.trustedProxies = (trustedProxies + context.serverTrustedProxies).compactMap { IPNetwork($0) }
         c.flushIntervalMilliseconds = flushIntervalMilliseconds
         if transport.tls {
             do {

@@ -4,8 +4,17 @@ import HTTPCore
 /// Builds handler trees from typed config. Config imports Handlers, never the reverse.
 package enum RuntimeBuilder {
     /// The top-level handler of one server.
-    package static func buildServerHandler(_ server: ServerConfig, context: BuildContext) throws(ConfigError) -> ServerHandler {
-        ServerHandler(routes: try buildRoutes(server.routes, context), errorRoutes: try buildRoutes(server.errorRoutes, context))
+    package static func buildServerHandler(_ server: ServerConfig, context: BuildContext,
+                                           options: ServerOptions = ServerOptions()) throws(ConfigError) -> ServerHandler {
+        var clientIP: ClientIPPolicy? = nil
+        if !options.trustedProxies.isEmpty {
+            clientIP = ClientIPPolicy(trusted: options.trustedProxies.compactMap(IPPrefix.init),
+                                      headers: options.clientIPHeaders, strict: options.trustedProxiesStrict)
+        }
+        var context = context
+        context.serverTrustedProxies = options.trustedProxies
+        return ServerHandler(routes: try buildRoutes(server.routes, context), errorRoutes: try buildRoutes(server.errorRoutes, context),
+                             clientIP: clientIP)
     }
 
     /// Builds a route list, numbering its groups 0..<64 in order of appearance.

@@ -20,11 +20,12 @@ enum ServerGrouping {
         var seen: [String: Int] = [:]
         for (si, site) in sites.enumerated() {
             for addr in site.addresses {
-                // Caddy: the same scheme+host+port in two site blocks is ambiguous — on the
-                // same listener (httptype.go serversFromPairings checks per listener group), so
-                // example 4's `whoami.example.com` on fd/4 and `https://whoami.example.com` on
-                // 0.0.0.0 coexist.
-                let siteKey = "\(addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort) ? "http" : "https")://\(addr.host):\(addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort))"
+                // Caddy: the same site key *text* in two site blocks is ambiguous — on the same
+                // listener (httptype.go serversFromPairings compares GetKeysText per listener
+                // group), so example 4's `whoami.example.com` on fd/4 and
+                // `https://whoami.example.com` on 0.0.0.0 coexist, and so do `example.com` and
+                // `https://example.com` (the first site's routes come first).
+                let siteKey = addr.original
                 let https = !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort)
                 let port = addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort)
                 var binds = site.state.binds
@@ -39,7 +40,7 @@ enum ServerGrouping {
                             throw ConfigError("ambiguous site definition: \(addr.original)", at: site.location)
                         }
                         seen[key + " " + siteKey] = si
-                        let protocols = b.protocols.isEmpty ? defaultProtocols : b.protocols
+                        let protocols = b.protocols.isEmpty ? (options.serverOptions.protocols ?? defaultProtocols) : b.protocols
                         if var c = claims[key] {
                             if c.https != https {
                                 throw ConfigError(
@@ -89,8 +90,7 @@ enum ServerGrouping {
             }
             var routes: [RouteConfig] = []
             var errorRoutes: [RouteConfig] = []
-            var logged: [String] = [], skipped: [String] = []
-            var logAll = false
+            var access = AccessLogConfig()
             var anyLog = false
             for si in ordered {
                 var hosts: [String] = []
@@ -105,15 +105,27 @@ enum ServerGrouping {
                     let sorted = site.state.errorRoutes.filter { !$0.match.isEmpty } + site.state.errorRoutes.filter { $0.match.isEmpty }
                     errorRoutes.append(RouteConfig(match: match, handle: [.subroute(sorted)], terminal: true))
                 }
+                // Caddy's log associations (httptype.go, issue 3310).
                 if site.state.log {
                     anyLog = true
-                    if catchAll { logAll = true } else { logged += hosts }
-                } else if !catchAll {
-                    skipped += hosts
+                    for pl in site.state.logs where !pl.noHostname {
+                        if catchAll && pl.hostnames.isEmpty {
+                            access.logAll = true
+                            if !pl.resolvedName.isEmpty { access.defaultLoggerName = pl.resolvedName }
+                        } else if !pl.hostnames.isEmpty {
+                            for h in pl.hostnames { access.loggerNames[h, default: []].append(pl.resolvedName) }
+                        } else {
+                            for h in hosts where !h.isEmpty { access.loggerNames[h, default: []].append(pl.resolvedName) }
+                        }
+                    }
+                } else if catchAll {
+                    access.skipUnmappedHosts = true
+                } else {
+                    access.skipHosts += hosts
                 }
             }
             var server = ServerConfig(name: "srv\(gi)", listeners: listeners, routes: routes,
-                                      logs: anyLog ? AccessLogConfig(loggedHosts: logged, skipHosts: skipped, logAll: logAll) : nil,
+                                      logs: anyLog ? access : nil,
                                       errorRoutes: errorRoutes)
             if g.keys.contains(where: { claims[$0]!.https }) {
                 server.tls = try tlsConfig(ordered.map { ($0, siteHosts[$0] ?? []) }, sites, options)
@@ -141,7 +153,9 @@ enum ServerGrouping {
                 if let i = targets.firstIndex(where: { $0.host == h && $0.httpsPort == port }) {
                     for n in names where !targets[i].names.contains(n) { targets[i].names.append(n) }
                 } else {
-                    targets.append(Target(host: h, names: names, httpsPort: port))
+                    var unique: [String] = []
+                    for n in names where !unique.contains(n) { unique.append(n) }
+                    targets.append(Target(host: h, names: unique, httpsPort: port))
                 }
             }
         }
@@ -173,6 +187,8 @@ enum ServerGrouping {
     /// name, with the global ACME options overridden by the site's `tls` settings.
     static func tlsConfig(_ siteHosts: [(Int, [String])], _ sites: [SiteBuild], _ options: GlobalOptions) throws(ConfigError) -> ServerTLSConfig {
         var certs: [CertificateSpec] = []
+        // A name two sites share (`example.com` and `https://example.com`) gets one certificate.
+        var managed: Set<String> = []
         var minV: String? = nil, maxV: String? = nil
         for (si, hostsWithDupes) in siteHosts {
             let site = sites[si]
@@ -191,7 +207,7 @@ enum ServerGrouping {
             }
             let internalAll = site.state.tls?.source == .internalCA || options.localCerts
             var local: [String] = []
-            for name in named {
+            for name in named where managed.insert(name).inserted {
                 guard !internalAll && CertificateNames.qualifiesForPublicCert(name) else {
                     local.append(name)
                     continue

@@ -7,6 +7,9 @@ package struct BuildContext: Sendable {
     package var environment: [String: String]
     /// The config file the handler came from (file_server hides it).
     package var sourceFile: String?
+    /// The `servers { trusted_proxies }` ranges: `reverse_proxy` keeps incoming `X-Forwarded-*`
+    /// from these peers too (Caddy's trusted-proxy request variable).
+    package var serverTrustedProxies: [String] = []
     package init(environment: [String: String], sourceFile: String? = nil) {
         self.environment = environment
         self.sourceFile = sourceFile

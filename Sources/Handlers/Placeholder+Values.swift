@@ -216,6 +216,42 @@ extension Placeholder {
             } else {
                 out.appendDecimal(Int(ts.tv_sec) * 1000 + Int(ts.tv_nsec) / 1_000_000)
             }
+        case .timeNowHTTP:
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: HTTPDate.length) { b in
+                HTTPDate.format(epochSeconds: Int(ts.tv_sec), into: b.baseAddress!)
+                out.append(UnsafeRawBufferPointer(start: b.baseAddress!, count: HTTPDate.length))
+            }
+        case .timeNowCommonLog, .timeNowYear:
+            var t = time(nil)
+            var tm = tm()
+            localtime_r(&t, &tm)
+            if case .timeNowYear = ph {
+                out.appendDecimal(Int(tm.tm_year) + 1900)
+                return true
+            }
+            func two(_ v: Int32) {
+                out.append(byte: UInt8(48 + v / 10 % 10))
+                out.append(byte: UInt8(48 + v % 10))
+            }
+            let months: StaticString = "JanFebMarAprMayJunJulAugSepOctNovDec"
+            two(tm.tm_mday)
+            out.append(byte: UInt8(ascii: "/"))
+            out.append(UnsafeRawBufferPointer(start: months.utf8Start + Int(tm.tm_mon) * 3, count: 3))
+            out.append(byte: UInt8(ascii: "/"))
+            out.appendDecimal(Int(tm.tm_year) + 1900)
+            out.append(byte: UInt8(ascii: ":"))
+            two(tm.tm_hour)
+            out.append(byte: UInt8(ascii: ":"))
+            two(tm.tm_min)
+            out.append(byte: UInt8(ascii: ":"))
+            two(tm.tm_sec)
+            let off = tm.tm_gmtoff / 60
+            out.append(byte: UInt8(ascii: " "))
+            out.append(byte: UInt8(ascii: off < 0 ? "-" : "+"))
+            two(Int32(abs(off) / 60))
+            two(Int32(abs(off) % 60))
         }
         return true
     }

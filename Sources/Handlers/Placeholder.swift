@@ -32,6 +32,9 @@ package enum Placeholder: Sendable, Equatable {
     case tls(String)
     case uuid
     case timeNowUnix, timeNowUnixMs
+    /// `{time.now.http}` (IMF-fixdate), `{time.now.common_log}` (`02/Jan/2006:15:04:05 -0700`,
+    /// local time), `{time.now.year}`.
+    case timeNowHTTP, timeNowCommonLog, timeNowYear
 
     /// Maps a placeholder name (without braces) to a placeholder, or nil when unknown.
     package static func parse(_ name: String) -> Placeholder? {
@@ -71,6 +74,9 @@ package enum Placeholder: Sendable, Equatable {
         case "uuid", "http.request.uuid": return .uuid
         case "time.now.unix": return .timeNowUnix
         case "time.now.unix_ms": return .timeNowUnixMs
+        case "time.now.http": return .timeNowHTTP
+        case "time.now.common_log": return .timeNowCommonLog
+        case "time.now.year": return .timeNowYear
         default: break
         }
         func suffix(_ p: String) -> String? { name.hasPrefix(p) ? String(name.dropFirst(p.count)) : nil }

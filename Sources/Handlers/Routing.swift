@@ -123,13 +123,17 @@ package final class ServerHandler: Handler, PendingErrorRouter {
     package let routes: RouteList
     /// Caddy's `errors.routes` (every site's `handle_errors`, host-matched).
     package let errorRoutes: RouteList
-    package init(routes: [Route], errorRoutes: [Route] = []) {
+    /// Trusted proxies and client IP headers (`servers` options), when configured.
+    package let clientIP: ClientIPPolicy?
+    package init(routes: [Route], errorRoutes: [Route] = [], clientIP: ClientIPPolicy? = nil) {
         self.routes = RouteList(routes)
         self.errorRoutes = RouteList(errorRoutes)
+        self.clientIP = clientIP
     }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
         if response.errorRouter !== self { response.errorRouter = self }
+        clientIP?.apply(request)
         var r = routes.handle(request, response)
         if response.errorStatus != 0 && !response.headSent {
             if case .pending = r {} else { r = handleError(request, response) }

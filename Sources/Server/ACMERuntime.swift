@@ -29,6 +29,7 @@ package enum ACMERuntime {
     package static let challenges = ACMEChallengeStore()
 
     nonisolated(unsafe) private static var manager: CertificateManager?
+    nonisolated(unsafe) private static var warnedStorage = false
     /// Control thread: which sources serve each managed certificate, for the current runtime.
     nonisolated(unsafe) private static var targets: [ManagedCertificate: [CertificateSource]] = [:]
     nonisolated(unsafe) private static var control: EventLoop?
@@ -37,11 +38,19 @@ package enum ACMERuntime {
     /// The process's certificate manager (created on first use; its thread starts with the
     /// first `activate` that has names to manage).
     package static func certificateManager() -> CertificateManager {
+        let root = DataDirectory.root
         lock.lock()
         defer { lock.unlock() }
-        if let m = manager { return m }
+        if let m = manager {
+            if m.storage.root != root && !warnedStorage {
+                warnedStorage = true
+                Log.warn("tls", "storage moved; ACME certificates keep using the old directory until Berth restarts",
+                         [("old", .string(m.storage.root)), ("new", .string(root))])
+            }
+            return m
+        }
         let m = CertificateManager(
-            storage: ACMEStorage(root: ACMEStorage.defaultRoot()), challenges: challenges,
+            storage: ACMEStorage(root: DataDirectory.root), challenges: challenges,
             log: { level, message, fields in
                 Log.write(level.rawValue, "tls.acme", message, fields.map { ($0.0, Log.Value.string($0.1)) })
             },

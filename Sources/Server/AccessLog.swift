@@ -1,39 +1,48 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Config
 import HTTPCore
 import IOCore
 
-/// Writes Caddy-shaped `http.log.access` JSON lines (caddy-behavior §14) without Foundation:
-/// each loop formats into its own buffer and flushes once per loop iteration.
-package final class AccessLogWriter {
-    private let out: ByteBuffer
-    private let fd: Int32
-    /// The logger name (`http.log.access` or `http.log.access.NAME`).
-    private let loggerName: [UInt8]
+/// Where one access-log entry goes: the logger name (`http.log.access[.NAME]`) and the logs
+/// that take it, resolved when the runtime is built.
+package struct AccessLogTarget: Sendable {
+    package let loggerName: [UInt8]
+    package let sinks: [LogSink]
+}
 
-    package init(fd: Int32 = 2, loggerName: String = "http.log.access") {
-        self.fd = fd
-        self.out = ByteBuffer(capacity: 16 * 1024)
-        self.loggerName = Array(loggerName.utf8)
+/// Writes Caddy-shaped `http.log.access` lines (caddy-behavior §14) without Foundation: each
+/// loop formats an entry once into a scratch buffer, then appends it as JSON or console text to
+/// one buffer per log writer, flushed once per loop iteration (or at 12 KiB).
+package final class AccessLogWriter {
+    /// The buffer the formatting helpers append to.
+    private var out: ByteBuffer
+    private let scratch: ByteBuffer
+    private var buffers: [(output: LogOutput, buffer: ByteBuffer)] = []
+
+    package init() {
+        scratch = ByteBuffer(capacity: 4 * 1024)
+        out = scratch
     }
 
-    /// Appends one entry for a finished request.
-    package func log(request r: HTTPRequest, response res: HTTPResponse, serverHeader: [UInt8], nowNanos: UInt64) {
+    /// Appends one entry for a finished request to every target log whose level allows it.
+    package func log(request r: HTTPRequest, response res: HTTPResponse, serverHeader: [UInt8], nowNanos: UInt64,
+                     targets: [AccessLogTarget]) {
         let status = res.status
+        let level: LogLevel = status >= 500 ? .error : .info
+        var any = false
+        for t in targets { for s in t.sinks where s.minimumLevel <= level { any = true } }
+        guard any else { return }
         let (sec, nsec) = Clock.realtime()
-        out.append(status >= 500 ? "{\"level\":\"error\",\"ts\":" : "{\"level\":\"info\",\"ts\":")
-        out.appendDecimal(sec)
-        out.append(byte: UInt8(ascii: "."))
-        appendPadded(nsec, digits: 9)
-        out.append(",\"logger\":\"")
-        out.append(loggerName)
-        out.append("\",\"msg\":\"handled request\",\"request\":{\"remote_ip\":\"")
+        scratch.clear()
+        out = scratch
+        out.append("{\"request\":{\"remote_ip\":\"")
         r.connection.remote?.writeIP(into: out)
         out.append("\",\"remote_port\":\"")
         if let p = r.connection.remote?.port, r.connection.remote?.family != AF_UNIX { out.appendDecimal(p) }
         out.append("\",\"client_ip\":\"")
-        r.connection.remote?.writeIP(into: out)
+        if r.vars.withValue("client_ip", { appendEscaped($0) }) == nil { r.connection.remote?.writeIP(into: out) }
         out.append("\",\"proto\":\"")
         out.append(r.version.protoString)
         out.append("\",\"method\":\"")
@@ -71,23 +80,60 @@ package final class AccessLogWriter {
         out.appendDecimal(status)
         out.append(",\"resp_headers\":")
         appendHeaderMap(res.fields, extraServer: res.fields.contains(.server) ? nil : serverHeader)
-        out.append("}\n")
-        if out.readableBytes > 12 * 1024 { flush() }
-    }
-
-    /// Writes buffered lines to the log fd.
-    package func flush() {
-        while !out.isEmpty {
-            let n = Glibc.write(fd, out.base + out.readerIndex, out.readableBytes)
-            if n > 0 {
-                out.consume(n)
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else {
-                out.clear()  // the log sink is gone or full: drop rather than block or spin
-                return
+        out.append(byte: UInt8(ascii: "}"))
+        let body = UnsafeRawBufferPointer(start: scratch.base + scratch.readerIndex, count: scratch.readableBytes)
+        for t in targets {
+            for sink in t.sinks where sink.minimumLevel <= level {
+                out = buffer(for: sink.output)
+                switch sink.format {
+                case .json:
+                    out.append(level == .error ? "{\"level\":\"error\",\"ts\":" : "{\"level\":\"info\",\"ts\":")
+                    out.appendDecimal(sec)
+                    out.append(byte: UInt8(ascii: "."))
+                    appendPadded(nsec, digits: 9)
+                    out.append(",\"logger\":\"")
+                    out.append(t.loggerName)
+                    out.append("\",\"msg\":\"handled request\",")
+                    out.append(UnsafeRawBufferPointer(rebasing: body[1...]))
+                case .console:
+                    ConsoleFormat.appendTime(out, seconds: sec, nanos: nsec)
+                    out.append(byte: 9)
+                    ConsoleFormat.appendLevel(out, level)
+                    out.append(byte: 9)
+                    out.append(t.loggerName)
+                    out.append("\thandled request\t")
+                    ConsoleFormat.appendSpaced(out, body)
+                }
+                out.append(byte: 10)
+                if out.readableBytes > 12 * 1024 { flush(sink.output, out) }
             }
         }
+        out = scratch
+    }
+
+    /// This loop's buffer for a writer (a handful at most).
+    private func buffer(for output: LogOutput) -> ByteBuffer {
+        for b in buffers where b.output === output { return b.buffer }
+        let b = ByteBuffer(capacity: 16 * 1024)
+        buffers.append((output, b))
+        return b
+    }
+
+    /// Writes every buffered line.
+    package func flush() {
+        for (o, b) in buffers where !b.isEmpty { flush(o, b) }
+    }
+
+    /// After a reload: writes what is pending and drops the buffers, so writers the new config
+    /// no longer uses are released (and their files closed).
+    package func forgetWriters() {
+        flush()
+        buffers.removeAll()
+    }
+
+    private func flush(_ output: LogOutput, _ b: ByteBuffer) {
+        output.write(UnsafeRawBufferPointer(start: b.base + b.readerIndex, count: b.readableBytes))
+        b.clear()
     }
 
     private func appendPadded(_ v: Int, digits: Int) {

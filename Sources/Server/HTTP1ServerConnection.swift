@@ -525,10 +525,10 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     }
 
     func logFinished(_ request: HTTPRequest, _ response: HTTPResponse, _ bytesRead: Int64) {
-        guard let policy = server.accessLog, policy.shouldLog(request) else { return }
+        guard let policy = server.accessLog, let targets = policy.targets(for: request) else { return }
         request.bodyBytesRead = bytesRead
         ctx.accessLog.log(request: request, response: response, serverHeader: runtime.serverHeader,
-                          nowNanos: Clock.monotonicNanos())
+                          nowNanos: Clock.monotonicNanos(), targets: targets)
     }
 }
 

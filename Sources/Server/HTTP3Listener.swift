@@ -238,9 +238,9 @@ final class HTTP3Exchange: HTTP3Responder {
     }
 
     func finished(_ request: HTTPRequest, _ response: HTTPResponse, bytesRead: Int64) {
-        guard let policy = server.accessLog, policy.shouldLog(request) else { return }
+        guard let policy = server.accessLog, let targets = policy.targets(for: request) else { return }
         request.bodyBytesRead = bytesRead
         ctx.accessLog.log(request: request, response: response, serverHeader: runtime.serverHeader,
-                          nowNanos: Clock.monotonicNanos())
+                          nowNanos: Clock.monotonicNanos(), targets: targets)
     }
 }

@@ -9,17 +9,9 @@ import TLS
 /// stateless-reset tokens from, and the GnuTLS credentials built from each certificate
 /// snapshot.
 enum HTTP3Runtime {
-    /// `$XDG_DATA_HOME/berth/quic.secret` (falling back like the local CA's directory).
+    /// `<data directory>/quic.secret` (`$XDG_DATA_HOME/berth` unless `storage` says otherwise).
     static func secretPath() -> String {
-        let base: String
-        if let x = getenv("XDG_DATA_HOME"), x.pointee != 0 {
-            base = String(cString: x)
-        } else if let h = getenv("HOME"), h.pointee != 0 {
-            base = String(cString: h) + "/.local/share"
-        } else {
-            base = "."
-        }
-        return base + "/berth/quic.secret"
+        DataDirectory.root + "/quic.secret"
     }
 
     nonisolated(unsafe) private static var cachedSecret: [UInt8]?

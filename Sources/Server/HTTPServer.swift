@@ -67,7 +67,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     package private(set) var listeners: [ServedListener]
 
     package init(runtime: ServerRuntime, listeners: [ServedListener], loopCount: Int, limits: ServerLimits,
-                 factory: any ConnectionFactory, logFD: Int32 = 2) throws(IOError) {
+                 factory: any ConnectionFactory) throws(IOError) {
         self.group = try EventLoopGroup(count: loopCount)
         self.listeners = listeners
         self.factory = factory
@@ -78,7 +78,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
         loopGenerations = Array(repeating: gen, count: group.loops.count)
         loopH3 = Array(repeating: [:], count: group.loops.count)
         for loop in group.loops {
-            contexts.append(LoopContext(loop: loop, runtime: runtime, limits: limits, logFD: logFD))
+            contexts.append(LoopContext(loop: loop, runtime: runtime, limits: limits))
         }
     }
 

@@ -174,6 +174,7 @@ extension Launcher {
 
         let runtime: ServerRuntime
         do { runtime = try ServerRuntime.build(loaded.config, environment: env) } catch { return fail(error.description) }
+        runtime.logging.activate()
         let resolved: (listeners: [ServedListener], notes: [String])
         do { resolved = try resolveListeners(loaded.config, inherited: inherited) } catch { return fail(error.description) }
         for n in resolved.notes { Log.warn("http", n) }

@@ -14,22 +14,15 @@ package enum Log {
         case strings([String])
     }
 
-    /// Writes one JSON line: `{"level":…,"ts":…,"logger":…,"msg":…, fields…}`.
+    /// Writes one line to every log that takes `logger` at `level` (JSON
+    /// `{"level":…,"ts":…,"logger":…,"msg":…, fields…}` or Caddy's console format); before a
+    /// config is loaded, JSON on stderr.
     package static func write(_ level: String, _ logger: String, _ msg: String, _ fields: [(String, Value)] = []) {
+        let lv = LogLevel(caddyName: level) ?? .info
+        let sinks = LoggingRuntime.current?.sinks(for: logger, level: lv)
+        if let sinks, sinks.isEmpty { return }
         let (s, ns) = Clock.realtime()
-        var o: [(String, JSONValue)] = [("level", .string(level))]
-        var line = ""
-        JSONValue.quote(level, into: &line)
-        var out = "{\"level\":" + line + ",\"ts\":\(s)." + pad(ns / 1000, 6)
-        if !logger.isEmpty {
-            var q = ""
-            JSONValue.quote(logger, into: &q)
-            out += ",\"logger\":" + q
-        }
-        var m = ""
-        JSONValue.quote(msg, into: &m)
-        out += ",\"msg\":" + m
-        o.removeAll()
+        var fieldsJSON = ""
         for (k, v) in fields {
             let jv: JSONValue
             switch v {
@@ -40,10 +33,60 @@ package enum Log {
             }
             var kq = ""
             JSONValue.quote(k, into: &kq)
-            out += "," + kq + ":" + jv.serialized()
+            fieldsJSON += "," + kq + ":" + jv.serialized()
         }
-        out += "}\n"
-        FileIO.writeAll(2, out)
+        guard let sinks else {
+            FileIO.writeAll(2, jsonLine(level, logger, msg, fieldsJSON, s, ns))
+            return
+        }
+        var json: [UInt8]? = nil
+        var console: [UInt8]? = nil
+        for sink in sinks {
+            switch sink.format {
+            case .json:
+                if json == nil { json = Array(jsonLine(level, logger, msg, fieldsJSON, s, ns).utf8) }
+                sink.output.write(json!)
+            case .console:
+                if console == nil { console = consoleLine(lv, logger, msg, fieldsJSON, s, ns) }
+                sink.output.write(console!)
+            }
+        }
+    }
+
+    private static func jsonLine(_ level: String, _ logger: String, _ msg: String, _ fieldsJSON: String, _ s: Int, _ ns: Int) -> String {
+        var line = ""
+        JSONValue.quote(level, into: &line)
+        var out = "{\"level\":" + line + ",\"ts\":\(s)." + pad(ns / 1000, 6)
+        if !logger.isEmpty {
+            var q = ""
+            JSONValue.quote(logger, into: &q)
+            out += ",\"logger\":" + q
+        }
+        var m = ""
+        JSONValue.quote(msg, into: &m)
+        out += ",\"msg\":" + m + fieldsJSON + "}\n"
+        return out
+    }
+
+    /// `2006/01/02 15:04:05.000<TAB>LEVEL<TAB>[logger<TAB>]msg[<TAB>{"k": v}]`.
+    private static func consoleLine(_ level: LogLevel, _ logger: String, _ msg: String, _ fieldsJSON: String, _ s: Int, _ ns: Int) -> [UInt8] {
+        let out = ByteBuffer(capacity: 256)
+        ConsoleFormat.appendTime(out, seconds: s, nanos: ns)
+        out.append(byte: 9)
+        ConsoleFormat.appendLevel(out, level)
+        out.append(byte: 9)
+        if !logger.isEmpty {
+            out.append(Array(logger.utf8))
+            out.append(byte: 9)
+        }
+        out.append(Array(msg.utf8))
+        if !fieldsJSON.isEmpty {
+            out.append(byte: 9)
+            let obj = Array(("{" + fieldsJSON.dropFirst() + "}").utf8)
+            obj.withUnsafeBytes { ConsoleFormat.appendSpaced(out, $0) }
+        }
+        out.append(byte: 10)
+        return Array(UnsafeRawBufferPointer(start: out.base + out.readerIndex, count: out.readableBytes))
     }
 
     package static func info(_ logger: String, _ msg: String, _ fields: [(String, Value)] = []) { write("info", logger, msg, fields) }

@@ -61,7 +61,9 @@ package final class LoopContext {
     private var serviceQueue: [ServiceRequester] = []
     private var serviceBatch: [ServiceRequester] = []
     /// The runtime new connections use.
-    package var runtime: ServerRuntime
+    package var runtime: ServerRuntime {
+        didSet { if runtime !== oldValue { accessLog.forgetWriters() } }
+    }
     /// Live connections by fd.
     package private(set) var connections: [Int32: ManagedConnection] = [:]
     /// Set once shutdown started: connections close after their current request.
@@ -70,11 +72,11 @@ package final class LoopContext {
     package var onDrained: (() -> Void)?
     package let limits: ServerLimits
 
-    package init(loop: EventLoop, runtime: ServerRuntime, limits: ServerLimits, logFD: Int32 = 2) {
+    package init(loop: EventLoop, runtime: ServerRuntime, limits: ServerLimits) {
         self.loop = loop
         self.runtime = runtime
         self.limits = limits
-        accessLog = AccessLogWriter(fd: logFD)
+        accessLog = AccessLogWriter()
         headerTimeouts = loop.makeTimeoutList(milliseconds: limits.readHeaderTimeoutMilliseconds)
         idleTimeouts = loop.makeTimeoutList(milliseconds: limits.idleTimeoutMilliseconds)
         bodyTimeouts = loop.makeTimeoutList(milliseconds: limits.readBodyTimeoutMilliseconds)

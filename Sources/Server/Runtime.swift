@@ -7,25 +7,43 @@ import TLS
 
 /// Which requests of a server get an access-log line (caddy-behavior §14).
 package struct AccessLogPolicy: Sendable {
-    let logAll: Bool
-    let logged: [HostPattern]
+    /// Hosts with their own logger names (exact names before wildcards, like Caddy's lookup).
+    let mapped: [(pattern: HostPattern, targets: [AccessLogTarget])]
     let skipped: [HostPattern]
+    let skipUnmapped: Bool
+    /// Hosts not mapped: `http.log.access` or the catch-all site's named logger.
+    let fallback: [AccessLogTarget]
 
-    package init(_ c: AccessLogConfig) {
-        logAll = c.logAll
-        logged = c.loggedHosts.filter { !$0.isEmpty }.map(HostPattern.init)
+    package init(_ c: AccessLogConfig, logging: LoggingRuntime) {
+        func targets(_ names: [String]) -> [AccessLogTarget] {
+            names.map { n in
+                let logger = n.isEmpty ? "http.log.access" : "http.log.access." + n
+                return AccessLogTarget(loggerName: AccessLogPolicy.escaped(logger),
+                                       sinks: logging.sinks.filter { $0.config.allows(logger: logger) })
+            }
+        }
+        let hosts = c.loggerNames.keys.sorted { a, b in (a.contains("*") ? 1 : 0, a) < (b.contains("*") ? 1 : 0, b) }
+        mapped = hosts.map { (HostPattern($0), targets(c.loggerNames[$0]!)) }
         skipped = c.skipHosts.map(HostPattern.init)
+        skipUnmapped = c.skipUnmappedHosts
+        fallback = targets([c.defaultLoggerName ?? ""])
     }
 
-    /// True when a request for this host is logged.
-    package func shouldLog(_ r: HTTPRequest) -> Bool {
-        if logAll { return true }
-        return r.withHost { h in
-            if skipped.contains(where: { $0.matches(h) }) { return false }
-            if logged.isEmpty { return true }
-            // Unmatched hosts are logged too once any site has `log` (Caddy logs them as NOP).
-            return true
+    /// Where a request's entry goes, or nil when it is not logged (Caddy's shouldLogRequest
+    /// and getLoggerHosts).
+    package func targets(for r: HTTPRequest) -> [AccessLogTarget]? {
+        r.withHost { h -> [AccessLogTarget]? in
+            for m in mapped where m.pattern.matches(h) { return m.targets }
+            if skipped.contains(where: { $0.matches(h) }) { return nil }
+            return skipUnmapped ? nil : fallback
         }
+    }
+
+    /// A logger name as JSON string content.
+    static func escaped(_ s: String) -> [UInt8] {
+        var q = ""
+        JSONValue.quote(s, into: &q)
+        return Array(q.utf8.dropFirst().dropLast())
     }
 }
 
@@ -65,18 +83,37 @@ package final class ServerRuntime: Sendable {
     package let config: BerthConfig
     /// Value of the `Server` response header.
     package let serverHeader: [UInt8]
+    /// The config's logs (process logs switch to them when the runtime is applied).
+    package let logging: LoggingRuntime
 
-    package init(servers: [RuntimeServer], config: BerthConfig, serverHeader: String = "Berth") {
+    package init(servers: [RuntimeServer], config: BerthConfig, serverHeader: String = "Berth",
+                 logging: LoggingRuntime = LoggingRuntime.stderrDefault) {
         self.servers = servers
         self.config = config
         self.serverHeader = Array(serverHeader.utf8)
+        self.logging = logging
     }
 
     /// Builds every server's handler tree from `config`.
-    package static func build(_ config: BerthConfig, environment: [String: String]) throws(ConfigError) -> ServerRuntime {
+    package static func build(_ config: BerthConfig, environment: [String: String],
+                              previousLogging: LoggingRuntime? = LoggingRuntime.current) throws(ConfigError) -> ServerRuntime {
+        let logging = try LoggingRuntime.build(config.logs, previous: previousLogging)
+        let previousRoot = DataDirectory.configuredRoot
+        DataDirectory.configure(config.storageRoot)
+        do {
+            return try buildServers(config, environment: environment, logging: logging)
+        } catch {
+            DataDirectory.configure(previousRoot)
+            throw error
+        }
+    }
+
+    private static func buildServers(_ config: BerthConfig, environment: [String: String],
+                                     logging: LoggingRuntime) throws(ConfigError) -> ServerRuntime {
         var servers: [RuntimeServer] = []
         for s in config.servers {
-            let h = try RuntimeBuilder.buildServerHandler(s, context: BuildContext(environment: environment, sourceFile: config.sourceFile))
+            let h = try RuntimeBuilder.buildServerHandler(s, context: BuildContext(environment: environment, sourceFile: config.sourceFile),
+                                                          options: config.serverOptions)
             var contexts: [[HTTPProtocolName]: TLSContext]? = nil
             var source: CertificateSource? = nil
             var internalNames: [[String]] = []
@@ -93,10 +130,10 @@ package final class ServerRuntime: Sendable {
                 }
                 contexts = ctxs
             }
-            servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map(AccessLogPolicy.init),
+            servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map { AccessLogPolicy($0, logging: logging) },
                                          tlsContexts: contexts, certificates: source, internalNames: internalNames,
                                          acmeSubjects: acmeSubjects))
         }
-        return ServerRuntime(servers: servers, config: config)
+        return ServerRuntime(servers: servers, config: config, logging: logging)
     }
 }

@@ -192,6 +192,7 @@ final class Supervisor: EventHandler, @unchecked Sendable {
             }
         }
         server.apply(runtime: runtime, listeners: resolved.listeners)
+        runtime.logging.activate()
         ACMERuntime.activate(runtime, control: control)  // ACME: manage the new config's names
         if newAdmin !== admin {
             admin?.close(keepingPath: newAdmin?.unixPath)

@@ -15,12 +15,14 @@ package enum TLSRuntime {
     nonisolated(unsafe) private static var ca: LocalCA?
     private static let lock = Mutex()
 
-    /// The local CA under `$XDG_DATA_HOME/berth/pki/authorities/local` (created on first use).
+    /// The local CA under `<data directory>/pki/authorities/local` (created on first use;
+    /// reopened when `storage` moves the data directory).
     package static func localCA() throws(TLSError) -> LocalCA {
+        let directory = DataDirectory.root + "/pki/authorities/local"
         lock.lock()
         defer { lock.unlock() }
-        if let c = ca { return c }
-        let c = try LocalCA(directory: LocalCA.defaultDirectory())
+        if let c = ca, c.directory == directory { return c }
+        let c = try LocalCA(directory: directory)
         ca = c
         if c.createdRoot {
             Log.info("pki.ca.local", "created a new local certificate authority", [("root", .string(c.rootCertificatePath))])

@@ -11,12 +11,19 @@ enum Golden {
 
     static let environment = ["SITE": "example.com", "PORT": "8080"]
 
+    /// Every `NAME.caddyfile`, plus the four seed examples as `examples/exampleN`
+    /// (`examples/exampleN.Caddyfile` → `examples/exampleN.json`).
     static var names: [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        let examples = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("examples").path)) ?? []
         return files.filter { $0.hasSuffix(".caddyfile") }.map { String($0.dropLast(".caddyfile".count)) }.sorted()
+            + examples.filter { $0.hasSuffix(".Caddyfile") }.map { "examples/" + $0.dropLast(".Caddyfile".count) }.sorted()
     }
 
-    static func url(_ name: String, _ ext: String) -> URL { directory.appendingPathComponent("\(name).\(ext)") }
+    static func url(_ name: String, _ ext: String) -> URL {
+        if name.hasPrefix("examples/") && ext == "caddyfile" { return directory.appendingPathComponent("\(name).Caddyfile") }
+        return directory.appendingPathComponent("\(name).\(ext)")
+    }
 
     /// The adapter's output for `name`: the pretty JSON, or the error text.
     static func actual(_ name: String) throws -> (json: String?, error: String?) {
@@ -32,8 +39,11 @@ enum Golden {
 
 @Suite("Golden Caddyfile → JSON")
 struct GoldenTests {
+    /// The bar: the four seed examples plus at least 60 more.
     @Test func thereAreEnoughCases() {
-        #expect(Golden.names.count >= 25)
+        let examples = Golden.names.filter { $0.hasPrefix("examples/") }
+        #expect(examples == ["examples/example1", "examples/example2", "examples/example3", "examples/example4"])
+        #expect(Golden.names.count - examples.count >= 60)
     }
 
     @Test(arguments: Golden.names)

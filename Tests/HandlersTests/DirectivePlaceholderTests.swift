@@ -81,6 +81,13 @@ struct DirectivePlaceholderTests {
         #expect(s.count == 36)
         #expect(Array(s)[14] == "4")
         #expect(Int(directiveExpand("{time.now.unix}", directiveRequest()))! > 1_700_000_000)
+        // Caddy's other time.now forms: IMF-fixdate, common log (local time), year.
+        let http = directiveExpand("{time.now.http}", directiveRequest())
+        #expect(http.count == 29 && http.hasSuffix(" GMT") && http.dropFirst(3).hasPrefix(", "), "\(http)")
+        let clf = directiveExpand("{time.now.common_log}", directiveRequest())
+        #expect(clf.range(of: #"^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$"#, options: .regularExpression) != nil, "\(clf)")
+        let year = Int(directiveExpand("{time.now.year}", directiveRequest()))!
+        #expect(year >= 2024 && clf.contains("/\(year):"))
     }
 
     @Test func requestVarsReplaceAndReset() {
