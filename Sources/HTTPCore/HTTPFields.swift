@@ -186,11 +186,13 @@ package struct HTTPFields: Sendable {
 
     /// Fields that allocate nothing until the first append (rarely used sets such as
     /// trailers).
-    package static func unreserved() -> HTTPFields {
-        var f = HTTPFields()
-        f.arena = []
-        f.entries = []
-        return f
+    package static func unreserved() -> HTTPFields { HTTPFields(reserving: false) }
+
+    private init(reserving: Bool) {
+        if reserving {
+            arena.reserveCapacity(512)
+            entries.reserveCapacity(16)
+        }
     }
 
     /// Number of fields.
