@@ -57,7 +57,7 @@ bench-proxy: release
 	$(PYTHON) Benchmarks/proxy_bench.py --berth $(BERTH)
 
 bench-h3: release
-	$(PYTHON) Benchmarks/h3_bench.py --berth $(BERTH)
+	$(PYTHON) Benchmarks/h3_bench.py --berth $(BERTH) --pin
 
 fuzz:
 	fuzz/run-http1.sh $${FUZZ_SECONDS:-600}

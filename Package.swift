@@ -32,6 +32,7 @@ let package = Package(
 
         // Pure Swift foundations.
         .target(name: "IOCore", path: "Sources/IOCore", swiftSettings: fast),
+        .target(name: "JSON", path: "Sources/JSON", swiftSettings: fast),
         .target(name: "EventLoop", dependencies: ["IOCore", "CLinux"], path: "Sources/EventLoop", swiftSettings: fast),
         .target(name: "SystemD", dependencies: ["IOCore", "CLinux"], path: "Sources/SystemD", swiftSettings: fast),
         .target(name: "HTTPCore", dependencies: ["IOCore"], path: "Sources/HTTPCore", swiftSettings: fast),
@@ -42,12 +43,12 @@ let package = Package(
         .target(name: "HTTP3", dependencies: ["IOCore", "HTTPCore", "CNGTCP2", "CNGHTTP3", "CGnuTLS"], path: "Sources/HTTP3", swiftSettings: fast),
         .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "CZlib", "CZstd", "Upstream", "CLinux"], path: "Sources/Handlers", swiftSettings: fast),
         .target(name: "Caddyfile", path: "Sources/Caddyfile", swiftSettings: fast),
-        .target(name: "ACME", dependencies: ["IOCore", "TLS", "COpenSSL"], path: "Sources/ACME", swiftSettings: fast),
-        .target(name: "Config", dependencies: ["IOCore", "HTTPCore", "Handlers", "Caddyfile", "TLS", "Upstream"], path: "Sources/Config", swiftSettings: fast),
-        .target(name: "Admin", dependencies: ["IOCore", "HTTPCore", "Config"], path: "Sources/Admin", swiftSettings: fast),
+        .target(name: "ACME", dependencies: ["IOCore", "JSON", "TLS", "COpenSSL"], path: "Sources/ACME", swiftSettings: fast),
+        .target(name: "Config", dependencies: ["IOCore", "JSON", "HTTPCore", "Handlers", "Caddyfile", "TLS", "Upstream"], path: "Sources/Config", swiftSettings: fast),
+        .target(name: "Admin", dependencies: ["IOCore", "JSON", "HTTPCore", "Config"], path: "Sources/Admin", swiftSettings: fast),
         .target(
             name: "Server",
-            dependencies: ["IOCore", "CLinux", "CZlib", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "HTTP3", "TLS", "ACME", "Handlers", "Caddyfile", "Config", "Admin", "Upstream"],
+            dependencies: ["IOCore", "JSON", "CLinux", "CZlib", "EventLoop", "SystemD", "HTTPCore", "HTTP1", "HTTP2", "HTTP3", "TLS", "ACME", "Handlers", "Caddyfile", "Config", "Admin", "Upstream"],
             path: "Sources/Server", swiftSettings: fast),
         .executableTarget(
             name: "berth",
@@ -57,14 +58,14 @@ let package = Package(
             ],
             path: "Sources/berth", swiftSettings: fast),
 
-        .testTarget(name: "AdminTests", dependencies: ["Admin", "Config", "HTTPCore", "IOCore"], path: "Tests/AdminTests"),
+        .testTarget(name: "AdminTests", dependencies: ["Admin", "Config", "HTTPCore", "IOCore", "JSON"], path: "Tests/AdminTests"),
         .testTarget(name: "IOCoreTests", dependencies: ["IOCore"], path: "Tests/IOCoreTests"),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "IOCore", "CLinux"], path: "Tests/EventLoopTests"),
         .testTarget(name: "SystemDTests", dependencies: ["SystemD", "IOCore"], path: "Tests/SystemDTests"),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "IOCore"], path: "Tests/HTTPCoreTests"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "HTTPCore", "IOCore"], path: "Tests/HTTP1Tests"),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "IOCore", "COpenSSL"], path: "Tests/TLSTests"),
-        .testTarget(name: "ACMETests", dependencies: ["ACME", "TLS", "IOCore", "COpenSSL"], path: "Tests/ACMETests"),
+        .testTarget(name: "ACMETests", dependencies: ["ACME", "JSON", "TLS", "IOCore", "COpenSSL"], path: "Tests/ACMETests"),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2", "HTTPCore", "IOCore", "CNGHTTP2"], path: "Tests/HTTP2Tests"),
         .testTarget(name: "HTTP3Tests", dependencies: ["HTTP3", "HTTPCore", "IOCore", "EventLoop", "CLinux"], path: "Tests/HTTP3Tests"),
         .testTarget(
@@ -76,11 +77,11 @@ let package = Package(
             name: "CaddyfileTests", dependencies: ["Caddyfile"], path: "Tests/CaddyfileTests",
             exclude: ["diff_caddy_fmt.sh"], resources: [.copy("Golden")]),
         .testTarget(
-            name: "ConfigTests", dependencies: ["Config", "Caddyfile", "Handlers", "HTTPCore"],
+            name: "ConfigTests", dependencies: ["Config", "Caddyfile", "Handlers", "HTTPCore", "JSON"],
             path: "Tests/ConfigTests", exclude: ["Golden"]),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["Server", "EventLoop", "HTTP1", "HTTPCore", "Handlers", "Config", "IOCore", "SystemD"],
+            dependencies: ["Server", "EventLoop", "HTTP1", "HTTPCore", "Handlers", "Config", "IOCore", "SystemD", "JSON"],
             path: "Tests/ServerTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -9,13 +9,17 @@ finished one is replaced at once until the duration is over.
     h3load.py [-c CONNECTIONS] [-n REQUESTS_PER_CONNECTION] [-d SECONDS] [--size BYTES]
               [--verify] HOST PORT URL
 
-Prints one JSON object: requests, seconds, req_per_s, mb_per_s (with --size), connections.
+Prints one JSON object: requests, seconds, req_per_s, mb_per_s (with --size), connections, and
+client_cpu_s / client_cpu_us_per_req: the CPU the gtlsclient processes used (user + system,
+from getrusage(RUSAGE_CHILDREN)) — when server CPU + client CPU fill the machine, the client is
+part of the limit and req/s compares the pair, not the servers alone.
 `--verify` first downloads the URL once and checks the body size (gtlsclient exits 0 even on
 failure, so the load runs themselves cannot be checked per request).
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,6 +49,7 @@ def verify(host, port, url, size):
 
 def run(host, port, url, c, n, duration):
     procs = []
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = 0
     failed = 0
     start = time.monotonic()
@@ -69,7 +74,9 @@ def run(host, port, url, c, n, duration):
         if len(procs) == c or time.monotonic() >= end:
             time.sleep(0.002)
     secs = time.monotonic() - start
-    return {"requests": done, "failed_connections": failed, "seconds": round(secs, 3),
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ccpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return {"client_cpu_s": round(ccpu, 2), "client_cpu_us_per_req": round(ccpu / max(1, done) * 1e6, 1),"requests": done, "failed_connections": failed, "seconds": round(secs, 3),
             "req_per_s": round(done / secs, 1), "connections": c, "streams_per_connection": n}
 
 

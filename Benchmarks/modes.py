@@ -252,7 +252,9 @@ class Cell:
             cmd += argv
         elif mode == "pasta":
             fwd = ["-t", f"{self.port}:{NS_HTTP}"] + (["-t", f"{self.tls_port}:{NS_HTTPS}"] if self.full else [])
-            pasta = ["pasta", "--config-net", "-q", "-f", *fwd, "--"]
+            # -T/-U none: pasta's default "auto" would bind, inside the namespace, every port the host
+            # has bound (e.g. a host 8080 would make the server's own bind fail).
+            pasta = ["pasta", "--config-net", "-q", "-f", "-u", "none", "-T", "none", "-U", "none", *fwd, "--"]
             inner = ["env", *(f"{k}={v}" for k, v in xenv.items()), *argv]
             if self.env.pasta_user:
                 pw = pwd.getpwnam(self.env.pasta_user)

@@ -9,6 +9,8 @@ APT_PACKAGES=(
   libgnutls28-dev zlib1g-dev libzstd-dev
   # peers used by the tests and benchmarks
   curl nghttp2-client ngtcp2-client wrk nginx-light systemd python3-pip
+  # the h3 benchmark compiles its load generator (Benchmarks/h3client/h3bench.c)
+  gcc
   # ACME tests: Pebble (test CA) and pebble-challtestsrv (its mock DNS), one package
   pebble
 )

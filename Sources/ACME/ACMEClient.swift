@@ -1,3 +1,4 @@
+import JSON
 import IOCore
 
 /// The ACME protocol engine (RFC 8555): directory, nonces, account, orders, authorizations,
@@ -74,8 +75,8 @@ package final class ACMEClient: @unchecked Sendable {
 
     /// A signed POST (§6.2) of `payload` (nil: POST-as-GET, §6.3) to `url`, signed with `kid`
     /// unless `useJWK`. Retries `badNonce`; throws problem documents as `.problem`.
-    package func post(_ url: String, payload: JSON?, useJWK: Bool = false, accept: String? = nil) throws(ACMEError)
-        -> (response: HTTPClientResponse, json: JSON?)
+    package func post(_ url: String, payload: JSONValue?, useJWK: Bool = false, accept: String? = nil) throws(ACMEError)
+        -> (response: HTTPClientResponse, json: JSONValue?)
     {
         let signer: JWS.Signer
         if useJWK {
@@ -88,7 +89,7 @@ package final class ACMEClient: @unchecked Sendable {
         while true {
             let n: String
             if let saved = nonce.take() { n = saved } else { n = try freshNonce() }
-            let body: JSON
+            let body: JSONValue
             do {
                 body = try JWS.sign(payload: payload, url: url, nonce: n, key: accountKey, signer: signer)
             } catch {
@@ -147,7 +148,7 @@ package final class ACMEClient: @unchecked Sendable {
         throws(ACMEError) -> String
     {
         let dir = try directory()
-        var payload: [(String, JSON)] = [("termsOfServiceAgreed", .bool(true))]
+        var payload: [(String, JSONValue)] = [("termsOfServiceAgreed", .bool(true))]
         if let email, !email.isEmpty { payload.append(("contact", .array([.string("mailto:" + email)]))) }
         if let eab = externalAccount {
             payload.append(
@@ -171,7 +172,7 @@ package final class ACMEClient: @unchecked Sendable {
 
     /// Places an order for `names` (§7.4).
     package func newOrder(_ names: [String]) throws(ACMEError) -> ACMEOrder {
-        let ids = JSON.array(names.map { ACMEIdentifier($0).json })
+        let ids = JSONValue.array(names.map { ACMEIdentifier($0).json })
         let (r, json) = try post(try directory().newOrder, payload: .object([("identifiers", ids)]))
         guard let location = r.header("location"), let json else {
             throw .protocolViolation("newOrder (HTTP \(r.status)) returned no Location or body")
@@ -254,22 +255,22 @@ package final class ACMEClient: @unchecked Sendable {
     /// §5.3.1 CRLReason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation).
     package func revoke(certificateDER: [UInt8], reason: Int? = nil) throws(ACMEError) {
         guard let url = try directory().revokeCert else { throw .protocolViolation("the CA has no revokeCert") }
-        var payload: [(String, JSON)] = [("certificate", .string(Base64URL.encode(certificateDER)))]
+        var payload: [(String, JSONValue)] = [("certificate", .string(Base64URL.encode(certificateDER)))]
         if let reason { payload.append(("reason", .int(reason))) }
         _ = try post(url, payload: .object(payload))
     }
 
     // MARK: Helpers
 
-    static func json(_ r: HTTPClientResponse, url: String) throws(ACMEError) -> JSON {
+    static func json(_ r: HTTPClientResponse, url: String) throws(ACMEError) -> JSONValue {
         do {
-            return try JSON.parse(r.body)
+            return try JSONValue.parse(r.body)
         } catch {
             throw .protocolViolation("\(url) (HTTP \(r.status)): \(error)")
         }
     }
 
-    static func failure(_ r: HTTPClientResponse, _ json: JSON, _ fallback: String) -> ACMEError {
+    static func failure(_ r: HTTPClientResponse, _ json: JSONValue, _ fallback: String) -> ACMEError {
         if let p = ACMEProblem(json, status: r.status) {
             return .problem(p, retryAfter: RetryAfter.seconds(r.header("retry-after"), now: Clock.realtime().seconds))
         }

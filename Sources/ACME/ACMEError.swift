@@ -1,3 +1,4 @@
+import JSON
 /// An ACME problem document (RFC 8555 §6.7, RFC 7807): what the CA says went wrong.
 package struct ACMEProblem: Sendable, Equatable, CustomStringConvertible {
     /// `urn:ietf:params:acme:error:<name>` for ACME's own types (RFC 8555 §6.7).
@@ -20,7 +21,7 @@ package struct ACMEProblem: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Reads a problem document; nil when `json` is not one.
-    package init?(_ json: JSON, status: Int) {
+    package init?(_ json: JSONValue, status: Int) {
         guard let t = json["type"]?.stringValue else { return nil }
         type = t
         detail = json["detail"]?.stringValue ?? ""

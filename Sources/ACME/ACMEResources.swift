@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import JSON
 import Glibc
 #endif
 
@@ -14,7 +15,7 @@ package struct ACMEDirectory: Sendable, Equatable {
     /// `meta.externalAccountRequired` (RFC 8555 §7.3.4).
     package var externalAccountRequired: Bool
 
-    package init?(_ json: JSON) {
+    package init?(_ json: JSONValue) {
         guard let nonce = json["newNonce"]?.stringValue, let account = json["newAccount"]?.stringValue,
             let order = json["newOrder"]?.stringValue
         else { return nil }
@@ -47,12 +48,12 @@ package struct ACMEIdentifier: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    init?(_ json: JSON?) {
+    init?(_ json: JSONValue?) {
         guard let t = json?["type"]?.stringValue, let v = json?["value"]?.stringValue else { return nil }
         self.init(type: t, value: v)
     }
 
-    var json: JSON { .object([("type", .string(type)), ("value", .string(value))]) }
+    var json: JSONValue { .object([("type", .string(type)), ("value", .string(value))]) }
     package var description: String { value }
 }
 
@@ -68,7 +69,7 @@ package struct ACMEOrder: Sendable {
     package var certificate: String?
     package var error: ACMEProblem?
 
-    init(url: String, _ json: JSON, status httpStatus: Int) throws(ACMEError) {
+    init(url: String, _ json: JSONValue, status httpStatus: Int) throws(ACMEError) {
         guard let s = json["status"]?.stringValue, let f = json["finalize"]?.stringValue else {
             throw .protocolViolation("order \(url) lacks status or finalize")
         }
@@ -92,7 +93,7 @@ package struct ACMEChallenge: Sendable {
     package var token: String
     package var error: ACMEProblem?
 
-    init?(_ json: JSON, status httpStatus: Int) {
+    init?(_ json: JSONValue, status httpStatus: Int) {
         guard let t = json["type"]?.stringValue, let u = json["url"]?.stringValue else { return nil }
         type = t
         url = u
@@ -111,7 +112,7 @@ package struct ACMEAuthorization: Sendable {
     package var wildcard: Bool
     package var challenges: [ACMEChallenge]
 
-    init(url: String, _ json: JSON, status httpStatus: Int) throws(ACMEError) {
+    init(url: String, _ json: JSONValue, status httpStatus: Int) throws(ACMEError) {
         guard let id = ACMEIdentifier(json["identifier"]), let s = json["status"]?.stringValue else {
             throw .protocolViolation("authorization \(url) lacks identifier or status")
         }

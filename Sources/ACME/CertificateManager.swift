@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import JSON
 import Glibc
 #endif
 import IOCore
@@ -286,7 +287,7 @@ package final class CertificateManager: @unchecked Sendable {
             } catch {
                 throw .protocolViolation("the CA's certificate for \(subject.name) does not load: \(error)")
             }
-            let meta = JSON.object([
+            let meta = JSONValue.object([
                 ("names", .array([.string(subject.name)])), ("issuer", .string(subject.issuer.directoryURL)),
                 ("not_before", .int(cert.notBefore)), ("not_after", .int(cert.notAfter)),
                 ("obtained_at", .int(now)),

@@ -1,6 +1,7 @@
 internal import COpenSSL
 
 #if canImport(Glibc)
+import JSON
 import Glibc
 #endif
 
@@ -74,7 +75,7 @@ package final class ACMEKey: @unchecked Sendable {
 
     /// The public key as a JWK (RFC 7517, RFC 7518 §6.2.1), members in the lexicographic order
     /// RFC 7638 §3.2 requires for the thumbprint: `crv`, `kty`, `x`, `y`.
-    package var jwk: JSON {
+    package var jwk: JSONValue {
         let p = publicPoint()
         let x = p.count == 65 ? Array(p[1..<33]) : []
         let y = p.count == 65 ? Array(p[33..<65]) : []

@@ -1,3 +1,4 @@
+import JSON
 /// JSON Web Signature in the flattened JSON serialization (RFC 7515 §7.2.2), the only request
 /// body ACME accepts (RFC 8555 §6.2): `{"protected", "payload", "signature"}`, content type
 /// `application/jose+json`.
@@ -12,16 +13,16 @@ package enum JWS {
     /// Signs `payload` for `url` with `nonce` (RFC 8555 §6.2, §6.5). A nil payload is the
     /// empty string: POST-as-GET (RFC 8555 §6.3).
     package static func sign(
-        payload: JSON?, url: String, nonce: String, key: ACMEKey, signer: Signer
-    ) throws(ACMECryptoError) -> JSON {
-        var header: [(String, JSON)] = [("alg", .string("ES256"))]
+        payload: JSONValue?, url: String, nonce: String, key: ACMEKey, signer: Signer
+    ) throws(ACMECryptoError) -> JSONValue {
+        var header: [(String, JSONValue)] = [("alg", .string("ES256"))]
         switch signer {
         case .kid(let account): header.append(("kid", .string(account)))
         case .jwk: header.append(("jwk", key.jwk))
         }
         header.append(("nonce", .string(nonce)))
         header.append(("url", .string(url)))
-        let protected = Base64URL.encode(JSON.object(header).bytes)
+        let protected = Base64URL.encode(JSONValue.object(header).bytes)
         let body = payload.map { Base64URL.encode($0.bytes) } ?? ""
         let signature = try key.signES256(Array("\(protected).\(body)".utf8))
         return .object([
@@ -33,8 +34,8 @@ package enum JWS {
     /// The External Account Binding of a `newAccount` request (RFC 8555 §7.3.4): a JWS over
     /// the account's public JWK, MACed (HS256) with the key the CA handed out, `kid` its key
     /// identifier, `url` the newAccount URL, no nonce.
-    package static func externalAccountBinding(keyID: String, macKey: [UInt8], accountKey: ACMEKey, url: String) -> JSON {
-        let header = JSON.object([("alg", .string("HS256")), ("kid", .string(keyID)), ("url", .string(url))])
+    package static func externalAccountBinding(keyID: String, macKey: [UInt8], accountKey: ACMEKey, url: String) -> JSONValue {
+        let header = JSONValue.object([("alg", .string("HS256")), ("kid", .string(keyID)), ("url", .string(url))])
         let protected = Base64URL.encode(header.bytes)
         let payload = Base64URL.encode(accountKey.jwk.bytes)
         let mac = Digest.hmacSHA256(key: macKey, Array("\(protected).\(payload)".utf8))

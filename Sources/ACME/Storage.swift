@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import JSON
 import Glibc
 #endif
 import IOCore
@@ -11,7 +12,7 @@ package struct StoredCertificate: Sendable {
     /// The chain as the CA sent it (leaf first).
     package var chainPEM: [UInt8]
     /// The metadata document (`<name>.json`).
-    package var metadata: JSON
+    package var metadata: JSONValue
     /// Revoked by `berth acme revoke` (or another instance): must be replaced.
     package var revoked: Bool { metadata["revoked"]?.boolValue ?? false }
 }
@@ -92,13 +93,13 @@ package struct ACMEStorage: Sendable {
             let chain = try? FileIO.readAll(p.crt, limit: 1 << 20), let key = try? FileIO.readAll(p.key, limit: 1 << 20),
             let cert = try? TLSCertificate(certificatePEM: chain, keyPEM: key)
         else { return nil }
-        var meta = JSON.object([])
-        if let m = try? FileIO.readAll(p.json, limit: 1 << 20), let j = try? JSON.parse(m) { meta = j }
+        var meta = JSONValue.object([])
+        if let m = try? FileIO.readAll(p.json, limit: 1 << 20), let j = try? JSONValue.parse(m) { meta = j }
         return StoredCertificate(certificate: cert, chainPEM: chain, metadata: meta)
     }
 
     /// Writes a certificate: key (0600), then chain, then metadata.
-    package func saveCertificate(ca: String, name: String, chainPEM: [UInt8], keyPEM: [UInt8], metadata: JSON)
+    package func saveCertificate(ca: String, name: String, chainPEM: [UInt8], keyPEM: [UInt8], metadata: JSONValue)
         throws(ACMEError)
     {
         let p = certificatePaths(ca: ca, name: name)
@@ -113,10 +114,10 @@ package struct ACMEStorage: Sendable {
     }
 
     /// Rewrites the metadata of a stored certificate (e.g. `"revoked": true`).
-    package func updateMetadata(ca: String, name: String, _ body: (JSON) -> JSON) throws(ACMEError) {
+    package func updateMetadata(ca: String, name: String, _ body: (JSONValue) -> JSONValue) throws(ACMEError) {
         let p = certificatePaths(ca: ca, name: name)
-        var meta = JSON.object([])
-        if let m = try? FileIO.readAll(p.json, limit: 1 << 20), let j = try? JSON.parse(m) { meta = j }
+        var meta = JSONValue.object([])
+        if let m = try? FileIO.readAll(p.json, limit: 1 << 20), let j = try? JSONValue.parse(m) { meta = j }
         do {
             try FileIO.writeAtomically(p.json, body(meta).bytes + [0x0A], mode: 0o644)
         } catch {
@@ -133,7 +134,7 @@ package struct ACMEStorage: Sendable {
             return nil
         }
         var url: String?
-        if let b = try? FileIO.readAll(d + "/account.json", limit: 1 << 16), let j = try? JSON.parse(b) {
+        if let b = try? FileIO.readAll(d + "/account.json", limit: 1 << 16), let j = try? JSONValue.parse(b) {
             url = j["url"]?.stringValue
         }
         return (key, url)
@@ -145,10 +146,10 @@ package struct ACMEStorage: Sendable {
         try Self.makeDirectories(d)
         do {
             try FileIO.writeAtomically(d + "/account.key", key.pem(), mode: 0o600)
-            var meta: [(String, JSON)] = []
+            var meta: [(String, JSONValue)] = []
             if let url { meta.append(("url", .string(url))) }
             if let email { meta.append(("email", .string(email))) }
-            try FileIO.writeAtomically(d + "/account.json", JSON.object(meta).bytes + [0x0A], mode: 0o644)
+            try FileIO.writeAtomically(d + "/account.json", JSONValue.object(meta).bytes + [0x0A], mode: 0o644)
         } catch {
             throw .storage(error.description)
         }

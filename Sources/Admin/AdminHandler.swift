@@ -1,3 +1,4 @@
+import JSON
 import Config
 import HTTPCore
 import IOCore
@@ -85,7 +86,7 @@ package final class AdminHandler: Handler, @unchecked Sendable {
         }
         if path == "/config" || path.hasPrefix("/config/") {
             guard method == .GET || method == .HEAD else {
-                AdminHandler.error(response, 405, "changing the config through /config/ is not supported by Berth; POST a Caddyfile to /load")
+                AdminHandler.error(response, 405, "changing the config through /config/ is not supported by Berth; POST a Caddyfile (text/caddyfile) or Berth's JSON (application/json) to /load")
                 return .done
             }
             let segments = path.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map(String.init)

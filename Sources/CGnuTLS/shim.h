@@ -11,6 +11,10 @@ static inline void berth_gnutls_free(void *p) { gnutls_free(p); }
 static inline unsigned int berth_gnutls_quic_server_flags(void) {
     return GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET | GNUTLS_NO_END_OF_EARLY_DATA;
 }
+/* The same, accepting 0-RTT early data (QUICEarlyData.swift). */
+static inline unsigned int berth_gnutls_quic_server_early_flags(void) {
+    return GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET | GNUTLS_NO_END_OF_EARLY_DATA | GNUTLS_ENABLE_EARLY_DATA;
+}
 static inline unsigned int berth_gnutls_alpn_server_flags(void) {
     return GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE;
 }

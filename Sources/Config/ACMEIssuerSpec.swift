@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 
 /// How a site's public names get their certificates from an ACME CA (caddy-behavior §15):

@@ -1,5 +1,12 @@
+import JSON
 /// Dumps the typed config as deterministic JSON shaped like Caddy's (`adapt`, `/config/`).
+/// It carries everything the runtime is built from, so `JSONConfigDecoder` reads it back into
+/// the same config (`POST /load` with `application/json`, `berth run --config F.json`); the
+/// top-level `"berth"` member marks it as Berth's and not Caddy's, whose JSON Berth does not load.
 extension BerthConfig {
+    /// The version of Berth's JSON format (`"berth": {"version": N}`).
+    package static let jsonFormatVersion = 1
+
     package var json: JSONValue {
         var top: [(String, JSONValue)] = []
         top.append(("admin", adminJSON))
@@ -10,18 +17,21 @@ extension BerthConfig {
             top.append(("storage", .object([("module", .string("file_system")), ("root", .string(root))])))
         }
         var serverList: [(String, JSONValue)] = []
-        for s in self.servers.sorted(by: { $0.name < $1.name }) { serverList.append((s.name, s.json(serverOptions))) }
+        for s in self.servers.sorted(by: { $0.name < $1.name }) { serverList.append((s.name, s.json(options: serverOptions))) }
         var http: [(String, JSONValue)] = []
         if gracePeriodMilliseconds != 10_000 { http.append(("grace_period", .int(gracePeriodMilliseconds * 1_000_000))) }
         http.append(("servers", .object(serverList)))
+        if shutdownDelayMilliseconds != 0 { http.append(("shutdown_delay", .int(shutdownDelayMilliseconds * 1_000_000))) }
         var apps: [(String, JSONValue)] = [("http", .object(http))]
         if let t = tlsAppJSON { apps.append(("tls", t)) }
         top.append(("apps", .object(apps)))
+        top.append(("berth", .object([("version", .int(BerthConfig.jsonFormatVersion))])))
         return .object(top)
     }
 
     /// Caddy-shaped `apps.tls`: loaded certificate files, internal-issuer subjects, and ACME
-    /// subjects whose issuer differs from the default (Caddy emits no policy for those).
+    /// subjects whose issuer differs from the default (Caddy emits no policy for those). A
+    /// summary derived from the servers' `tls_connection_policies`, which are authoritative.
     var tlsAppJSON: JSONValue? {
         var files: [JSONValue] = []
         var internalSubjects: [String] = []
@@ -75,20 +85,62 @@ extension BerthConfig {
     }
 }
 
+extension ServerOptions {
+    /// Caddy's per-server fields (the `servers` global option applies to every server), then
+    /// Berth's `alt_svc_port` and `h3_retry`.
+    var jsonFields: [(String, JSONValue)] {
+        var o: [(String, JSONValue)] = []
+        if let v = readBodyMilliseconds { o.append(("read_timeout", .int(v * 1_000_000))) }
+        if let v = readHeaderMilliseconds { o.append(("read_header_timeout", .int(v * 1_000_000))) }
+        if let v = writeMilliseconds { o.append(("write_timeout", .int(v * 1_000_000))) }
+        if let v = idleMilliseconds { o.append(("idle_timeout", .int(v * 1_000_000))) }
+        if let v = maxHeaderBytes { o.append(("max_header_bytes", .int(v))) }
+        if let v = altSvcPort { o.append(("alt_svc_port", .int(v))) }
+        if h3Retry { o.append(("h3_retry", .bool(true))) }
+        return o
+    }
+}
+
+extension ServerTLSConfig {
+    /// The server's one connection policy: Caddy's `default_sni`, `protocol_min`,
+    /// `protocol_max`, and Berth's `certificates` — what the server presents, in order, with
+    /// where each comes from (`certificate`+`key` files, or an `issuer`: internal or acme).
+    var json: JSONValue {
+        var o: [(String, JSONValue)] = []
+        o.append(("certificates", .array(certificates.map(\.json))))
+        if let d = defaultSNI { o.append(("default_sni", .string(d))) }
+        if let v = maximumVersion { o.append(("protocol_max", .string(v))) }
+        if let v = minimumVersion { o.append(("protocol_min", .string(v))) }
+        return .object(o)
+    }
+}
+
+extension CertificateSpec {
+    var json: JSONValue {
+        var o: [(String, JSONValue)] = []
+        switch source {
+        case .files(let cert, let key):
+            o.append(("certificate", .string(cert)))
+            o.append(("key", .string(key)))
+        case .internalCA:
+            o.append(("issuer", .object([("module", .string("internal"))])))
+        case .acme(let issuer):
+            o.append(("issuer", issuer.json))
+        }
+        if !names.isEmpty { o.append(("subjects", .array(names.map { .string($0) }))) }
+        return .object(o)
+    }
+}
+
 extension ServerConfig {
-    /// Caddy's server object; `options` (the `servers` global option) adds Caddy's timeout,
-    /// header-size and client-IP keys.
-    func json(_ options: ServerOptions = ServerOptions()) -> JSONValue {
+    /// `options`: the global `servers` options, printed in every server as Caddy does.
+    func json(options: ServerOptions) -> JSONValue {
         var o: [(String, JSONValue)] = []
         o.append(("listen", .array(listeners.map { .string($0.address.description) })))
         o.append(("listen_protocols", .array(listeners.map { .array($0.protocols.map { .string($0.rawValue) }) })))
-        if let ms = options.readBodyMilliseconds { o.append(("read_timeout", .int(ms * 1_000_000))) }
-        if let ms = options.readHeaderMilliseconds { o.append(("read_header_timeout", .int(ms * 1_000_000))) }
-        if let ms = options.writeMilliseconds { o.append(("write_timeout", .int(ms * 1_000_000))) }
-        if let ms = options.idleMilliseconds { o.append(("idle_timeout", .int(ms * 1_000_000))) }
-        if let n = options.maxHeaderBytes { o.append(("max_header_bytes", .int(n))) }
+        o += options.jsonFields
         o.append(("routes", .array(routes.map(\.json))))
-        if tls != nil { o.append(("tls_connection_policies", .array([.object([])]))) }
+        if let t = tls { o.append(("tls_connection_policies", .array([t.json]))) }
         if !errorRoutes.isEmpty { o.append(("errors", .object([("routes", .array(errorRoutes.map(\.json)))]))) }
         if !options.trustedProxies.isEmpty {
             o.append(("trusted_proxies", .object([("ranges", .array(options.trustedProxies.map { .string($0) })), ("source", .string("static"))])))

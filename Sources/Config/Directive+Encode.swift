@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Handlers
 import HTTPCore
@@ -99,5 +100,45 @@ package struct EncodeSpec: HandlerSpec {
         EncodeHandler(EncodeHandler.Settings(
             codings: codings, minimumLength: (minimumLength ?? 0) == 0 ? 512 : minimumLength!, match: match?.matcher,
             gzipLevel: Int32(gzipLevel ?? 5), zstdLevel: EncodeSpec.zstdLevels[zstdLevel ?? "default"] ?? 3))
+    }
+}
+
+// MARK: Berth's JSON
+
+extension EncodeSpec {
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        var spec = EncodeSpec()
+        guard let enc = try r.object("encodings") else { throw r.missing("encodings") }
+        for k in enc.keys {
+            guard let c = ContentCoding(rawValue: k) else { throw enc.error(k, "unknown encoder (gzip, zstd)") }
+            guard let o = try enc.object(k) else { continue }
+            switch c {
+            case .gzip:
+                if let l = try o.int("level") {
+                    guard (0...9).contains(l) else { throw o.error("level", "gzip level must be 0…9") }
+                    spec.gzipLevel = l == 0 ? nil : l
+                }
+            default:
+                if let l = try o.string("level") {
+                    guard EncodeSpec.zstdLevels[l] != nil else { throw o.error("level", "unknown zstd encoder level: \(l)") }
+                    spec.zstdLevel = l
+                }
+            }
+            try o.finish()
+        }
+        try enc.finish()
+        if let m = try r.object("match") { spec.match = try ResponseMatcherSpec.decode(m) }
+        spec.minimumLength = try r.int("minimum_length")
+        let prefer = try r.strings("prefer") ?? enc.keys
+        var codings: [ContentCoding] = []
+        for p in prefer {
+            guard let c = ContentCoding(rawValue: p), enc.has(p), !codings.contains(c) else {
+                throw r.error("prefer", "must list the keys of encodings, each once")
+            }
+            codings.append(c)
+        }
+        guard codings.count == enc.keys.count else { throw r.error("prefer", "must list the keys of encodings, each once") }
+        spec.codings = codings
+        return spec
     }
 }

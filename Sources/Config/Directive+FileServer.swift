@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Handlers
 import HTTPCore
@@ -224,5 +225,60 @@ package struct FileServerSpec: HandlerSpec {
         s.passThru = passThru
         s.followSymlinks = followSymlinks
         return FileServerHandler(s, environment: context.environment)
+    }
+}
+
+// MARK: Berth's JSON
+
+extension VarsSpec {
+    /// `vars`: every member but `handler` is one variable (Berth's are strings: `root`).
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        var entries: [(String, String)] = []
+        for k in r.keys where k != "handler" {
+            guard let v = try r.string(k) else { continue }
+            entries.append((k, v))
+        }
+        return VarsSpec(entries: entries)
+    }
+}
+
+extension FileServerSpec {
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        var spec = FileServerSpec()
+        if let b = try r.object("browse") {
+            var browse = Browse()
+            browse.fileLimit = try b.int("file_limit") ?? 0
+            browse.revealSymlinks = try b.bool("reveal_symlinks") ?? false
+            if let sort = try b.strings("sort") {
+                for s in sort where !["name", "namedirfirst", "size", "time", "asc", "desc"].contains(s) {
+                    throw b.error("sort", "unknown sort option '\(s)'")
+                }
+                browse.sort = sort
+            }
+            try b.finish()
+            spec.browse = browse
+        }
+        spec.canonicalURIs = try r.bool("canonical_uris") ?? true
+        spec.followSymlinks = try r.bool("follow_symlinks") ?? false
+        spec.hide = try r.strings("hide") ?? []
+        spec.indexNames = try r.strings("index_names")
+        spec.passThru = try r.bool("pass_thru") ?? false
+        if let pre = try r.object("precompressed") {
+            for k in pre.keys {
+                guard ["br", "zstd", "gzip"].contains(k) else { throw pre.error(k, "unknown precompressed encoding (br, zstd, gzip)") }
+                if let o = try pre.object(k) { try o.finish() }
+            }
+            try pre.finish()
+            let order = try r.strings("precompressed_order") ?? pre.keys
+            guard Set(order) == Set(pre.keys), order.count == pre.keys.count else {
+                throw r.error("precompressed_order", "must list the keys of precompressed, each once")
+            }
+            spec.precompressed = order
+        } else if r.has("precompressed_order") {
+            throw r.error("precompressed_order", "needs precompressed")
+        }
+        spec.root = try r.string("root")
+        spec.status = try r.statusText("status_code")
+        return spec
     }
 }

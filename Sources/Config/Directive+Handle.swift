@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Handlers
 import HTTPCore
@@ -161,4 +162,48 @@ package struct AbortSpec: HandlerSpec {
     package var handlerName: String { "static_response" }
     package var jsonFields: [(String, JSONValue)] { [("abort", .bool(true))] }
     package func build(_ context: BuildContext) throws(ConfigError) -> any Handler { AbortHandler() }
+}
+
+// MARK: Berth's JSON
+
+extension ErrorStatusMatcherSpec {
+    /// Reads back the `expression` `handle_errors` generates; Berth has no CEL, so any other
+    /// expression is refused.
+    static func decode(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        let text = try JSONRead.string(v, p)
+        let field = "{http.error.status_code}"
+        var classes: [Int] = [], codes: [Int] = []
+        func refuse() -> ConfigError {
+            p.error("only the status expressions handle_errors generates are supported (Berth has no CEL): '\(text)'")
+        }
+        for part in text.split(separator: " || ", omittingEmptySubsequences: false).map(String.init) {
+            let inPrefix = field + " in ["
+            if part.hasPrefix(inPrefix) && part.hasSuffix("]") {
+                let list = part.dropFirst(inPrefix.count).dropLast()
+                for n in list.split(separator: ",") {
+                    guard let c = Int(n.drop { $0 == " " }), (100...999).contains(c) else { throw refuse() }
+                    codes.append(c)
+                }
+                continue
+            }
+            let words = part.split(separator: " ")
+            guard words.count == 7, words[0] == field, words[1] == ">=", words[3] == "&&", words[4] == field, words[5] == "<=",
+                let lo = Int(words[2]), let hi = Int(words[6]), lo % 100 == 0, hi == lo + 99, (1...9).contains(lo / 100)
+            else { throw refuse() }
+            classes.append(lo / 100)
+        }
+        let spec = ErrorStatusMatcherSpec(classes: classes, codes: codes)
+        // Only the exact spelling round-trips (the parts are in this order).
+        guard spec.json == v else { throw refuse() }
+        return spec
+    }
+}
+
+extension ErrorSpec {
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        var spec = ErrorSpec()
+        spec.message = try r.string("error") ?? ""
+        spec.status = try r.statusText("status_code")
+        return spec
+    }
 }

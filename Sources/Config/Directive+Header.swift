@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Handlers
 import HTTPCore
@@ -212,5 +213,69 @@ package struct HeaderSpec: HandlerSpec {
             }
         }
         return HeaderHandler(ops: o, deferred: deferred, require: require?.matcher)
+    }
+}
+
+// MARK: Berth's JSON
+
+extension ResponseMatcherSpec {
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> ResponseMatcherSpec {
+        var spec = ResponseMatcherSpec()
+        if let h = try r.object("headers") {
+            for k in h.keys {
+                guard let v = h.value(k) else { continue }
+                if case .null = v {
+                    spec.headers.append((k, nil))
+                } else {
+                    spec.headers.append((k, try JSONRead.strings(v, h.path.key(k))))
+                }
+            }
+            try h.finish()
+        }
+        spec.statusCodes = try r.ints("status_code")
+        try r.finish()
+        return spec
+    }
+}
+
+extension HeaderSpec {
+    /// `headers` with a `response` part (the `header` directive has no request side).
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        var spec = HeaderSpec()
+        if r.has("request") {
+            throw r.error("request", "request header manipulation in the headers handler is not supported by Berth (the header directive changes response headers)")
+        }
+        guard let resp = try r.object("response") else { return spec }
+        func fields(_ key: String) throws(ConfigError) -> [(String, [String])] {
+            guard let o = try resp.object(key) else { return [] }
+            var out: [(String, [String])] = []
+            for k in o.keys { out.append((k, try o.strings(k) ?? [])) }
+            try o.finish()
+            return out
+        }
+        spec.ops.add = try fields("add")
+        spec.ops.set = try fields("set")
+        spec.ops.delete = try resp.strings("delete") ?? []
+        if let rep = try resp.object("replace") {
+            for k in rep.keys {
+                var list: [(find: String, replace: String)] = []
+                for (e, ep) in try rep.array(k) ?? [] {
+                    let o = try JSONObjectReader(e, ep)
+                    guard let find = try o.string("search_regexp") else { throw o.missing("search_regexp") }
+                    let repl = try o.string("replace") ?? ""
+                    try o.finish()
+                    if !HeaderSpec.containsPlaceholders(find) {
+                        do { _ = try Regex(find) } catch { throw o.error("search_regexp", error.description) }
+                    }
+                    list.append((find, repl))
+                }
+                spec.ops.replace.append((k, list))
+            }
+            try rep.finish()
+        }
+        if let req = try resp.object("require") { spec.require = try ResponseMatcherSpec.decode(req) }
+        spec.deferred = try resp.bool("deferred") ?? false
+        try resp.finish()
+        return spec
     }
 }

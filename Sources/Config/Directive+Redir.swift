@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Handlers
 import HTTPCore

@@ -106,6 +106,10 @@ extension DirectiveParsers {
                 let field = d.val
                 var args: [String] = []
                 while d.nextArg() { args.append(d.val) }
+                if field.hasPrefix("?") {
+                    // Caddy refuses it for reverse_proxy (headers/caddyfile.go applyHeaderOp).
+                    throw d.err("\(field): the default header modifier ('?') can only be used on response headers; for conditional manipulation of request headers, use matchers")
+                }
                 if field.hasPrefix("-") {
                     if !args.isEmpty { throw d.argErr() }
                 } else if args.isEmpty || args.count > 2 {

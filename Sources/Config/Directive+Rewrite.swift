@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Handlers
 import HTTPCore
@@ -155,5 +156,35 @@ package struct RewriteSpec: HandlerSpec {
         if let r = replace { ops.append(.replace(find: t(r.find), replace: t(r.replace), limit: r.limit, mergeSlashes: !r.find.contains("//"))) }
         if let p = pathRegexp { ops.append(.pathRegexp(p.0, t(p.1))) }
         return RewriteHandler(method: method.map(t), ops: ops)
+    }
+}
+
+// MARK: Berth's JSON
+
+extension RewriteSpec {
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        var spec = RewriteSpec()
+        spec.method = try r.string("method")
+        spec.uri = try r.string("uri")
+        spec.stripPrefix = try r.string("strip_path_prefix")
+        spec.stripSuffix = try r.string("strip_path_suffix")
+        func single(_ key: String) throws(ConfigError) -> JSONObjectReader? {
+            guard let a = try r.array(key) else { return nil }
+            guard a.count == 1 else { throw r.error(key, "Berth supports exactly one entry here") }
+            return try JSONObjectReader(a[0].0, a[0].1)
+        }
+        if let o = try single("path_regexp") {
+            guard let find = try o.string("find") else { throw o.missing("find") }
+            let repl = try o.string("replace") ?? ""
+            try o.finish()
+            if find.isEmpty { throw o.error("find", "path_regexp find cannot be empty") }
+            do { spec.pathRegexp = (try Regex(find), repl) } catch { throw o.error("find", error.description) }
+        }
+        if let o = try single("uri_substring") {
+            guard let find = try o.string("find") else { throw o.missing("find") }
+            spec.replace = (find, try o.string("replace") ?? "", try o.int("limit") ?? 0)
+            try o.finish()
+        }
+        return spec
     }
 }

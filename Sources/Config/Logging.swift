@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 
 /// Log levels as zap names them (Caddy's `level`).

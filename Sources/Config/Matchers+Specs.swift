@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Handlers
 import HTTPCore
@@ -307,5 +308,91 @@ package struct FileMatcherSpec: FailingMatcherSpec {
         }
         let rootT = root.map { Template($0, keepUnknown: false, environment: context.environment) }
         return FileMatcher(root: rootT, candidates: candidates, fallback: tryPolicy == "first_exist_fallback")
+    }
+}
+
+// MARK: Berth's JSON
+
+enum MatcherSpecDecoders {
+    static func method(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        MethodMatcherSpec(methods: try JSONRead.strings(v, p))
+    }
+
+    static func header(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        let r = try JSONObjectReader(v, p)
+        var spec = HeaderMatcherSpec()
+        for k in r.keys {
+            guard let fv = r.value(k) else { continue }
+            if case .null = fv {
+                spec.fields.append((k, nil))
+            } else {
+                spec.fields.append((k, try JSONRead.strings(fv, p.key(k))))
+            }
+        }
+        return spec
+    }
+
+    static func regex(_ pattern: String, _ p: JSONPath) throws(ConfigError) -> Regex {
+        do { return try Regex(pattern) } catch { throw p.error("compiling matcher regexp \(pattern): \(error.description)") }
+    }
+
+    static func headerRegexp(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        let r = try JSONObjectReader(v, p)
+        var spec = HeaderRegexpMatcherSpec()
+        for k in r.keys {
+            guard let o = try r.object(k) else { continue }
+            let name = try o.string("name") ?? ""
+            guard let pattern = try o.string("pattern") else { throw o.missing("pattern") }
+            try o.finish()
+            spec.fields.append((k, name, try regex(pattern, o.path.key("pattern"))))
+        }
+        return spec
+    }
+
+    static func pathRegexp(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        let o = try JSONObjectReader(v, p)
+        let name = try o.string("name") ?? ""
+        guard let pattern = try o.string("pattern") else { throw o.missing("pattern") }
+        try o.finish()
+        return PathRegexpMatcherSpec(name: name, regex: try regex(pattern, p.key("pattern")))
+    }
+
+    static func query(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        let r = try JSONObjectReader(v, p)
+        var spec = QueryMatcherSpec()
+        for k in r.keys { spec.pairs.append((k, try r.strings(k) ?? [])) }
+        return spec
+    }
+
+    static func proto(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        ProtocolMatcherSpec(proto: try JSONRead.string(v, p))
+    }
+
+    static func ip(_ name: String) -> MatcherDecoder {
+        { (v: JSONValue, p: JSONPath) throws(ConfigError) -> any MatcherSpec in
+            let o = try JSONObjectReader(v, p)
+            let ranges = try o.strings("ranges") ?? []
+            try o.finish()
+            for (i, r) in ranges.enumerated() where IPPrefix(r) == nil {
+                throw p.key("ranges").index(i).error("invalid IP address: '\(r)'")
+            }
+            return IPMatcherSpec(name: name, ranges: ranges)
+        }
+    }
+
+    static func not(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        var sets: [[any MatcherSpec]] = []
+        for (e, ep) in try JSONRead.array(v, p) { sets.append(try JSONConfigDecoder.matcherSet(e, ep)) }
+        return NotMatcherSpec(sets: sets)
+    }
+
+    static func file(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        let o = try JSONObjectReader(v, p)
+        var spec = FileMatcherSpec()
+        spec.root = try o.string("root")
+        spec.tryFiles = try o.strings("try_files") ?? []
+        spec.tryPolicy = try o.choice("try_policy", ["first_exist", "first_exist_fallback"])
+        try o.finish()
+        return spec
     }
 }

@@ -4,11 +4,22 @@ import Caddyfile
 package struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
     package var file: String
     package var line: Int
+    /// For configs loaded from Berth's JSON: the value's path in the document
+    /// (`apps.http.servers.srv0.listen[1]`), which stands in for the line.
+    package var jsonPath: String? = nil
     package init(file: String, line: Int) {
         self.file = file
         self.line = line
     }
-    package var description: String { "\(file):\(line)" }
+    package init(file: String, jsonPath: String) {
+        self.file = file
+        self.line = 0
+        self.jsonPath = jsonPath
+    }
+    package var description: String {
+        if let p = jsonPath { return "\(file): \(p)" }
+        return "\(file):\(line)"
+    }
 }
 
 /// An error in the configuration, ending with `, at FILE:LINE` like Caddy's.
@@ -26,7 +37,7 @@ package struct ConfigError: Error, CustomStringConvertible, Sendable {
     }
     package var description: String {
         guard let l = location else { return message }
-        return "\(message), at \(l.file):\(l.line)"
+        return "\(message), at \(l)"
     }
 }
 

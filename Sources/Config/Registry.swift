@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 
 /// Parses one directive of a site block (or of a nested block) into `SiteState`.
@@ -77,4 +78,41 @@ package enum MatcherRegistry {
         if knownButUnsupported.contains(name) { throw d.err("matcher '\(name)' is not supported by this Berth build yet") }
         throw d.err("getting matcher module '\(name)': module not registered: http.matchers.\(name)")
     }
+}
+
+/// Decodes one handler of Berth's JSON from its object (the `handler` member is read already).
+package typealias HandlerDecoder = @Sendable (JSONObjectReader) throws(ConfigError) -> any HandlerSpec
+/// Decodes one matcher of a matcher set from its value.
+package typealias MatcherDecoder = @Sendable (JSONValue, JSONPath) throws(ConfigError) -> any MatcherSpec
+
+/// The module tables for Berth's JSON (`JSONConfigDecoder`), keyed by Caddy's module names:
+/// every handler and matcher spec the encoder prints reads back through its entry here. Each
+/// spec's `decode` lives next to its `jsonFields` in the directive's file.
+package enum JSONModules {
+    package static let handlers: [String: HandlerDecoder] = [
+        "static_response": { r throws(ConfigError) in try StaticResponseSpec.decode(r) },
+        "headers": { r throws(ConfigError) in try HeaderSpec.decode(r) },
+        "encode": { r throws(ConfigError) in try EncodeSpec.decode(r) },
+        "rewrite": { r throws(ConfigError) in try RewriteSpec.decode(r) },
+        "error": { r throws(ConfigError) in try ErrorSpec.decode(r) },
+        "vars": { r throws(ConfigError) in try VarsSpec.decode(r) },
+        "file_server": { r throws(ConfigError) in try FileServerSpec.decode(r) },
+        "reverse_proxy": { r throws(ConfigError) in try ReverseProxySpec.decode(r) },
+    ]
+
+    package static let matchers: [String: MatcherDecoder] = [
+        "host": { v, p throws(ConfigError) in try HostMatcherSpec.decode(v, p) },
+        "path": { v, p throws(ConfigError) in try PathMatcherSpec.decode(v, p) },
+        "method": { v, p throws(ConfigError) in try MatcherSpecDecoders.method(v, p) },
+        "header": { v, p throws(ConfigError) in try MatcherSpecDecoders.header(v, p) },
+        "header_regexp": { v, p throws(ConfigError) in try MatcherSpecDecoders.headerRegexp(v, p) },
+        "path_regexp": { v, p throws(ConfigError) in try MatcherSpecDecoders.pathRegexp(v, p) },
+        "query": { v, p throws(ConfigError) in try MatcherSpecDecoders.query(v, p) },
+        "protocol": { v, p throws(ConfigError) in try MatcherSpecDecoders.proto(v, p) },
+        "remote_ip": MatcherSpecDecoders.ip("remote_ip"),
+        "client_ip": MatcherSpecDecoders.ip("client_ip"),
+        "not": { v, p throws(ConfigError) in try MatcherSpecDecoders.not(v, p) },
+        "file": { v, p throws(ConfigError) in try MatcherSpecDecoders.file(v, p) },
+        "expression": { v, p throws(ConfigError) in try ErrorStatusMatcherSpec.decode(v, p) },
+    ]
 }

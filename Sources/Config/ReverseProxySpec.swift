@@ -1,3 +1,4 @@
+import JSON
 import Handlers
 import HTTPCore
 import Upstream
@@ -75,7 +76,7 @@ package struct ReverseProxySpec: HandlerSpec {
     /// Caddy's `HeaderOps` JSON: add / delete / replace / set, each sorted.
     static func opsJSON(_ lines: [HeaderLine]) -> [(String, JSONValue)] {
         var add: [(String, [String])] = [], set: [(String, [String])] = [], del: [String] = []
-        var replace: [(String, [(String, JSONValue)])] = []
+        var replace: [(String, [JSONValue])] = []
         func put(_ list: inout [(String, [String])], _ k: String, _ v: String) {
             if let i = list.firstIndex(where: { $0.0 == k }) { list[i].1.append(v) } else { list.append((k, [v])) }
         }
@@ -89,7 +90,8 @@ package struct ReverseProxySpec: HandlerSpec {
             if isAdd || f.hasPrefix("?") { f = String(f.dropFirst()) }
             let vals = l.args.map(Self.expandShorthands)
             if vals.count == 2 {
-                replace.append((f, [("replace", .string(vals[1])), ("search", .string(vals[0]))]))
+                let r = JSONValue.object([("replace", .string(vals[1])), ("search", .string(vals[0]))])
+                if let i = replace.firstIndex(where: { $0.0 == f }) { replace[i].1.append(r) } else { replace.append((f, [r])) }
             } else if isAdd {
                 put(&add, f, vals.first ?? "")
             } else {
@@ -100,7 +102,7 @@ package struct ReverseProxySpec: HandlerSpec {
         if !add.isEmpty { o.append(("add", .object(add.sorted { $0.0 < $1.0 }.map { ($0.0, .array($0.1.map { .string($0) })) }))) }
         if !del.isEmpty { o.append(("delete", .array(del.map { .string($0) }))) }
         if !replace.isEmpty {
-            o.append(("replace", .object(replace.sorted { $0.0 < $1.0 }.map { ($0.0, .array([.object($0.1)])) })))
+            o.append(("replace", .object(replace.sorted { $0.0 < $1.0 }.map { ($0.0, .array($0.1)) })))
         }
         if !set.isEmpty { o.append(("set", .object(set.sorted { $0.0 < $1.0 }.map { ($0.0, .array($0.1.map { .string($0) })) }))) }
         return o
@@ -130,7 +132,12 @@ package struct ReverseProxySpec: HandlerSpec {
         if let b = healthBody { active.append(("expect_body", .string(b))) }
         if let s = h.expectStatus { active.append(("expect_status", .int(s))) }
         if !h.headers.isEmpty {
-            active.append(("headers", .object(h.headers.map { ($0.0, .array([.string($0.1)])) })))
+            // One member per field with every value (sorted, as Caddy's http.Header prints).
+            var grouped: [(String, [String])] = []
+            for (k, v) in h.headers {
+                if let i = grouped.firstIndex(where: { $0.0 == k }) { grouped[i].1.append(v) } else { grouped.append((k, [v])) }
+            }
+            active.append(("headers", .object(grouped.sorted { $0.0 < $1.0 }.map { ($0.0, .array($0.1.map { .string($0) })) })))
         }
         if h.activeEnabled || !active.isEmpty {
             if h.intervalMilliseconds != 30_000 { active.append(("interval", .int(h.intervalMilliseconds * 1_000_000))) }
@@ -212,8 +219,18 @@ package struct ReverseProxySpec: HandlerSpec {
         return ReverseProxyHandler(c)
     }
 
+    /// The header operations in Caddy's order (`HeaderOps.ApplyTo`): delete `*`, add, set,
+    /// delete, replace — the order the JSON form implies, so a config read from JSON behaves
+    /// exactly as the Caddyfile it was adapted from.
     static func operations(_ lines: [HeaderLine], _ context: BuildContext) -> [HeaderOperation] {
-        lines.map { l in
+        func rank(_ l: HeaderLine) -> Int {
+            if l.field == "-*" { return 0 }
+            if l.field.hasPrefix("-") { return 3 }
+            if l.args.count == 2 { return 4 }
+            return l.field.hasPrefix("+") ? 1 : 2
+        }
+        let ordered = lines.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+        return ordered.map { l in
             var f = l.field
             let value = { (s: String) -> any HeaderValueSource in TemplateHeaderValue(s, environment: context.environment) }
             if f.hasPrefix("-") { return HeaderOperation(kind: .delete, name: String(f.dropFirst()), value: nil) }
@@ -230,5 +247,162 @@ package struct ReverseProxySpec: HandlerSpec {
             }
             return HeaderOperation(kind: kind, name: f, value: value(l.args.first ?? ""))
         }
+    }
+}
+
+// MARK: Berth's JSON
+
+extension ReverseProxySpec {
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        var spec = ReverseProxySpec()
+        if let f = r.value("flush_interval") {
+            if case .number = f, try JSONRead.int(f, r.path.key("flush_interval")) == -1 {
+                spec.flushIntervalMilliseconds = -1
+            } else {
+                spec.flushIntervalMilliseconds = try JSONRead.milliseconds(f, r.path.key("flush_interval"))
+            }
+        }
+        if let h = try r.object("headers") {
+            if let o = try h.object("request") { spec.headerUp = try Self.decodeOps(o) }
+            if let o = try h.object("response") { spec.headerDown = try Self.decodeOps(o) }
+            try h.finish()
+        }
+        if let hc = try r.object("health_checks") {
+            if let a = try hc.object("active") {
+                spec.healthBody = try a.string("expect_body")
+                if let b = spec.healthBody {
+                    do { _ = try Regex(b) } catch { throw a.error("expect_body", "invalid regexp '\(b)': \(error.description)") }
+                }
+                if let s = try a.int("expect_status") {
+                    guard (1...9).contains(s) || (100...999).contains(s) else { throw a.error("expect_status", "bad status value \(s)") }
+                    spec.health.expectStatus = s
+                }
+                if let hs = try a.object("headers") {
+                    for k in hs.keys { for v in try hs.strings(k) ?? [] { spec.health.headers.append((k, v)) } }
+                    try hs.finish()
+                }
+                spec.health.intervalMilliseconds = try a.milliseconds("interval") ?? 30_000
+                if let p = try a.int("port") {
+                    guard (1...65535).contains(p) else { throw a.error("port", "bad port number \(p)") }
+                    spec.health.port = p
+                }
+                spec.health.timeoutMilliseconds = try a.milliseconds("timeout") ?? 5_000
+                spec.health.uri = try a.string("uri")
+                try a.finish()
+            }
+            if let p = try hc.object("passive") {
+                spec.health.failDurationMilliseconds = try p.milliseconds("fail_duration") ?? 0
+                spec.health.maxFails = try p.int("max_fails") ?? 1
+                if spec.health.maxFails < 1 { throw p.error("max_fails", "must be at least 1") }
+                spec.health.unhealthyRequestCount = try p.int("unhealthy_request_count") ?? 0
+                spec.health.unhealthyStatus = try p.ints("unhealthy_status") ?? []
+                spec.health.unhealthyLatencyMilliseconds = try p.milliseconds("unhealthy_latency")
+                try p.finish()
+            }
+            try hc.finish()
+        }
+        if let lb = try r.object("load_balancing") {
+            spec.retries = try lb.int("retries")
+            if let sp = try lb.object("selection_policy") {
+                guard let name = try sp.string("policy") else { throw sp.missing("policy") }
+                switch name {
+                case "random": spec.policy = .random
+                case "round_robin": spec.policy = .roundRobin
+                case "least_conn": spec.policy = .leastConn
+                case "first": spec.policy = .first
+                case "ip_hash": spec.policy = .ipHash
+                case "client_ip_hash": spec.policy = .clientIPHash
+                case "uri_hash": spec.policy = .uriHash
+                case "random_choose":
+                    guard let n = try sp.int("choose"), n >= 1 else { throw sp.error("choose", "must be an integer of at least 1") }
+                    spec.policy = .randomChoose(n)
+                case "query":
+                    guard let k = try sp.string("key") else { throw sp.missing("key") }
+                    spec.policy = .query(k)
+                case "header":
+                    guard let f = try sp.string("field") else { throw sp.missing("field") }
+                    spec.policy = .header(f)
+                case "cookie":
+                    spec.policy = .cookie(name: try sp.string("name") ?? "lb", secret: try sp.string("secret"))
+                default:
+                    throw sp.error("policy", "unrecognized selection policy '\(name)' (or not supported by this Berth build yet)")
+                }
+                try sp.finish()
+            }
+            spec.tryDurationMilliseconds = try lb.milliseconds("try_duration")
+            spec.tryIntervalMilliseconds = try lb.milliseconds("try_interval")
+            try lb.finish()
+        }
+        if let t = try r.object("transport") {
+            spec.transportWritten = true
+            guard try t.string("protocol") == "http" else {
+                throw t.error("protocol", "only the http transport is supported by this Berth build")
+            }
+            var o = TransportOptions()
+            o.dialTimeoutMilliseconds = try t.milliseconds("dial_timeout") ?? o.dialTimeoutMilliseconds
+            if let ka = try t.object("keep_alive") {
+                o.keepAlive = try ka.bool("enabled") ?? true
+                o.idleTimeoutMilliseconds = try ka.milliseconds("idle_timeout") ?? o.idleTimeoutMilliseconds
+                o.maxIdlePerHost = try ka.int("max_idle_conns") ?? o.maxIdlePerHost
+                try ka.finish()
+            }
+            o.maxConnsPerHost = try t.int("max_conns_per_host") ?? 0
+            o.readTimeoutMilliseconds = try t.milliseconds("read_timeout")
+            o.responseHeaderTimeoutMilliseconds = try t.milliseconds("response_header_timeout")
+            if t.has("tls") { throw t.error("tls", "https upstreams are not supported by this Berth build yet") }
+            o.writeTimeoutMilliseconds = try t.milliseconds("write_timeout")
+            try t.finish()
+            spec.transport = o
+        }
+        if let tp = try r.strings("trusted_proxies") {
+            for (i, c) in tp.enumerated() where IPNetwork(c) == nil {
+                throw r.path.key("trusted_proxies").index(i).error("parsing CIDR expression: '\(c)'")
+            }
+            spec.trustedProxies = tp
+        }
+        guard let ups = try r.array("upstreams") else { throw r.missing("upstreams") }
+        for (e, ep) in ups {
+            let o = try JSONObjectReader(e, ep)
+            guard let dial = try o.string("dial") else { throw o.missing("dial") }
+            try o.finish()
+            let parsed: [UpstreamAddress]
+            do { parsed = try UpstreamAddress.parse(dial) } catch { throw o.error("dial", "parsing upstream '\(dial)': \(error.description)") }
+            guard parsed.count == 1, parsed[0].dial == dial else {
+                throw o.error("dial", "expected one host:port or unix/path address, got '\(dial)'")
+            }
+            spec.upstreams.append(parsed[0])
+        }
+        return spec
+    }
+
+    /// Caddy's `HeaderOps` (add / delete / replace / set) back into header lines, applied in
+    /// Caddy's order: add, set, delete, replace.
+    static func decodeOps(_ o: JSONObjectReader) throws(ConfigError) -> [HeaderLine] {
+        var lines: [HeaderLine] = []
+        if let add = try o.object("add") {
+            for k in add.keys { for v in try add.strings(k) ?? [] { lines.append(HeaderLine(field: "+" + k, args: [v])) } }
+            try add.finish()
+        }
+        if let set = try o.object("set") {
+            for k in set.keys {
+                for v in try set.strings(k) ?? [] { lines.append(HeaderLine(field: k, args: [v])) }
+            }
+            try set.finish()
+        }
+        for d in try o.strings("delete") ?? [] { lines.append(HeaderLine(field: "-" + d, args: [])) }
+        if let rep = try o.object("replace") {
+            for k in rep.keys {
+                for (e, ep) in try rep.array(k) ?? [] {
+                    let r = try JSONObjectReader(e, ep)
+                    guard let search = try r.string("search") else { throw r.missing("search") }
+                    let replacement = try r.string("replace") ?? ""
+                    try r.finish()
+                    lines.append(HeaderLine(field: k, args: [search, replacement]))
+                }
+            }
+            try rep.finish()
+        }
+        try o.finish()
+        return lines
     }
 }

@@ -1,3 +1,4 @@
+import JSON
 import Handlers
 import HTTPCore
 
@@ -44,6 +45,9 @@ package struct HostMatcherSpec: MatcherSpec {
     package var matcherName: String { "host" }
     package var json: JSONValue { .array(hosts.map { .string($0) }) }
     package func build(_ context: BuildContext) throws(ConfigError) -> any RequestMatcher { HostMatcher(hosts) }
+    static func decode(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        HostMatcherSpec(try JSONRead.strings(v, p))
+    }
 }
 
 /// `path` matcher.
@@ -53,11 +57,16 @@ package struct PathMatcherSpec: MatcherSpec {
     package var matcherName: String { "path" }
     package var json: JSONValue { .array(paths.map { .string($0) }) }
     package func build(_ context: BuildContext) throws(ConfigError) -> any RequestMatcher { PathMatcher(paths) }
+    static func decode(_ v: JSONValue, _ p: JSONPath) throws(ConfigError) -> any MatcherSpec {
+        PathMatcherSpec(try JSONRead.strings(v, p))
+    }
 }
 
 /// `static_response` (the `respond` directive).
 package struct StaticResponseSpec: HandlerSpec {
     package var status: Int?
+    /// A status written as a placeholder (`redir … {code}` compiles to one).
+    package var statusPlaceholder: String? = nil
     package var body: String?
     package var headers: [String: [String]]
     package var close: Bool
@@ -75,7 +84,7 @@ package struct StaticResponseSpec: HandlerSpec {
         if !headers.isEmpty {
             o.append(("headers", .object(headers.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value.map { .string($0) })) })))
         }
-        if let s = status { o.append(("status_code", .int(s))) }
+        if let s = status { o.append(("status_code", .int(s))) } else if let p = statusPlaceholder { o.append(("status_code", .string(p))) }
         return o
     }
     package func build(_ context: BuildContext) throws(ConfigError) -> any Handler {
@@ -83,7 +92,43 @@ package struct StaticResponseSpec: HandlerSpec {
         for (k, vs) in headers.sorted(by: { $0.key < $1.key }) {
             for v in vs { hs.append((k, Template(v, keepUnknown: false, environment: context.environment))) }
         }
+        if let p = statusPlaceholder, status == nil {
+            return RespondHandler(status: 0, body: Template(body ?? "", keepUnknown: true, environment: context.environment),
+                                  headers: hs, close: close,
+                                  statusTemplate: Template(p, keepUnknown: false, environment: context.environment))
+        }
         return RespondHandler(status: status ?? 200, body: Template(body ?? "", keepUnknown: true, environment: context.environment),
                               headers: hs, close: close, statusIsDefault: status == nil)
+    }
+
+    /// `static_response` from Berth's JSON: what `respond`, `redir` (a Location header, or
+    /// the `html` body) and the automatic HTTPS redirects print; `abort` is `AbortSpec`.
+    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        if let abort = try r.bool("abort"), abort {
+            for k in r.keys where k != "abort" && k != "handler" {
+                throw r.error(k, "cannot be combined with abort")
+            }
+            return AbortSpec()
+        }
+        var spec = StaticResponseSpec()
+        spec.body = try r.string("body")
+        spec.close = try r.bool("close") ?? false
+        if let h = try r.object("headers") {
+            for k in h.keys {
+                guard let vs = try h.strings(k) else { continue }
+                spec.headers[k] = vs
+            }
+            try h.finish()
+        }
+        if let s = try r.statusText("status_code") {
+            if let n = Int(s) {
+                guard (100...999).contains(n) else { throw r.error("status_code", "bad status code \(n)") }
+                spec.status = n
+            } else {
+                guard s.hasPrefix("{") else { throw r.error("status_code", "expected integer or placeholder, got '\(s)'") }
+                spec.statusPlaceholder = s
+            }
+        }
+        return spec
     }
 }

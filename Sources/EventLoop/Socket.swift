@@ -104,19 +104,40 @@ package enum Socket {
     }
 
     /// Creates, binds and listens a unix stream socket at `path` (replacing a stale socket file).
-    package static func listenUnix(path: String, mode: mode_t? = nil, backlog: Int32 = 128) throws(IOError) -> FileDescriptor {
+    ///
+    /// A socket file left at `path` is replaced only when it is stale (nobody accepts on it:
+    /// connecting is refused), or when `replacingLive` says the live listener is this
+    /// process's own (a reload changing the admin socket's mode). A live socket of another
+    /// process is never taken over: that is EADDRINUSE. Other files are never removed.
+    package static func listenUnix(path: String, mode: mode_t? = nil, backlog: Int32 = 128,
+                                   replacingLive: Bool = false) throws(IOError) -> FileDescriptor {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | berth_sock_nonblock_cloexec(), 0)
         if fd < 0 { throw IOError("socket", errno: errno) }
         let owned = FileDescriptor(owning: fd)
         if !path.hasPrefix("@") {
             var st = stat()
-            if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+            if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK {
+                if !replacingLive && isLiveUnixSocket(path) {
+                    throw IOError("bind unix/\(path): another process is listening on it", errno: EADDRINUSE)
+                }
+                unlink(path)
+            }
         }
         let rc = SocketAddress.unix(path: path).withSockAddr { sa, len in Glibc.bind(fd, sa, len) }
         if rc != 0 { throw IOError("bind unix/\(path)", errno: errno) }
         if let mode, !path.hasPrefix("@"), chmod(path, mode) != 0 { throw IOError("chmod \(path)", errno: errno) }
         if Glibc.listen(fd, backlog) != 0 { throw IOError("listen unix/\(path)", errno: errno) }
         return owned
+    }
+
+    /// True when something accepts connections on the unix socket at `path` (a non-blocking
+    /// connect succeeds, or the backlog is full); false when it is refused (a stale file).
+    static func isLiveUnixSocket(_ path: String) -> Bool {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | berth_sock_nonblock_cloexec(), 0)
+        if fd < 0 { return false }
+        defer { Glibc.close(fd) }
+        let rc = SocketAddress.unix(path: path).withSockAddr { sa, len in Glibc.connect(fd, sa, len) }
+        return rc == 0 || errno == EAGAIN || errno == EINPROGRESS
     }
 
     /// Connects a non-blocking TCP or unix socket; `inProgress` is set when the connection is

@@ -20,6 +20,9 @@ package struct HTTP3Settings: Sendable, Equatable {
     package var qpackBlockedStreams: Int = 100
     /// active_connection_id_limit (RFC 9000 §18.2): how many server CIDs the client keeps.
     package var activeConnectionIDLimit: Int = 7
+    /// Accept 0-RTT from clients resuming with a ticket (QUICEarlyData.swift), as Caddy
+    /// (quic-go) does; unsafe methods still wait for the handshake.
+    package var earlyData: Bool = true
 
     package init() {}
 }

@@ -75,6 +75,51 @@ extension HTTP3Stream: ResponseSink {
         connection.noteOutsideChange()
     }
 
+    /// A file region as the complete body (`HTTPResponse.send(file:)`): the head goes out now
+    /// and the file is read into the body chain as nghttp3 asks for data (`fillFromFile`), so
+    /// file bytes are copied once into the chunks QUIC retransmits from, not through the
+    /// handler's buffer first. Small regions, HEAD and bodiless statuses take the general path.
+    package func sendFileRegion(_ response: HTTPResponse, file: SharedFile, offset: Int64, count: Int64) -> Bool {
+        guard owns(response), mode == .notStarted, canWrite, !isHEAD, HTTP3Stream.bodyAllowed(response.status),
+            count > Int64(FileBodyPump.inlineLimit)
+        else { return false }
+        noteHeadSent(response)
+        fileSource = file
+        fileOffset = offset
+        fileRemaining = count
+        submitResponse(status: response.status, fields: response.fields, contentLength: count, withBody: true, addServer: true)
+        mode = .finished
+        connection.handlerFinished(self)
+        connection.noteOutsideChange()
+        return true
+    }
+
+    /// Reads the file body into the chain while it holds less than the stream's write high
+    /// water mark (unsent plus unacknowledged bytes, as for streamed bodies).
+    func fillFromFile() {
+        guard let file = fileSource else { return }
+        let limit = connection.endpoint.configuration.limits.streamWriteHighWater
+        while fileRemaining > 0 && body.count < limit {
+            let want = Int(min(fileRemaining, Int64(QUICChunkPool.chunkSize)))
+            let got = body.append(from: file, at: fileOffset, max: want, pool: connection.chunkPool)
+            if got <= 0 {
+                // The file shrank under us: the head promised more, so the stream is reset
+                // (RFC 9114 §4.1.2), from the service queue, never inside nghttp3's call.
+                fileSource = nil
+                fileRemaining = 0
+                fileFailed = true
+                connection.enqueueService(self)
+                return
+            }
+            fileOffset += Int64(got)
+            fileRemaining -= Int64(got)
+        }
+        if fileRemaining == 0 {
+            fileSource = nil
+            bodyComplete = true
+        }
+    }
+
     /// Part of a streamed body; bytes beyond a declared content-length are dropped (RFC 9114
     /// §4.1.2 makes more a malformed message).
     package func sendBody(_ response: HTTPResponse, _ bytes: UnsafeRawBufferPointer) {
@@ -149,6 +194,7 @@ extension HTTP3Stream: ResponseSink {
     /// nghttp3 asks for body: the unsent part of the chain, in place, with EOF once the
     /// handler is done and everything is handed out.
     func readData(_ vec: UnsafeMutablePointer<nghttp3_vec>, _ max: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        if fileSource != nil { fillFromFile() }
         var i = 0
         _ = body.take { p, n in
             if i == max { return false }
@@ -171,6 +217,7 @@ extension HTTP3Stream: ResponseSink {
     func acknowledged(_ n: Int) {
         body.acknowledge(n, pool: connection.chunkPool)
         if flowBlocked { connection.enqueueService(self) }
+        if fileSource != nil { resumeData() }
     }
 
     // MARK: Field section (RFC 9114 §4.3.2, §4.2)

@@ -35,6 +35,15 @@ final class HTTP3Stream {
         case finished
     }
 
+    /// RFC 9110 §9.2.1: the methods that may be handled from 0-RTT data.
+    @inline(__always)
+    static func isSafe(_ m: HTTPMethod) -> Bool {
+        switch m {
+        case .GET, .HEAD, .OPTIONS, .TRACE: return true
+        default: return false
+        }
+    }
+
     unowned(unsafe) let connection: QUICConnection
     let request = HTTPRequest()
     private(set) var response: HTTPResponse!
@@ -66,6 +75,13 @@ final class HTTP3Stream {
     var body = QUICBodyChain()
     var declaredRemaining: Int64 = -1
     var bodyComplete = false
+    /// A file region sent as the body (`sendFileRegion`): read straight into `body`'s chunks
+    /// as nghttp3 asks for data, `fileRemaining` bytes from `fileOffset`.
+    var fileSource: SharedFile? = nil
+    var fileOffset: Int64 = 0
+    var fileRemaining: Int64 = 0
+    /// The file ended early (it shrank): the stream is reset from the service queue.
+    var fileFailed = false
     /// The data reader returned WOULDBLOCK and waits for `nghttp3_conn_resume_stream`.
     var dataDeferred = false
     var closed = false
@@ -106,6 +122,9 @@ final class HTTP3Stream {
         request.bodySource = nil
         response.removeDecorator()
         body.release(pool: connection.chunkPool)
+        fileSource = nil
+        fileRemaining = 0
+        fileFailed = false
         exchangeNeedsReset = true
         id = -1
         phase = .idle

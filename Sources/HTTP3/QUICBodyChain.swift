@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HTTPCore
 
 /// Fixed-size chunks for response bodies, recycled per endpoint (one loop thread).
 ///
@@ -68,6 +69,21 @@ struct QUICBodyChain {
             left -= n
             count += n
         }
+    }
+
+    /// Reads up to `max` bytes of `file` at `offset` straight into the free tail of the last
+    /// chunk (a new one when it is full): file bodies skip the handler's buffer. Returns the
+    /// bytes read (0 at end of file, negative on error).
+    mutating func append(from file: SharedFile, at offset: Int64, max: Int, pool: QUICChunkPool) -> Int {
+        let size = QUICChunkPool.chunkSize
+        var used = chunks.isEmpty ? size : head + count - (chunks.count - 1) * size
+        if used == size {
+            chunks.append(pool.take())
+            used = head + count - (chunks.count - 1) * size
+        }
+        let got = file.read(into: chunks[chunks.count - 1] + used, count: min(max, size - used), at: offset)
+        if got > 0 { count += got }
+        return got
     }
 
     /// Fills `vecs` with the next unsent bytes (at most `max` entries) and marks them handed.

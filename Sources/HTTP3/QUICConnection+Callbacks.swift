@@ -177,10 +177,14 @@ extension QUICConnection {
     func handshakeCompleted() {
         connectionInfo.serverName = tls.serverName
         connectionInfo.tlsCipherSuite = tls.cipherSuite
+        connectionInfo.tlsResumed = tls.resumed
+        tls.sendSessionTicket()
         if countsAsHandshaking {
             countsAsHandshaking = false
             endpoint.handshaking -= 1
         }
+        // Requests held back from early data can go now.
+        if !readyQueue.isEmpty { endpoint.markDirty(self) }
     }
 
     /// Returns `n` request-body bytes of stream `id` to both receive windows (RFC 9000 §4.1).

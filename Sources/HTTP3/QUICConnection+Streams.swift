@@ -36,6 +36,7 @@ extension QUICConnection {
 
     var hasDispatchable: Bool {
         queuedStreams > 0 && handlersInFlight < endpoint.configuration.settings.maxConcurrentStreams
+            && ngtcp2_conn_get_handshake_completed(conn) != 0
     }
 
     func dispatchReady() {
@@ -43,16 +44,20 @@ extension QUICConnection {
         var i = 0
         let end = readyQueue.count
         let cap = endpoint.configuration.settings.maxConcurrentStreams
+        // Before the handshake completes, requests can only have come as 0-RTT (or 1-RTT
+        // packets racing the client's Finished): unsafe methods wait (QUICEarlyData.swift).
+        let early = ngtcp2_conn_get_handshake_completed(conn) == 0
         while i < end {
             let s = readyQueue[i]
             i += 1
             guard s.phase == .queued else { continue }
-            if handlersInFlight >= cap || state != .open {
+            if handlersInFlight >= cap || state != .open || (early && !HTTP3Stream.isSafe(s.request.method)) {
                 readyQueue[kept] = s
                 kept += 1
                 continue
             }
             queuedStreams -= 1
+            if early { s.request.fields.append(name: "Early-Data", value: "1") }
             dispatch(s)
         }
         readyQueue.removeSubrange(kept..<end)
@@ -196,6 +201,10 @@ extension QUICConnection {
             s.inServiceQueue = false
             if s.needsBodyPump { s.pumpBody() }
             if s.flowBlocked || s.abortNoticeDue { s.serviceFlow() }
+            if s.fileFailed {
+                s.fileFailed = false
+                resetStream(s, UInt64(NGHTTP3_H3_INTERNAL_ERROR))
+            }
         }
         serviceQueue.removeSubrange(0..<end)
     }

@@ -138,7 +138,9 @@ final class QUICConnection {
         }
         guard rv == 0, let pconn else { throw QUICTLSError("ngtcp2_conn_server_new", rv) }
         conn = pconn
-        tls = try QUICTLSSession(credentials: acceptance.credentials, connection: me, getConn: quicGetConn)
+        tls = try QUICTLSSession(
+            credentials: acceptance.credentials, ticketKey: endpoint.ticketKey, antiReplay: endpoint.antiReplay,
+            connection: me, getConn: quicGetConn)
         ngtcp2_conn_set_tls_native_handle(conn, UnsafeMutableRawPointer(tls.raw))
         connectionInfo.isTLS = true
         connectionInfo.remote = SocketAddress(storage: UnsafeRawPointer(path.remote.addr), length: Int(path.remote.addrlen))

@@ -58,6 +58,25 @@ package final class QUICEndpoint {
     let dateCache: DateCache
     package weak var delegate: (any QUICEndpointDelegate)?
     let secret: [UInt8]
+    /// Session tickets are encrypted with a key derived from `secret` and the transport
+    /// parameters: a client remembers them with the ticket and may use them in 0-RTT (RFC 9000
+    /// §7.4.1), so when a new configuration changes them, older tickets stop decrypting and
+    /// those clients do a full handshake instead of sending early data beyond new limits.
+    let ticketKey: QUICTicketKey
+    /// GnuTLS's 0-RTT anti-replay table (nil when early data is off).
+    let antiReplay: QUICAntiReplay?
+
+    /// The transport parameters a 0-RTT client relies on, as bytes for the ticket key.
+    static func transportFingerprint(_ c: HTTP3Configuration) -> [UInt8] {
+        var out: [UInt8] = []
+        for v in [c.settings.streamReceiveWindow, c.settings.connectionReceiveWindow, c.settings.maxConcurrentStreams,
+                  c.settings.activeConnectionIDLimit, c.settings.maxFieldSectionSize, c.settings.qpackTableCapacity,
+                  c.settings.qpackBlockedStreams, c.settings.earlyData ? 1 : 0]
+        {
+            withUnsafeBytes(of: UInt64(v).littleEndian) { out += $0 }
+        }
+        return out
+    }
     let chunkPool = QUICChunkPool()
     /// ngtcp2's and nghttp3's allocator for every connection of this endpoint.
     let allocator = QUICAllocator()
@@ -103,6 +122,8 @@ package final class QUICEndpoint {
             s.withUnsafeMutableBytes { QUICRandom.fill($0.baseAddress!, count: 32) }
         }
         secret = s
+        ticketKey = QUICTicketKey(secret: s + QUICEndpoint.transportFingerprint(configuration))
+        antiReplay = configuration.settings.earlyData ? QUICAntiReplay() : nil
         serverName = configuration.serverName.map { Array($0.utf8) }
         txBuffer = .allocate(byteCount: QUICEndpoint.txBufferSize, alignment: 16)
     }

@@ -56,6 +56,35 @@ package final class QUICTLSCredentials: @unchecked Sendable {
     static var priority: gnutls_priority_t? { QUICPriority.shared.raw }
 }
 
+/// The key GnuTLS encrypts QUIC session tickets with (RFC 8446 §4.6.1), 64 bytes derived from
+/// the endpoint's static secret (HMAC-SHA256 with two labels), so tickets stay valid across
+/// restarts and between instances sharing the data directory, like the Retry and reset
+/// tokens. GnuTLS rotates the key it actually uses from this one (gnutls_session_ticket_enable_server).
+final class QUICTicketKey {
+    let bytes: UnsafeMutablePointer<UInt8>
+    let datum: UnsafeMutablePointer<gnutls_datum_t>
+
+    init(secret: [UInt8]) {
+        let b = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+        for (i, label) in ["berth quic session ticket key 0", "berth quic session ticket key 1"].enumerated() {
+            var l = Array(label.utf8)
+            _ = secret.withUnsafeBytes { k in
+                gnutls_hmac_fast(GNUTLS_MAC_SHA256, k.baseAddress, k.count, &l, l.count, b + 32 * i)
+            }
+        }
+        bytes = b
+        datum = .allocate(capacity: 1)
+        datum.initialize(to: gnutls_datum_t(data: bytes, size: 64))
+    }
+
+    deinit {
+        bytes.update(repeating: 0, count: 64)
+        bytes.deallocate()
+        datum.deinitialize(count: 1)
+        datum.deallocate()
+    }
+}
+
 /// The process-wide GnuTLS priority cache (immutable once built; GnuTLS only reads it).
 final class QUICPriority: @unchecked Sendable {
     let raw: gnutls_priority_t?
@@ -78,11 +107,19 @@ final class QUICTLSSession {
     /// Keeps the certificates alive while the session may use them.
     let credentials: QUICTLSCredentials
 
-    init(credentials: QUICTLSCredentials, connection: UnsafeMutableRawPointer,
-         getConn: ngtcp2_crypto_get_conn) throws(QUICTLSError) {
+    /// Keeps the session ticket key alive while the session may use it.
+    let ticketKey: QUICTicketKey
+
+    /// Keeps the anti-replay table alive while the session may use it (nil: no 0-RTT).
+    let antiReplay: QUICAntiReplay?
+
+    init(credentials: QUICTLSCredentials, ticketKey: QUICTicketKey, antiReplay: QUICAntiReplay?,
+         connection: UnsafeMutableRawPointer, getConn: ngtcp2_crypto_get_conn) throws(QUICTLSError) {
         self.credentials = credentials
+        self.ticketKey = ticketKey
+        self.antiReplay = antiReplay
         var s: gnutls_session_t? = nil
-        var rv = gnutls_init(&s, berth_gnutls_quic_server_flags())
+        var rv = gnutls_init(&s, antiReplay != nil ? berth_gnutls_quic_server_early_flags() : berth_gnutls_quic_server_flags())
         guard rv == 0, let s else { throw QUICTLSError("gnutls_init", rv) }
         raw = s
         connRef = .allocate(capacity: 1)
@@ -100,6 +137,17 @@ final class QUICTLSSession {
         gnutls_session_set_ptr(s, connRef)
         rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(credentials.raw))
         if rv != 0 { throw QUICTLSError("gnutls_credentials_set", rv) }
+        // Session resumption (RFC 8446 §2.2): a ticket is sent once the handshake completes
+        // (`sendSessionTicket`).
+        rv = gnutls_session_ticket_enable_server(s, ticketKey.datum)
+        if rv != 0 { throw QUICTLSError("gnutls_session_ticket_enable_server", rv) }
+        if let antiReplay {
+            // 0-RTT (QUICEarlyData.swift): tickets allow early data, with QUIC's
+            // max_early_data_size of 0xffffffff (RFC 9001 §4.6.1), under anti-replay.
+            gnutls_anti_replay_enable(s, antiReplay.raw)
+            rv = gnutls_record_set_max_early_data_size(s, 0xffff_ffff)
+            if rv != 0 { throw QUICTLSError("gnutls_record_set_max_early_data_size", rv) }
+        }
         // RFC 9114 §3.1: ALPN "h3"; RFC 9001 §8.1: no ALPN, no connection.
         let h3: StaticString = "h3"
         var proto = gnutls_datum_t(data: UnsafeMutablePointer(mutating: h3.utf8Start), size: 2)
@@ -112,6 +160,15 @@ final class QUICTLSSession {
         connRef.deinitialize(count: 1)
         connRef.deallocate()
     }
+
+    /// Sends one NewSessionTicket (the session is created with GNUTLS_NO_AUTO_SEND_TICKET so
+    /// that it goes out only after the QUIC handshake completed, in 1-RTT CRYPTO frames).
+    func sendSessionTicket() {
+        _ = gnutls_session_ticket_send(raw, 1, 0)
+    }
+
+    /// Whether this session was resumed from a ticket.
+    var resumed: Bool { gnutls_session_is_resumed(raw) != 0 }
 
     /// The SNI the client sent, if any.
     var serverName: String? {

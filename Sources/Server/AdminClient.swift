@@ -148,8 +148,9 @@ extension Launcher {
         return .default
     }
 
-    /// `berth reload`: adapts the Caddyfile locally (an error exits 1 and sends nothing), then
-    /// POSTs it to the admin endpoint's `/load`.
+    /// `berth reload`: reads the config locally — a Caddyfile, or Berth's JSON — (an error
+    /// exits 1 and sends nothing), then POSTs the file to the admin endpoint's `/load` with
+    /// its Content-Type.
     package static func reloadCommand(_ o: RunOptions, address: String?, force: Bool) -> Int32 {
         do {
             if let e = o.envFile { try loadEnvFile(e) }
@@ -158,8 +159,8 @@ extension Launcher {
             }
             let admin = try address.map { a throws in try AdminClient.parse(a) } ?? loaded.config.admin
             let body = try FileIO.readAll(path)
-            var headers: [(String, String)] = [("Content-Type", "text/caddyfile"), ("Caddy-Config-Source-File", absolutePath(path)),
-                                               ("Caddy-Config-Source-Adapter", "caddyfile")]
+            var headers: [(String, String)] = [("Content-Type", loaded.format.contentType), ("Caddy-Config-Source-File", absolutePath(path)),
+                                               ("Caddy-Config-Source-Adapter", loaded.format == .json ? "json" : "caddyfile")]
             if force { headers.append(("Cache-Control", "must-revalidate")) }
             let reply = try AdminClient.request(admin, method: "POST", path: "/load", headers: headers, body: body)
             if reply.status >= 400 {

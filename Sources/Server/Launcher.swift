@@ -29,6 +29,47 @@ package struct LoadedConfig {
     package var config: BerthConfig
     /// The file it came from (nil for the embedded default).
     package var path: String?
+    /// How that file is read (SIGHUP/SIGUSR1 re-read it the same way).
+    package var format: ConfigFormat = .caddyfile
+}
+
+/// The two config formats Berth reads: the Caddyfile, and Berth's own JSON as `berth adapt`
+/// prints it (Caddy's JSON is refused with a clear error).
+package enum ConfigFormat: Sendable, Equatable {
+    case caddyfile
+    case json
+
+    /// `--adapter caddyfile|json`; without one, a `.json` file is Berth's JSON and anything
+    /// else a Caddyfile.
+    package static func of(path: String, adapter: String?) throws(ConfigError) -> ConfigFormat {
+        switch adapter {
+        case "caddyfile": return .caddyfile
+        case "json": return .json
+        case nil: return path.lowercased().hasSuffix(".json") ? .json : .caddyfile
+        case let a?:
+            throw ConfigError("unsupported adapter '\(a)': Berth reads Caddyfiles (--adapter caddyfile) and its own JSON as printed by `berth adapt` (--adapter json)")
+        }
+    }
+
+    /// The `Content-Type` `berth reload` sends (and `POST /load` accepts).
+    package var contentType: String {
+        switch self {
+        case .caddyfile: return "text/caddyfile"
+        case .json: return "application/json"
+        }
+    }
+
+    /// Reads a config in this format. `filename` names it in errors.
+    package func adapt(_ bytes: [UInt8], filename: String, environment: [String: String]) throws(ConfigError) -> BerthConfig {
+        switch self {
+        case .caddyfile:
+            var cfg = try CaddyfileAdapter.adapt(bytes, filename: filename, environment: environment)
+            cfg.sourceFile = filename
+            return cfg
+        case .json:
+            return try JSONConfigDecoder.decode(bytes, filename: filename)
+        }
+    }
 }
 
 /// Start-up, validation and the main thread's signal loop.
@@ -68,20 +109,20 @@ package enum Launcher {
     /// Reads and adapts the config named by the options (or ./Caddyfile); nil path means "use the
     /// embedded default".
     package static func loadConfig(_ o: RunOptions, environment: [String: String]) throws(ConfigError) -> LoadedConfig? {
-        if let a = o.adapter, a != "caddyfile" {
-            throw ConfigError("unsupported adapter '\(a)': Berth reads Caddyfiles (use --adapter caddyfile)")
-        }
         var path = o.configPath
         if path == nil, FileIO.isRegularFile("Caddyfile") { path = "Caddyfile" }
-        guard let p = path else { return nil }
+        guard let p = path else {
+            _ = try ConfigFormat.of(path: "", adapter: o.adapter)
+            return nil
+        }
+        let format = try ConfigFormat.of(path: p, adapter: o.adapter)
         let bytes: [UInt8]
         do { bytes = try FileIO.readAll(p) } catch { throw ConfigError("reading config from file: \(error)") }
-        var cfg = try CaddyfileAdapter.adapt(bytes, filename: p, environment: environment)
-        cfg.sourceFile = p
-        if let line = CaddyfileFormatter.firstUnformattedLine(bytes) {
+        var cfg = try format.adapt(bytes, filename: p, environment: environment)
+        if format == .caddyfile, let line = CaddyfileFormatter.firstUnformattedLine(bytes) {
             cfg.warnings.append("\(p):\(line): Caddyfile input is not formatted; run 'berth fmt --overwrite' to fix inconsistencies")
         }
-        return LoadedConfig(config: cfg, path: p)
+        return LoadedConfig(config: cfg, path: p, format: format)
     }
 
     /// `berth validate`.

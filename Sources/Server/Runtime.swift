@@ -1,3 +1,4 @@
+import JSON
 import ACME
 import Config
 import HTTPCore

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import JSON
 import Glibc
 #endif
 import Admin
@@ -56,7 +57,7 @@ final class AdminEndpoint: AcceptDelegate {
             return nil
         case .unix(let path, let mode):
             do {
-                fd = try Socket.listenUnix(path: path, mode: mode_t(mode)).release()
+                fd = try Socket.listenUnix(path: path, mode: mode_t(mode), replacingLive: existing?.unixPath == path).release()
             } catch {
                 throw StartError("admin endpoint: listening on unix/\(path): \(error)")
             }
@@ -129,13 +130,22 @@ extension AdminConfig {
 extension Supervisor: AdminControl {
     func load(body: [UInt8], contentType: String, sourceFile: String?, force: Bool) -> AdminLoadOutcome {
         let ct = contentType.lowercased()
-        if !ct.contains("caddyfile") {
-            return .failed(status: 400, message: "Berth loads Caddyfiles: send the config with 'Content-Type: text/caddyfile' (berth reload does this); Caddy's JSON config is not supported")
+        let format: ConfigFormat
+        let filename: String
+        if ct.contains("caddyfile") {
+            format = .caddyfile
+            filename = sourceFile ?? current.path ?? "Caddyfile"
+        } else if ct.contains("json") {
+            // Berth's own JSON (`berth adapt`); Caddy's gets a 400 saying what to send instead.
+            format = .json
+            filename = sourceFile ?? Supervisor.loadBodyName
+        } else {
+            return .failed(status: 400, message: "unsupported Content-Type '\(contentType)': send a Caddyfile as text/caddyfile, or Berth's JSON (the output of `berth adapt`) as application/json")
         }
         if stopping { return .failed(status: 503, message: "server is stopping") }
         try? notifier?.reloading()
         do {
-            let outcome = try apply(bytes: body, filename: sourceFile ?? current.path ?? "Caddyfile", force: force)
+            let outcome = try apply(bytes: body, filename: filename, format: format, force: force)
             Log.info("admin.api", outcome == .loaded ? "config reloaded" : "config is unchanged", [("source", .string("admin /load"))])
             try? notifier?.ready(status: statusLine())
             return outcome

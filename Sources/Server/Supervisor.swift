@@ -143,6 +143,9 @@ final class Supervisor: EventHandler, @unchecked Sendable {
 
     // MARK: Reload
 
+    /// What errors call a JSON config POSTed to /load without a source file name.
+    static let loadBodyName = "POST /load"
+
     /// SIGHUP / SIGUSR1: re-read the file given to `run`.
     func reloadFromFile(signal: String) {
         guard let path = current.path else {
@@ -153,7 +156,7 @@ final class Supervisor: EventHandler, @unchecked Sendable {
         do {
             let bytes: [UInt8]
             do { bytes = try FileIO.readAll(path) } catch { throw ConfigError("reading config from file: \(error)") }
-            let outcome = try apply(bytes: bytes, filename: path, force: true)
+            let outcome = try apply(bytes: bytes, filename: path, format: current.format, force: true)
             Log.info("", "config reloaded", [("signal", .string(signal)), ("changed", .bool(outcome == .loaded))])
             try? notifier?.ready(status: statusLine())
         } catch {
@@ -162,11 +165,14 @@ final class Supervisor: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// Adapts and applies a Caddyfile. Throws on any failure, leaving the old config serving.
-    func apply(bytes: [UInt8], filename: String, force: Bool) throws -> AdminLoadOutcome {
+    /// Reads (a Caddyfile, or Berth's JSON) and applies a config. Throws on any failure,
+    /// leaving the old config serving.
+    func apply(bytes: [UInt8], filename: String, format: ConfigFormat, force: Bool) throws -> AdminLoadOutcome {
         environment = Launcher.environment()
-        var cfg = try CaddyfileAdapter.adapt(bytes, filename: filename, environment: environment)
-        cfg.sourceFile = filename
+        var cfg = try format.adapt(bytes, filename: filename, environment: environment)
+        // A JSON body POSTed without Caddy-Config-Source-File comes from no file (nothing for
+        // file_server to hide).
+        if filename == Supervisor.loadBodyName { cfg.sourceFile = nil }
         for w in cfg.warnings { Log.warn("caddyfile", w) }
         if !force && cfg.json == current.config.json {
             Log.info("", "config is unchanged")
@@ -198,7 +204,13 @@ final class Supervisor: EventHandler, @unchecked Sendable {
             admin?.close(keepingPath: newAdmin?.unixPath)
             admin = newAdmin
         }
-        current = LoadedConfig(config: cfg, path: current.path ?? filename)
+        // SIGHUP/SIGUSR1 keep re-reading the file given to `run` (the built-in page has none:
+        // then the loaded one).
+        if current.path == nil {
+            current = LoadedConfig(config: cfg, path: filename == Supervisor.loadBodyName ? nil : filename, format: format)
+        } else {
+            current = LoadedConfig(config: cfg, path: current.path, format: current.format)
+        }
         reloads += 1
         return .loaded
     }

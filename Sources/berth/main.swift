@@ -22,10 +22,10 @@ struct Berth: ParsableCommand {
 
 /// Options shared by commands that read a config.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: [.customShort("c"), .long], help: "Configuration file (a Caddyfile).")
+    @Option(name: [.customShort("c"), .long], help: "Configuration file: a Caddyfile, or Berth's JSON as printed by `berth adapt` (*.json).")
     var config: String?
 
-    @Option(name: [.customShort("a"), .long], help: "Config adapter (only 'caddyfile').")
+    @Option(name: [.customShort("a"), .long], help: "Config adapter: 'caddyfile' or 'json' (Berth's own JSON; default: json for *.json files, else caddyfile).")
     var adapter: String?
 
     @Option(name: .long, help: "Environment file to load before reading the config (KEY=VALUE lines).")
@@ -107,7 +107,7 @@ struct Fmt: ParsableCommand {
 
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Adapts the Caddyfile locally and sends it to the running server's admin endpoint.")
+        abstract: "Reads the config (Caddyfile or Berth's JSON) locally and sends it to the running server's admin endpoint.")
 
     @OptionGroup var options: ConfigOptions
 

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 import Testing
 
@@ -147,7 +148,7 @@ struct ClientTests {
         }
         try f.client.registerAccount(email: nil, externalAccount: ("kid-1", Array("secret-mac-key-0123456789abcdef".utf8)))
         let eab = try #require(f.ca.accountPayload?["externalAccountBinding"])
-        let header = try JSON.parse(try #require(Base64URL.decode(eab["protected"]?.stringValue ?? "")))
+        let header = try JSONValue.parse(try #require(Base64URL.decode(eab["protected"]?.stringValue ?? "")))
         #expect(header["kid"]?.stringValue == "kid-1" && header["url"]?.stringValue == "https://ca.test/new-acct")
     }
 

@@ -1,3 +1,4 @@
+import JSON
 import COpenSSL
 import Foundation
 import Testing
@@ -89,9 +90,9 @@ struct CryptoTests {
 
     @Test func flattenedJWSWithKidAndJwk() throws {
         let key = try ACMEKey.generate()
-        let payload = JSON.object([("identifiers", .array([]))])
+        let payload = JSONValue.object([("identifiers", .array([]))])
         let jws = try JWS.sign(payload: payload, url: "https://ca/new-order", nonce: "n1", key: key, signer: .kid("https://ca/acct/1"))
-        let protected = try JSON.parse(try #require(Base64URL.decode(jws["protected"]?.stringValue ?? "")))
+        let protected = try JSONValue.parse(try #require(Base64URL.decode(jws["protected"]?.stringValue ?? "")))
         #expect(protected == .object([("alg", .string("ES256")), ("kid", .string("https://ca/acct/1")),
                                       ("nonce", .string("n1")), ("url", .string("https://ca/new-order"))]))
         #expect(Base64URL.decode(jws["payload"]?.stringValue ?? "") == payload.bytes)
@@ -100,7 +101,7 @@ struct CryptoTests {
 
         // newAccount: the key itself; POST-as-GET: empty payload (RFC 8555 §6.3).
         let get = try JWS.sign(payload: nil, url: "https://ca/acct/1", nonce: "n2", key: key, signer: .jwk)
-        let h = try JSON.parse(try #require(Base64URL.decode(get["protected"]?.stringValue ?? "")))
+        let h = try JSONValue.parse(try #require(Base64URL.decode(get["protected"]?.stringValue ?? "")))
         #expect(h["jwk"] == key.jwk && h["kid"] == nil)
         #expect(get["payload"]?.stringValue == "")
     }
@@ -111,7 +112,7 @@ struct CryptoTests {
         let eab = JWS.externalAccountBinding(keyID: "kid-1", macKey: mac, accountKey: key, url: "https://ca/new-acct")
         let protected = try #require(eab["protected"]?.stringValue)
         let payload = try #require(eab["payload"]?.stringValue)
-        #expect(try JSON.parse(try #require(Base64URL.decode(protected)))
+        #expect(try JSONValue.parse(try #require(Base64URL.decode(protected)))
                 == .object([("alg", .string("HS256")), ("kid", .string("kid-1")), ("url", .string("https://ca/new-acct"))]))
         #expect(Base64URL.decode(payload) == key.jwk.bytes)
         #expect(eab["signature"]?.stringValue == Base64URL.encode(Digest.hmacSHA256(key: mac, Array("\(protected).\(payload)".utf8))))

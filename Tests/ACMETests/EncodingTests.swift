@@ -1,3 +1,4 @@
+import JSON
 import Testing
 
 @testable import ACME
@@ -10,7 +11,7 @@ struct JSONTests {
              "identifiers": [{"type": "dns", "value": "example.com"}],
              "authorizations": ["https://ca/authz/1"], "finalize": "https://ca/finalize/1", "n": -12.5e2, "ok": true, "x": null}
             """
-        let j = try JSON.parse(text)
+        let j = try JSONValue.parse(text)
         #expect(j["status"]?.stringValue == "pending")
         #expect(j["identifiers"]?.arrayValue?.first?["value"]?.stringValue == "example.com")
         #expect(j["authorizations"]?.arrayValue?.count == 1)
@@ -21,7 +22,7 @@ struct JSONTests {
     }
 
     @Test func decodesEscapesAndSurrogatePairs() throws {
-        let j = try JSON.parse(#"["a\"b\\c\/d\n\t\u00e9\ud83d\ude00"]"#)
+        let j = try JSONValue.parse(#"["a\"b\\c\/d\n\t\u00e9\ud83d\ude00"]"#)
         #expect(j.arrayValue?.first?.stringValue == "a\"b\\c/d\n\té😀")
     }
 
@@ -30,23 +31,23 @@ struct JSONTests {
         "\"\u{01}\"", "{\"a\":1,}", "nul",
     ])
     func rejects(_ text: String) {
-        #expect(throws: JSONParseError.self) { try JSON.parse(text) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(text) }
     }
 
     @Test func rejectsInvalidUTF8AndDeepNesting() {
-        #expect(throws: JSONParseError.self) { try JSON.parse([0x22, 0xFF, 0x22]) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse([0x22, 0xFF, 0x22]) }
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-        #expect(throws: JSONParseError.self) { try JSON.parse(deep) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(deep) }
         let ok = String(repeating: "[", count: 60) + String(repeating: "]", count: 60)
-        #expect(throws: Never.self) { try JSON.parse(ok) }
+        #expect(throws: Never.self) { try JSONValue.parse(ok) }
     }
 
     @Test func serializesDeterministicallyAndRoundTrips() throws {
-        let v = JSON.object([
+        let v = JSONValue.object([
             ("b", .string("q\"\\\n\u{1}")), ("a", .array([.int(1), .bool(false), .null])), ("c", .object([])),
         ])
-        #expect(v.serialized == #"{"b":"q\"\\\n\u0001","a":[1,false,null],"c":{}}"#)
-        #expect(try JSON.parse(v.serialized) == v)
+        #expect(v.serialized() == #"{"b":"q\"\\\n\u0001","a":[1,false,null],"c":{}}"#)
+        #expect(try JSONValue.parse(v.serialized()) == v)
     }
 }
 
@@ -75,7 +76,7 @@ struct Base64URLTests {
 @Suite("Problems and Retry-After")
 struct ProblemTests {
     @Test func problemDocumentWithSubproblems() throws {
-        let j = try JSON.parse("""
+        let j = try JSONValue.parse("""
             {"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"Some names were rejected","status":400,
              "subproblems":[{"type":"urn:ietf:params:acme:error:malformed","detail":"bad name",
                              "identifier":{"type":"dns","value":"_x.example.com"}}]}

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 import TLS
 
@@ -23,14 +24,14 @@ final class FakeCA: ACMETransport, @unchecked Sendable {
     var nonces: Set<String> = []
     var nonceCounter = 0
     var badNoncesSent = 0
-    var accountJWK: JSON?
-    var accountPayload: JSON?
+    var accountJWK: JSONValue?
+    var accountPayload: JSONValue?
     var csr: [UInt8]?
     var revoked: [UInt8]?
     var requests: [String] = []
     var authzStatus = "pending"
     var challengeStatus: [String: String] = [:]
-    var challengeError: JSON?
+    var challengeError: JSONValue?
     var orderStatus = "pending"
     var domain = ""
 
@@ -47,7 +48,7 @@ final class FakeCA: ACMETransport, @unchecked Sendable {
                 unavailableDirectoryCount -= 1
                 return HTTPClientResponse(status: 503, headers: [], body: [])
             }
-            var meta: [(String, JSON)] = [("termsOfService", .string(base + "/tos"))]
+            var meta: [(String, JSONValue)] = [("termsOfService", .string(base + "/tos"))]
             if requireEAB { meta.append(("externalAccountRequired", .bool(true))) }
             return json(200, .object([
                 ("newNonce", .string(base + "/nonce")), ("newAccount", .string(base + "/new-acct")),
@@ -70,7 +71,7 @@ final class FakeCA: ACMETransport, @unchecked Sendable {
         return n
     }
 
-    private func json(_ status: Int, _ j: JSON, _ extra: [(String, String)] = []) -> HTTPClientResponse {
+    private func json(_ status: Int, _ j: JSONValue, _ extra: [(String, String)] = []) -> HTTPClientResponse {
         HTTPClientResponse(status: status, headers: [("content-type", "application/json"), ("replay-nonce", newNonce())] + extra.map { ($0.0.lowercased(), $0.1) }, body: j.bytes)
     }
 
@@ -78,12 +79,12 @@ final class FakeCA: ACMETransport, @unchecked Sendable {
         HTTPClientResponse(
             status: status,
             headers: [("content-type", "application/problem+json"), ("replay-nonce", newNonce())] + extra.map { ($0.0.lowercased(), $0.1) },
-            body: JSON.object([("type", .string("urn:ietf:params:acme:error:" + type)), ("detail", .string(detail)), ("status", .int(status))]).bytes)
+            body: JSONValue.object([("type", .string("urn:ietf:params:acme:error:" + type)), ("detail", .string(detail)), ("status", .int(status))]).bytes)
     }
 
     private func post(_ path: String, _ body: [UInt8]) -> HTTPClientResponse {
-        guard let jws = try? JSON.parse(body), let p64 = jws["protected"]?.stringValue, let pb = Base64URL.decode(p64),
-            let header = try? JSON.parse(pb), let payload64 = jws["payload"]?.stringValue
+        guard let jws = try? JSONValue.parse(body), let p64 = jws["protected"]?.stringValue, let pb = Base64URL.decode(p64),
+            let header = try? JSONValue.parse(pb), let payload64 = jws["payload"]?.stringValue
         else { return problem(400, "malformed", "not a JWS") }
         guard header["alg"]?.stringValue == "ES256", header["url"]?.stringValue == base + path else {
             return problem(400, "malformed", "bad alg or url")
@@ -96,7 +97,7 @@ final class FakeCA: ACMETransport, @unchecked Sendable {
             badNoncesSent += 1
             return problem(400, "badNonce", "JWS has an invalid anti-replay nonce")
         }
-        let payload = payload64.isEmpty ? nil : Base64URL.decode(payload64).flatMap { try? JSON.parse($0) }
+        let payload = payload64.isEmpty ? nil : Base64URL.decode(payload64).flatMap { try? JSONValue.parse($0) }
         if path == "/new-acct" {
             guard let jwk = header["jwk"], header["kid"] == nil else { return problem(400, "malformed", "newAccount needs jwk") }
             if requireEAB && payload?["externalAccountBinding"] == nil {
@@ -142,11 +143,11 @@ final class FakeCA: ACMETransport, @unchecked Sendable {
         }
     }
 
-    private func order() -> JSON {
+    private func order() -> JSONValue {
         if orderStatus == "processing" {
             if processingPolls > 0 { processingPolls -= 1 } else { orderStatus = "valid" }
         }
-        var o: [(String, JSON)] = [
+        var o: [(String, JSONValue)] = [
             ("status", .string(orderStatus)), ("identifiers", .array([.object([("type", .string("dns")), ("value", .string(domain))])])),
             ("authorizations", .array([.string(base + "/authz/1")])), ("finalize", .string(base + "/finalize/1")),
         ]
@@ -154,8 +155,8 @@ final class FakeCA: ACMETransport, @unchecked Sendable {
         return .object(o)
     }
 
-    private func challenge(_ type: String, _ path: String, _ token: String) -> JSON {
-        var c: [(String, JSON)] = [("type", .string(type)), ("url", .string(base + path)), ("token", .string(token)),
+    private func challenge(_ type: String, _ path: String, _ token: String) -> JSONValue {
+        var c: [(String, JSONValue)] = [("type", .string(type)), ("url", .string(base + path)), ("token", .string(token)),
                                    ("status", .string(challengeStatus[type] ?? "pending"))]
         if challengeStatus[type] == "invalid", let e = challengeError { c.append(("error", e)) }
         return .object(c)

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 import IOCore
 import TLS
@@ -16,7 +17,7 @@ struct StorageTests {
     @Test func certificateRoundTripWithModes() throws {
         let s = ACMEStorage(root: temporaryDirectory() + "/berth")
         let cert = try LocalTestCA.leaf(["example.com"])
-        let meta = JSON.object([("names", .array([.string("example.com")]))])
+        let meta = JSONValue.object([("names", .array([.string("example.com")]))])
         try s.saveCertificate(ca: "localhost-14000", name: "example.com", chainPEM: cert.certificateChainPEM(),
                               keyPEM: cert.privateKeyPEM(), metadata: meta)
         let p = s.certificatePaths(ca: "localhost-14000", name: "example.com")

@@ -1,3 +1,4 @@
+import JSON
 import Admin
 import Config
 import HTTPCore

@@ -1,3 +1,4 @@
+import JSON
 import Caddyfile
 import Foundation
 import HTTPCore
@@ -63,7 +64,7 @@ struct SeedExampleTests {
         #expect(s.listeners.map(\.address) == [.fd(3)])
         #expect(s.listeners.map(\.protocols) == [[.h1]])
         #expect(s.logs?.loggerNames == ["localhost": [""]] && s.logs?.skipHosts == [] && s.logs?.logAll == false)
-        #expect(c.json.serialized() == #"{"admin":{"listen":"unix//run/admin.sock"},"apps":{"http":{"servers":{"srv0":{"listen":["fd/3"],"listen_protocols":[["h1"]],"routes":[{"match":[{"host":["localhost"]}],"handle":[{"handler":"subroute","routes":[{"handle":[{"body":"Hello world\n","handler":"static_response"}]}]}],"terminal":true}],"logs":{"logger_names":{"localhost":[""]}}}}}}}"#)
+        #expect(c.json.serialized() == #"{"admin":{"listen":"unix//run/admin.sock"},"apps":{"http":{"servers":{"srv0":{"listen":["fd/3"],"listen_protocols":[["h1"]],"routes":[{"match":[{"host":["localhost"]}],"handle":[{"handler":"subroute","routes":[{"handle":[{"body":"Hello world\n","handler":"static_response"}]}]}],"terminal":true}],"logs":{"logger_names":{"localhost":[""]}}}}}},"berth":{"version":1}}"#)
 
         // Built and run: the body is "Hello world\n" (12 bytes) for localhost only.
         let handler = try RuntimeBuilder.buildServerHandler(s, context: BuildContext(environment: [:]))

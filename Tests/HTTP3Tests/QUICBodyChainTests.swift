@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTPCore
 import Testing
 @testable import HTTP3
 
@@ -33,6 +37,41 @@ import Testing
         #expect(pool.outstanding == 3)
         c.acknowledge(c.handed, pool: pool)
         #expect(c.count == 0)
+        #expect(pool.outstanding == 0)
+    }
+
+    /// File bodies are read straight into the chunks, continuing a partly filled chunk, and
+    /// interleave with handed-out and acknowledged bytes exactly like appended ones.
+    @Test func appendFromFileFillsChunksInPlace() throws {
+        let data = bytes(2 * QUICChunkPool.chunkSize + 5000, seed: 3)
+        var template = Array("/tmp/berth-chain-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        try #require(fd >= 0)
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        try #require(written == data.count)
+        let file = SharedFile(owning: fd)
+        let pool = QUICChunkPool()
+        var c = QUICBodyChain()
+        // A few bytes appended first: the file continues in the same chunk.
+        let prefix = bytes(100, seed: 9)
+        prefix.withUnsafeBytes { c.append($0, pool: pool) }
+        var offset: Int64 = 0
+        var got: [UInt8] = []
+        while offset < Int64(data.count) {
+            let n = c.append(from: file, at: offset, max: 40_000, pool: pool)
+            try #require(n > 0)
+            #expect(n <= 40_000)
+            offset += Int64(n)
+            // Hand out and acknowledge as we go, as the data reader and ACKs would.
+            got += takeAll(&c)
+            c.acknowledge(c.handed / 2, pool: pool)
+        }
+        #expect(Array(got.dropFirst(100)) == data)
+        #expect(Array(got.prefix(100)) == prefix)
+        // At end of file nothing is added.
+        #expect(c.append(from: file, at: offset, max: 10, pool: pool) == 0)
+        c.release(pool: pool)
         #expect(pool.outstanding == 0)
     }
 

@@ -24,10 +24,12 @@ import Testing
         }
     }
 
-    func makeEndpoint(secret: [UInt8] = Array(repeating: 7, count: 32), retry: Bool = false) -> (QUICEndpoint, Recorder) {
+    func makeEndpoint(secret: [UInt8] = Array(repeating: 7, count: 32), retry: Bool = false,
+                      maxConnections: Int = 10_000) -> (QUICEndpoint, Recorder) {
         var cfg = HTTP3Configuration()
         cfg.staticSecret = secret
         cfg.limits.requireRetry = retry
+        cfg.limits.maxConnections = maxConnections
         let e = QUICEndpoint(configuration: cfg, dateCache: DateCache())
         let r = Recorder()
         e.delegate = r
@@ -131,6 +133,31 @@ import Testing
         #expect(e.retriesSent == 1)
         #expect(e.connectionCount == 0)
         #expect(r.acceptCalls == 0)  // no state before the address is validated
+    }
+
+    /// Address validation switches itself on under load: once `retryAboveHandshakes`
+    /// connections are in their handshake, new Initials get a Retry instead of state.
+    @Test func retryUnderLoadWithoutTheSetting() {
+        let (e, r) = makeEndpoint()
+        e.handshaking = e.configuration.limits.retryAboveHandshakes - 1
+        feed(e, initial(dcid: random(8), scid: random(8)))
+        #expect(e.retriesSent == 0)
+        #expect(r.acceptCalls == 1)  // below the threshold: a connection would be created
+        e.handshaking = e.configuration.limits.retryAboveHandshakes
+        feed(e, initial(dcid: random(8), scid: random(8)))
+        #expect(e.retriesSent == 1)
+        #expect(r.sent.last.map { $0[0] & 0xF0 } == 0xF0)
+        #expect(r.acceptCalls == 1)
+        e.handshaking = 0
+    }
+
+    /// Beyond the connection limit an Initial is refused (CONNECTION_CLOSE, no state).
+    @Test func connectionLimitRefuses() {
+        let (e, r) = makeEndpoint(maxConnections: 0)
+        feed(e, initial(dcid: random(8), scid: random(8)))
+        #expect(e.refusedConnections == 1)
+        #expect(r.acceptCalls == 0)
+        #expect(r.sent.count == 1 && r.sent[0][0] & 0xF0 == 0xC0)
     }
 
     @Test func badRetryTokenIsAnsweredWithAClose() {

@@ -2,14 +2,21 @@
 """h3get: a small HTTP/3 client on aioquic (the test peer for Berth's HTTP/3).
 
     h3get [-v] [--cafile PEM | -k] [--sni NAME] [--connect ADDR] [--keylog FILE] [--timeout S] [-X METHOD]
-          [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] https://HOST:PORT/PATH
+          [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] [--peer-serial]
+          [--session-ticket FILE [--early]] https://HOST:PORT/PATH
 
 The body goes to stdout; `ALPN=h3 status=NNN` (plus the headers with -v) to stderr. With -n N
 the request is sent N times as N concurrent streams on one connection (bodies concatenated).
-Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
+With --session-ticket FILE, a ticket saved there by an earlier run is offered (TLS session
+resumption, RFC 8446 §2.2) and the ticket the server sends is saved there; `resumed=0|1` goes
+to stderr; with --early the requests are sent at once, as 0-RTT data when the ticket allows
+it, and `early_data_accepted=0|1` goes to stderr too. With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
+goes to stderr too. Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
 """
 import argparse
 import asyncio
+import os
+import pickle
 import ssl
 import sys
 from urllib.parse import urlsplit
@@ -19,7 +26,7 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import QuicEvent
+from aioquic.quic.events import QuicEvent, StreamReset
 
 
 class H3Client(QuicConnectionProtocol):
@@ -30,6 +37,12 @@ class H3Client(QuicConnectionProtocol):
         self.responses = {}
 
     def quic_event_received(self, event: QuicEvent):
+        if isinstance(event, StreamReset) and event.stream_id in self.waiters:
+            # The server reset the request stream: fail at once (exit status 2).
+            w = self.waiters.pop(event.stream_id)
+            if not w.done():
+                w.set_exception(ConnectionError(
+                    f"stream {event.stream_id} reset by the server (error 0x{event.error_code:x})"))
         for ev in self.h3.handle_event(event):
             if not isinstance(ev, (HeadersReceived, DataReceived)):
                 continue
@@ -79,8 +92,32 @@ async def run(args):
     for h in args.header:
         k, v = h.split(":", 1)
         headers.append((k.strip().lower().encode(), v.strip().encode()))
-    async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client) as client:
+    saver = None
+    if args.session_ticket:
+        try:
+            with open(args.session_ticket, "rb") as f:
+                cfg.session_ticket = pickle.load(f)
+        except FileNotFoundError:
+            pass
+
+        def saver(ticket):
+            with open(args.session_ticket, "wb") as f:
+                pickle.dump(ticket, f)
+    async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client,
+                       session_ticket_handler=saver, wait_connected=not args.early) as client:
         rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body) for _ in range(args.n)])
+        if args.session_ticket:
+            # The ticket follows the handshake; give it a moment if the responses came first.
+            for _ in range(50):
+                if cfg.session_ticket is not None or os.path.exists(args.session_ticket):
+                    break
+                await asyncio.sleep(0.01)
+            print(f"resumed={int(client._quic.tls.session_resumed)}", file=sys.stderr)
+            if args.early:
+                print(f"early_data_accepted={int(client._quic.tls.early_data_accepted)}", file=sys.stderr)
+        if args.peer_serial:
+            cert = client._quic.tls._peer_certificate
+            print(f"peer_serial={format(cert.serial_number, 'x') if cert is not None else '-'}", file=sys.stderr)
     status = 0
     for r in rs:
         st = next((v for k, v in r["headers"] if k == b":status"), b"0")
@@ -110,6 +147,9 @@ def main():
     p.add_argument("--data-file")
     p.add_argument("-H", "--header", action="append", default=[])
     p.add_argument("-n", type=int, default=1)
+    p.add_argument("--session-ticket", help="offer the ticket saved in FILE; save the one received")
+    p.add_argument("--early", action="store_true", help="send the requests as 0-RTT data (with --session-ticket)")
+    p.add_argument("--peer-serial", action="store_true", help="print the server certificate's serial number")
     args = p.parse_args()
     try:
         code = asyncio.run(asyncio.wait_for(run(args), args.timeout))

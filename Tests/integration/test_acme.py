@@ -1,6 +1,6 @@
 """Automatic HTTPS with ACME against a local Pebble: HTTP-01 answered through an inherited fd/3,
-TLS-ALPN-01 through an inherited fd/4, the certificate served over h1 and h2, renewal with hot
-swap, serving the old certificate while renewal fails, revoke-and-reissue, failing challenges
+TLS-ALPN-01 through an inherited fd/4, the certificate served over h1 and h2 on fd/4 and h3 on
+fdgram/5 (aioquic verifying against Pebble's root), renewal with hot swap (TCP and QUIC), serving the old certificate while renewal fails, revoke-and-reissue, failing challenges
 reported clearly, restart from storage without the CA, External Account Binding, and the seed
 examples 3 and 4 unchanged with Pebble as the CA (BERTH_ACME_CA / BERTH_ACME_CA_ROOT).
 
@@ -14,6 +14,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +44,20 @@ def https(host, port, root, *args):
              "-w", "\n%{http_version}", *args)
     body, _, version = r.stdout.rpartition("\n")
     return body, version, r.stderr
+
+
+H3GET = [sys.executable, str(Path(__file__).resolve().parent / "h3get.py")]
+
+
+def h3(host, port, root, timeout=20):
+    """GET https://host:port/ over HTTP/3 (aioquic) through 127.0.0.1, verifying the certificate
+    against `root` and the name; returns (exit status, body, serial of the served certificate,
+    stderr)."""
+    r = subprocess.run(H3GET + ["--cafile", str(root), "--connect", "127.0.0.1", "--peer-serial", "--timeout",
+                                str(timeout - 2), f"https://{host}:{port}/"], capture_output=True, timeout=timeout)
+    err = r.stderr.decode(errors="replace")
+    serial = next((l.split("=", 1)[1] for l in err.splitlines() if l.startswith("peer_serial=")), None)
+    return r.returncode, r.stdout, serial, err
 
 
 def peer_serial(host, port, root):
@@ -82,6 +97,12 @@ def sockets():
     """fd/3 (HTTP), fd/4 (HTTPS) and fdgram/5, as the seed examples' caddy.socket gives them."""
     a, b, c = tcp_listener(), tcp_listener(), udp_socket()
     return a, b, c, a.getsockname()[1], b.getsockname()[1]
+
+
+def udp_port(sock):
+    """The port of the UDP socket handed to Berth as fdgram/5 (read before launch closes the
+    test's copy)."""
+    return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -129,6 +150,7 @@ def test_example3_unchanged_http01_via_fd3_served_h1_h2_on_fd4(tmp_path, sockets
     pebble = pebble_factory(pa, pb)
     data = tmp_path / "data"
     cf = seed_caddyfile(3)  # the file itself, not a copy
+    pc = udp_port(c)
     p = start(cf, (a, b, c), pebble, data)
     try:
         # Start-up did not wait for the CA: plain HTTP on fd/3 answers at once.
@@ -143,6 +165,14 @@ def test_example3_unchanged_http01_via_fd3_served_h1_h2_on_fd4(tmp_path, sockets
         assert (body, version) == ("Hello world\n", "1.1"), err + p.stderr()
         body, version, err = https("example.com", pb, root, "--http2")
         assert (body, version) == ("Hello world\n", "2"), err + p.stderr()
+        # HTTP/3 on the inherited fdgram/5, verified against Pebble's root: the same ACME
+        # certificate as on fd/4.
+        rc, body, serial, err = h3("example.com", pc, root)
+        assert rc == 0 and body == b"Hello world\n", err + p.stderr()
+        if x509 is not None:
+            assert serial == peer_serial("example.com", pb, root), (serial, err)
+        protos = {l["request"]["proto"] for l in p.access_logs()}
+        assert {"HTTP/1.1", "HTTP/2.0", "HTTP/3.0"} <= protos, protos
         # Stored like certmagic: certificates/<ca>/<name>/<name>.crt|.key|.json, key 0600.
         d = data / "berth" / "certificates" / f"127.0.0.1-{pebble.port}" / "example.com"
         for ext in ("crt", "key", "json"):
@@ -292,15 +322,22 @@ def test_renewal_hot_swaps_then_failure_keeps_old_certificate(tmp_path, sockets,
     a, b, c, pa, pb = sockets
     pebble = pebble_factory(pa, pb, validity=36)  # renewal window opens 24 s after issuance
     cf = write_caddyfile(tmp_path, seed_caddyfile(3).read_text().replace("admin unix//run/admin.sock", "admin off"))
+    pc = udp_port(c)
     p = start(cf, (a, b, c), pebble, tmp_path / "data")
     try:
         wait_obtained(p, pebble)
         root = pebble.issuing_root()
         first = peer_serial("example.com", pb, root)
+        rc, body, h3_first, err = h3("example.com", pc, root)
+        assert rc == 0 and body == b"Hello world\n" and h3_first == first, (h3_first, first, err + p.stderr())
         # The same process renews at 2/3 of the lifetime and swaps the certificate in.
         wait_obtained(p, pebble, msg="certificate renewed successfully", timeout=45)
         second = wait_for(lambda: (s := peer_serial("example.com", pb, root)) != first and s, 5, "new serial", p)
         assert acme_logs(p, "renewing certificate"), p.stderr()
+        # The HTTP/3 listener on fdgram/5 picked up the renewed certificate too, without a
+        # restart (new QUIC connections use the current certificate snapshot).
+        rc, body, h3_second, err = h3("example.com", pc, root)
+        assert rc == 0 and body == b"Hello world\n" and h3_second == second, (h3_second, second, err + p.stderr())
         # Now the CA goes away: the next renewal fails, and the current certificate stays.
         pebble.stop()
         err = wait_for(lambda: acme_logs(p, "could not renew certificate"), 45, "renewal failure", p)[0]
@@ -510,6 +547,7 @@ def run_example4(cf, tmp_path, pebble_factory, names, ns):
     the inherited fd/3, fd/4, fdgram/5; Pebble validates through fd/3 and fd/4."""
     a, b, c = tcp_listener(), tcp_listener(), udp_socket()
     pa, pb = a.getsockname()[1], b.getsockname()[1]
+    pc = c.getsockname()[1]
     pebble = pebble_factory(pa, pb, listen_host=ns["host_ip"])
     p = start(cf, (a, b, c), pebble, tmp_path / "data")
     try:
@@ -527,6 +565,12 @@ def run_example4(cf, tmp_path, pebble_factory, names, ns):
                 # The handshake verifies with the ACME certificate; the status depends on the
                 # whoami container / /static directory, which this test does not provide.
                 assert r.returncode == 0 and r.stdout == ver, r.stderr + p.stderr()
+            # HTTP/3 on the inherited fdgram/5 (example 4's `default_bind fdgram/5`), verified
+            # against Pebble's root: the handshake succeeds with the ACME certificate; the
+            # status depends on the missing whoami / /static, so any HTTP status will do.
+            rc, body, serial, err = h3(host, pc, root)
+            assert rc in (0, 1) and "ALPN=h3 status=" in err, err + p.stderr()
+        assert "HTTP/3.0" in {l["request"]["proto"] for l in p.access_logs()}
         # The same certificate also serves the 0.0.0.0:443 listener Berth bound itself (a
         # second server), seen from inside the namespace like a container on `mynet`.
         r = subprocess.run(["ip", "netns", "exec", ns["name"], "curl", "-sS", "--max-time", "10", "--cacert", root,

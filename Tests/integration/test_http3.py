@@ -339,7 +339,12 @@ def test_graceful_shutdown_lets_requests_finish(fdgram_server, tmp_path, echo):
                                          extra_site=f"\treverse_proxy /slow* 127.0.0.1:{echo.port}\n"))
     cmd = H3GET + ["--cafile", root_of(tmp_path / "data"), f"https://localhost:{uport}/slow?delay=1.5"]
     c = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.7)
+    # SIGTERM once the request is in flight (the upstream has it), however slowly the client
+    # started on a busy machine.
+    end = time.time() + 15
+    while echo.requests == 0 and time.time() < end:
+        time.sleep(0.02)
+    time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     out, err = c.communicate(timeout=15)
     assert c.returncode == 0 and b"GET /slow?delay=1.5" in out, err.decode() + p.stderr()
@@ -417,3 +422,278 @@ def test_handlers_redir_header_encode_over_h3(fdgram_server, tmp_path):
     err = r.stderr.decode()
     assert r.returncode == 0 and "< content-encoding: gzip" in err, err + p.stderr()
     assert gzip.decompress(r.stdout).decode() == text_body
+
+
+# ---------------------------------------------------------------- file_server over h3
+
+
+def header(stderr, name):
+    """The value of response header `name` from h3get -v output (None when absent)."""
+    prefix = f"< {name.lower()}: "
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.lower().startswith(prefix):
+            return line[len(prefix):]
+    return None
+
+
+def wait_h3_logs(p, pred, count, timeout=5.0):
+    """HTTP/3 access log entries matching `pred`, once there are `count` of them (exchanges
+    are logged when their stream is released, which can come just after the client exits)."""
+    end = time.time() + timeout
+    while True:
+        logs = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0" and pred(l)]
+        if len(logs) >= count or time.time() > end:
+            return logs
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def file_site(fdgram_server, tmp_path):
+    """Berth serving a directory with a 6 MiB random file over h3 on an inherited UDP socket."""
+    root = tmp_path / "www"
+    root.mkdir()
+    payload = os.urandom(6 * 1024 * 1024 + 12345)
+    (root / "big.bin").write_bytes(payload)
+    os.utime(root / "big.bin", (1704164645, 1704164645))
+    text = (f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost {{\n"
+            f"\tbind fd/3 {{\n\t\tprotocols h1 h2\n\t}}\n\tbind fdgram/4 {{\n\t\tprotocols h3\n\t}}\n"
+            f"\ttls internal\n\tlog\n\troot * {root}\n\tfile_server\n}}\n")
+    p, tport, uport = fdgram_server(text)
+    return p, tport, uport, payload
+
+
+def test_file_server_large_download_aioquic_and_gtlsclient(file_site, tmp_path):
+    p, tport, uport, payload = file_site
+    want = hashlib.sha256(payload).hexdigest()
+    r = h3get(f"https://localhost:{uport}/big.bin", tmp_path / "data", "-v", timeout=60)
+    assert r.returncode == 0, r.stderr.decode()[-2000:] + p.stderr()[-2000:]
+    assert len(r.stdout) == len(payload) and hashlib.sha256(r.stdout).hexdigest() == want
+    assert header(r.stderr, "content-length") == str(len(payload))
+    assert header(r.stderr, "accept-ranges") == "bytes" and header(r.stderr, "etag")
+    # gtlsclient exits 0 on failure: the downloaded file is what counts.
+    d = tmp_path / "dl"
+    d.mkdir()
+    gtls("127.0.0.1", uport, [f"https://localhost:{uport}/big.bin"], "-q", "--timeout=30s", download=d, timeout=90)
+    got = (d / "big.bin").read_bytes() if (d / "big.bin").exists() else b""
+    assert len(got) == len(payload) and hashlib.sha256(got).hexdigest() == want, (len(got), p.stderr()[-2000:])
+    # Several large downloads as concurrent streams of one connection, under 10 % loss.
+    d2 = tmp_path / "dl2"
+    d2.mkdir()
+    gtls("127.0.0.1", uport, [f"https://localhost:{uport}/big.bin"], "-q", "-n", "3", "-r", "0.1", "-t", "0.1",
+         "--timeout=60s", download=d2, timeout=120)
+    got = (d2 / "big.bin").read_bytes() if (d2 / "big.bin").exists() else b""
+    assert hashlib.sha256(got).hexdigest() == want, (len(got), p.stderr()[-2000:])
+    logs = wait_h3_logs(p, lambda l: l["request"]["uri"] == "/big.bin", 5)
+    assert len(logs) == 5 and all(l["status"] == 200 and l["size"] == len(payload) for l in logs), logs
+
+
+def test_file_server_ranges_over_h3(file_site, tmp_path):
+    p, tport, uport, payload = file_site
+    data = tmp_path / "data"
+    url = f"https://localhost:{uport}/big.bin"
+    size = len(payload)
+
+    def get(*hdrs):
+        args = ["-v"]
+        for h in hdrs:
+            args += ["-H", h]
+        return h3get(url, data, *args, timeout=60)
+
+    r = get()
+    etag = header(r.stderr, "etag")
+    lastmod = header(r.stderr, "last-modified")
+    assert etag and lastmod == "Tue, 02 Jan 2024 03:04:05 GMT", r.stderr.decode()
+    # Single range, across the 64 KiB read chunks of the file pump.
+    for first, last in ((0, 0), (1000, 1999), (65_000, 3_000_000), (size - 10, size - 1)):
+        r = get(f"Range: bytes={first}-{last}")
+        assert r.returncode == 0 and "status=206" in r.stderr.decode(), r.stderr.decode()
+        assert r.stdout == payload[first:last + 1]
+        assert header(r.stderr, "content-range") == f"bytes {first}-{last}/{size}"
+        assert header(r.stderr, "content-length") == str(last - first + 1)
+    # Open-ended and suffix ranges.
+    r = get(f"Range: bytes={size - 5000}-")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[-5000:]
+    r = get("Range: bytes=-777")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[-777:]
+    assert header(r.stderr, "content-range") == f"bytes {size - 777}-{size - 1}/{size}"
+    # Unsatisfiable (RFC 9110 §15.5.17): 416 with the current length.
+    r = get(f"Range: bytes={size}-")
+    assert r.returncode == 1 and "status=416" in r.stderr.decode(), r.stderr.decode()
+    assert header(r.stderr, "content-range") == f"bytes */{size}"
+    # If-Range (RFC 9110 §13.1.5): a matching validator gives the range, another the whole file.
+    r = get("Range: bytes=10-19", f"If-Range: {etag}")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[10:20]
+    r = get("Range: bytes=10-19", f"If-Range: {lastmod}")
+    assert "status=206" in r.stderr.decode() and r.stdout == payload[10:20]
+    r = get("Range: bytes=10-19", 'If-Range: "not-the-etag"')
+    assert "status=200" in r.stderr.decode() and hashlib.sha256(r.stdout).digest() == hashlib.sha256(payload).digest()
+    # Conditionals: 304 without a body.
+    r = get(f"If-None-Match: {etag}")
+    assert "status=304" in r.stderr.decode() and r.stdout == b"", r.stderr.decode()
+    # Multiple ranges: multipart/byteranges carrying both parts.
+    r = get("Range: bytes=0-9,100-109")
+    assert "status=206" in r.stderr.decode()
+    assert header(r.stderr, "content-type").startswith("multipart/byteranges; boundary=")
+    assert payload[0:10] in r.stdout and payload[100:110] in r.stdout
+    assert f"Content-Range: bytes 100-109/{size}".encode() in r.stdout
+    st = [l["status"] for l in wait_h3_logs(p, lambda l: True, 13)]
+    assert st.count(206) == 9 and st.count(200) == 2 and st.count(416) == 1 and st.count(304) == 1, st
+
+
+def test_file_server_head_over_h3(file_site, tmp_path):
+    p, tport, uport, payload = file_site
+    if GTLS is None:
+        pytest.skip("gtlsclient (ngtcp2-client) is not installed")
+    d = tmp_path / "dl"
+    d.mkdir()
+    r = subprocess.run([GTLS, "--exit-on-all-streams-close", "--no-quic-dump", "-m", "HEAD", f"--download={d}",
+                        "127.0.0.1", str(uport), f"https://localhost:{uport}/big.bin"], capture_output=True, timeout=30)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    # RFC 9110 §9.3.2: the GET's headers (length of the whole file), no body; the stream ends
+    # cleanly (gtlsclient reports H3_NO_ERROR, 0x100 = 256, when it closes the connection).
+    assert "[:status: 200]" in out and f"[content-length: {len(payload)}]" in out, out[-3000:]
+    assert "[accept-ranges: bytes]" in out and "closed with error code 256" in out, out[-3000:]
+    got = d / "big.bin"
+    assert not got.exists() or got.stat().st_size == 0
+    # The exchange is logged when the stream is released, which may come just after the client exits.
+    log = p.wait_log(lambda e: e.get("request", {}).get("proto") == "HTTP/3.0" and e["request"].get("method") == "HEAD")
+    assert log["status"] == 200 and log["size"] == 0, log
+
+
+def test_file_that_shrinks_mid_response_resets_the_stream(fdgram_server, tmp_path):
+    """The head promised the whole file; when it shrinks under the response, the stream is
+    reset with H3_INTERNAL_ERROR (RFC 9114 §4.1.2) instead of ending early as if complete,
+    and the server goes on serving."""
+    root = tmp_path / "www"
+    root.mkdir()
+    big = root / "shrink.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))
+    (root / "small.txt").write_bytes(b"still here\n")
+    text = (f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost {{\n"
+            f"\tbind fd/3 {{\n\t\tprotocols h1 h2\n\t}}\n\tbind fdgram/4 {{\n\t\tprotocols h3\n\t}}\n"
+            f"\ttls internal\n\troot * {root}\n\tfile_server\n}}\n")
+    p, tport, uport = fdgram_server(text)
+    cmd = H3GET + ["--cafile", root_of(tmp_path / "data"), "--timeout", "30", f"https://localhost:{uport}/shrink.bin"]
+    c = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Once Berth has the file open the response has started: cut the file short.
+    fds = Path(f"/proc/{p.p.pid}/fd")
+    end = time.time() + 15
+    while time.time() < end and not any(os.path.realpath(f) == str(big) for f in fds.iterdir()):
+        time.sleep(0.005)
+    os.truncate(big, 100_000)
+    out, err = c.communicate(timeout=40)
+    assert c.returncode == 2 and b"reset by the server (error 0x102)" in err, (c.returncode, len(out), err[-500:])
+    assert len(out) < 64 * 1024 * 1024
+    r = h3get(f"https://localhost:{uport}/small.txt", tmp_path / "data")
+    assert r.returncode == 0 and r.stdout == b"still here\n", r.stderr.decode() + p.stderr()
+
+
+def test_session_resumption_with_a_ticket_across_restart(tmp_path):
+    """QUIC TLS session resumption (RFC 8446 §2.2): Berth sends a NewSessionTicket after the
+    handshake; a later connection offering it resumes (no certificate, logged as resumed).
+    The ticket key derives from the persistent static secret, so a restarted Berth (same
+    data directory) still accepts it. No 0-RTT: early data is not offered to clients."""
+    cf = write_caddyfile(tmp_path, site())
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    ticket = tmp_path / "ticket.bin"
+    seen = []
+    for run in range(2):
+        t, u = tcp_listener(), udp_socket()
+        uport = u.getsockname()[1]
+        p = launch(["run", "--config", str(cf)], sockets=[t, u], env=env)
+        try:
+            for _ in range(2):
+                r = h3get(f"https://localhost:{uport}/", tmp_path / "data", "--session-ticket", str(ticket))
+                assert r.returncode == 0 and r.stdout == b"hello h3\n", r.stderr.decode() + p.stderr()
+                seen.append("resumed=1" in r.stderr.decode())
+                assert ticket.exists(), r.stderr.decode()
+            logs = wait_h3_logs(p, lambda l: True, 2)
+            assert [l["request"]["tls"]["resumed"] for l in logs] == seen[-2:], logs
+        finally:
+            p.stop()
+    # The very first connection had no ticket; every later one resumed, across the restart too.
+    assert seen == [False, True, True, True], seen
+
+
+def test_zero_rtt_safe_methods_early_unsafe_after_handshake(fdgram_server, tmp_path, echo):
+    """0-RTT (RFC 9001 §4.6): a client resuming with a ticket sends its requests in early
+    data. A GET is handled at once and carries `Early-Data: 1` upstream (RFC 8470 §5.1); a
+    POST in early data waits for the handshake to complete (replayed early data cannot
+    complete it), so it reaches the upstream without `Early-Data`."""
+    import json
+    p, tport, uport = fdgram_server(proxy_site(echo.port))
+    data = tmp_path / "data"
+    ticket = tmp_path / "ticket.bin"
+    url = f"https://localhost:{uport}/json"
+    r = h3get(url, data, "--session-ticket", str(ticket))
+    assert r.returncode == 0 and ticket.exists(), r.stderr.decode() + p.stderr()
+    assert "Early-Data" not in dict(json.loads(r.stdout)["headers"])
+
+    r = h3get(url, data, "--session-ticket", str(ticket), "--early")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "resumed=1" in err and "early_data_accepted=1" in err, err + p.stderr()
+    info = json.loads(r.stdout)
+    assert info["method"] == "GET" and dict(info["headers"]).get("Early-Data") == "1", info
+
+    r = h3get(url, data, "--session-ticket", str(ticket), "--early", "-X", "POST", "--data", "early body")
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "early_data_accepted=1" in err, err + p.stderr()
+    info = json.loads(r.stdout)
+    assert info["method"] == "POST" and info["body_len"] == 10, info
+    assert "Early-Data" not in dict(info["headers"]), info
+
+
+def test_zero_rtt_replayed_flight_is_not_served_again(fdgram_server, tmp_path, echo):
+    """RFC 8446 §8: an attacker who captured a client's first flight (Initial + 0-RTT) and
+    sends it again gets no second execution of the early request: the replayed ClientHello's
+    early data is rejected by the anti-replay table (and the replayer cannot finish the
+    handshake, so nothing waits for it either)."""
+    import select
+    import threading
+    p, tport, uport = fdgram_server(proxy_site(echo.port))
+    data = tmp_path / "data"
+    ticket = tmp_path / "ticket.bin"
+    assert h3get(f"https://localhost:{uport}/json", data, "--session-ticket", str(ticket)).returncode == 0
+
+    # A relay between client and server that records the client's first flight.
+    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    relay.bind(("127.0.0.1", 0))
+    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    up.connect(("127.0.0.1", uport))
+    flight, client, stop = [], [None], threading.Event()
+
+    def run():
+        replied = False
+        while not stop.is_set():
+            for s in select.select([relay, up], [], [], 0.05)[0]:
+                if s is relay:
+                    d, client[0] = relay.recvfrom(65535)
+                    if not replied:
+                        flight.append(d)
+                    up.send(d)
+                else:
+                    replied = True
+                    relay.sendto(up.recv(65535), client[0])
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        r = h3get(f"https://localhost:{relay.getsockname()[1]}/json?early=1", data, "--session-ticket", str(ticket),
+                  "--early")
+        err = r.stderr.decode()
+        assert r.returncode == 0 and "early_data_accepted=1" in err, err + p.stderr()
+    finally:
+        stop.set()
+        t.join()
+    assert flight
+    # The upstream counts requests as they arrive (the access log would only show an
+    # exchange once its stream is released, which a replayer never lets happen).
+    served = echo.requests
+    time.sleep(0.5)  # the original connection's closing period ends; its CIDs are forgotten
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for d in flight:
+        attacker.sendto(d, ("127.0.0.1", uport))
+    time.sleep(1.0)
+    attacker.close()
+    assert echo.requests == served, "the replayed early request reached the upstream again"
+    assert p.alive()

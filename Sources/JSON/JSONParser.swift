@@ -1,150 +1,28 @@
-/// A JSON value (RFC 8259), small and Foundation-free: what ACME resources (RFC 8555 §7.1)
-/// and problem documents (RFC 7807) are made of, and what JWS payloads are written as.
-///
-/// Objects keep their members in document order (a JWS payload is signed byte for byte, so
-/// the writer must be deterministic); lookups are linear, which is fine at ACME sizes.
-package enum JSON: Sendable, Equatable {
-    case null
-    case bool(Bool)
-    /// Numbers keep their source text (ACME uses only small integers; `Retry-After`-like
-    /// fields and `status` codes read through `intValue`).
-    case number(String)
-    case string(String)
-    case array([JSON])
-    case object([(String, JSON)])
-
-    package static func == (a: JSON, b: JSON) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case (.bool(let x), .bool(let y)): return x == y
-        case (.number(let x), .number(let y)): return Double(x) == Double(y)
-        case (.string(let x), .string(let y)): return x == y
-        case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-
-    /// An integer number.
-    package static func int(_ v: Int) -> JSON { .number(String(v)) }
-
-    // MARK: Reading
-
-    /// The member `key` of an object (the first one when repeated), nil otherwise.
-    package subscript(key: String) -> JSON? {
-        guard case .object(let members) = self else { return nil }
-        return members.first { $0.0 == key }?.1
-    }
-
-    /// The string, nil for any other type.
-    package var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
-    }
-
-    /// The number as an integer when it is one.
-    package var intValue: Int? {
-        if case .number(let n) = self { return Int(n) ?? Double(n).flatMap { $0 == $0.rounded() ? Int(exactly: $0) : nil } }
-        return nil
-    }
-
-    /// The boolean, nil for any other type.
-    package var boolValue: Bool? {
-        if case .bool(let b) = self { return b }
-        return nil
-    }
-
-    /// The elements, nil for any other type.
-    package var arrayValue: [JSON]? {
-        if case .array(let a) = self { return a }
-        return nil
-    }
-
-    /// The member names and values, nil for any other type.
-    package var objectValue: [(String, JSON)]? {
-        if case .object(let o) = self { return o }
-        return nil
-    }
-
-    // MARK: Writing
-
-    /// Compact serialization (no whitespace), members in their stored order.
-    package var serialized: String {
-        var out = ""
-        write(into: &out)
-        return out
-    }
-
-    /// The UTF-8 bytes of `serialized`.
-    package var bytes: [UInt8] { Array(serialized.utf8) }
-
-    private func write(into out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
-        case .string(let s): JSON.quote(s, into: &out)
-        case .array(let a):
-            out += "["
-            for (i, v) in a.enumerated() {
-                if i > 0 { out += "," }
-                v.write(into: &out)
-            }
-            out += "]"
-        case .object(let o):
-            out += "{"
-            for (i, (k, v)) in o.enumerated() {
-                if i > 0 { out += "," }
-                JSON.quote(k, into: &out)
-                out += ":"
-                v.write(into: &out)
-            }
-            out += "}"
-        }
-    }
-
-    /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
-    package static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
-    }
-}
-
 /// Why a JSON text was refused.
 package struct JSONParseError: Error, Sendable, CustomStringConvertible, Equatable {
     /// Byte offset of the problem.
     package var offset: Int
+    /// 1-based line and column (in bytes) of the problem, for config files.
+    package var line: Int = 1
+    package var column: Int = 1
     package var reason: String
+    package init(offset: Int, reason: String) {
+        self.offset = offset
+        self.reason = reason
+    }
     package var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
-extension JSON {
-    /// Nesting deeper than this is refused (ACME documents are 3–4 levels deep; a hostile
-    /// server must not exhaust the stack).
+extension JSONValue {
+    /// Nesting deeper than this is refused by default (ACME documents are 3–4 levels deep; a
+    /// hostile server must not exhaust the stack). Configs pass a larger bound.
     package static let maximumDepth = 64
 
     /// Parses one JSON text (RFC 8259 §2); whitespace around it is allowed, anything else after
     /// it is an error. Strings must be valid UTF-8; `\u` escapes (surrogate pairs included) are
     /// decoded.
-    package static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSON {
-        var p = JSONParser(bytes)
+    package static func parse(_ bytes: [UInt8], maximumDepth: Int = JSONValue.maximumDepth) throws(JSONParseError) -> JSONValue {
+        var p = JSONParser(bytes, maximumDepth: maximumDepth)
         p.skipWhitespace()
         let v = try p.value(depth: 0)
         p.skipWhitespace()
@@ -153,7 +31,7 @@ extension JSON {
     }
 
     /// Parses a string's UTF-8.
-    package static func parse(_ text: String) throws(JSONParseError) -> JSON {
+    package static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8))
     }
 }
@@ -161,11 +39,24 @@ extension JSON {
 /// Recursive-descent parser over bytes; never indexes past the end.
 struct JSONParser {
     let b: [UInt8]
+    let maximumDepth: Int
     var i = 0
 
-    init(_ bytes: [UInt8]) { b = bytes }
+    init(_ bytes: [UInt8], maximumDepth: Int) {
+        b = bytes
+        self.maximumDepth = maximumDepth
+    }
 
-    func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
+    func fail(_ reason: String) -> JSONParseError {
+        var e = JSONParseError(offset: i, reason: reason)
+        var lineStart = 0
+        for k in 0..<min(i, b.count) where b[k] == 0x0A {
+            e.line += 1
+            lineStart = k + 1
+        }
+        e.column = i - lineStart + 1
+        return e
+    }
 
     var peek: UInt8? { i < b.count ? b[i] : nil }
 
@@ -173,7 +64,7 @@ struct JSONParser {
         while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 }
     }
 
-    mutating func expect(_ literal: StaticString, _ v: JSON) throws(JSONParseError) -> JSON {
+    mutating func expect(_ literal: StaticString, _ v: JSONValue) throws(JSONParseError) -> JSONValue {
         let n = literal.utf8CodeUnitCount
         guard i + n <= b.count else { throw fail("truncated literal") }
         for k in 0..<n where b[i + k] != literal.utf8Start[k] { throw fail("invalid literal") }
@@ -181,8 +72,8 @@ struct JSONParser {
         return v
     }
 
-    mutating func value(depth: Int) throws(JSONParseError) -> JSON {
-        guard depth < JSON.maximumDepth else { throw fail("nesting too deep") }
+    mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
+        guard depth < maximumDepth else { throw fail("nesting too deep") }
         guard let c = peek else { throw fail("unexpected end of input") }
         switch c {
         case UInt8(ascii: "{"): return try object(depth: depth)
@@ -196,9 +87,9 @@ struct JSONParser {
         }
     }
 
-    mutating func object(depth: Int) throws(JSONParseError) -> JSON {
+    mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
         i += 1
-        var members: [(String, JSON)] = []
+        var members: [(String, JSONValue)] = []
         skipWhitespace()
         if peek == UInt8(ascii: "}") {
             i += 1
@@ -221,9 +112,9 @@ struct JSONParser {
         }
     }
 
-    mutating func array(depth: Int) throws(JSONParseError) -> JSON {
+    mutating func array(depth: Int) throws(JSONParseError) -> JSONValue {
         i += 1
-        var items: [JSON] = []
+        var items: [JSONValue] = []
         skipWhitespace()
         if peek == UInt8(ascii: "]") {
             i += 1
@@ -241,7 +132,7 @@ struct JSONParser {
     }
 
     /// RFC 8259 §6: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    mutating func number() throws(JSONParseError) -> JSON {
+    mutating func number() throws(JSONParseError) -> JSONValue {
         let start = i
         if peek == UInt8(ascii: "-") { i += 1 }
         guard let first = peek, first >= 0x30, first <= 0x39 else { throw fail("invalid number") }
