@@ -349,7 +349,19 @@ extension ReverseProxySpec {
             o.maxConnsPerHost = try t.int("max_conns_per_host") ?? 0
             o.readTimeoutMilliseconds = try t.milliseconds("read_timeout")
             o.responseHeaderTimeoutMilliseconds = try t.milliseconds("response_header_timeout")
-            if t.has("tls") { throw t.error("tls", "https upstreams are not supported by this Berth build yet") }
+            if let tls = try t.object("tls") {
+                o.tls = true
+                o.tlsClientCertificateFile = try tls.string("client_certificate_file")
+                o.tlsClientKeyFile = try tls.string("client_certificate_key_file")
+                if (o.tlsClientCertificateFile == nil) != (o.tlsClientKeyFile == nil) {
+                    throw tls.error(o.tlsClientKeyFile == nil ? "client_certificate_file" : "client_certificate_key_file",
+                                    "client_certificate_file and client_certificate_key_file go together")
+                }
+                o.tlsInsecureSkipVerify = try tls.bool("insecure_skip_verify") ?? false
+                o.tlsTrustedCAFiles = try tls.strings("root_ca_pem_files") ?? []
+                o.tlsServerName = try tls.string("server_name")
+                try tls.finish()
+            }
             o.writeTimeoutMilliseconds = try t.milliseconds("write_timeout")
             try t.finish()
             spec.transport = o
