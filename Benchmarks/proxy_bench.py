@@ -135,6 +135,9 @@ def make_proxy(name, args, workdir: Path, upstream: str):
     cf.write_text(CADDYFILE.format(upstream=upstream))
     if name == "berth":
         return bench.Server("berth", args.berth, lambda port: [args.berth, "run", "--config", str(cf)], {}, workdir)
+    if name == "berth-before":
+        b = args.berth_before
+        return bench.Server("berth-before", b, lambda port: [b, "run", "--config", str(cf)], {}, workdir)
     if name == "caddy":
         caddy = bench.find_caddy()
         env = {"XDG_DATA_HOME": str(workdir / "caddy-data"), "XDG_CONFIG_HOME": str(workdir / "caddy-config")}
@@ -158,17 +161,18 @@ def first_ok(port):
         raise RuntimeError(f"first response: {data[:200]!r}")
 
 
-def throughput(s, args, workdir):
-    runs = []
-    for r in range(args.rounds):
-        cpu0 = s.cpu()
-        res = bench.run_wrk(s.port, ["-t1", "-c50"], args.duration, workdir / f"wrk-{s.name}-{r}.txt")
-        cpu = s.cpu() - cpu0
-        reqs = res.get("requests") or 0
-        res["proxy_cpu_us_per_req"] = cpu / reqs * 1e6 if reqs else None
-        runs.append(res)
-        bench.log(f"  {s.name} round {r + 1}: {res.get('rps', 0):.0f} req/s, "
-                  f"p99 {res.get('p99_ms')} ms, cpu {res['proxy_cpu_us_per_req'] or 0:.1f} µs/req")
+def one_round(s, r, args, workdir):
+    cpu0 = s.cpu()
+    res = bench.run_wrk(s.port, ["-t1", "-c50"], args.duration, workdir / f"wrk-{s.name}-{r}.txt")
+    cpu = s.cpu() - cpu0
+    reqs = res.get("requests") or 0
+    res["proxy_cpu_us_per_req"] = cpu / reqs * 1e6 if reqs else None
+    bench.log(f"  {s.name} round {r + 1}: {res.get('rps', 0):.0f} req/s, "
+              f"p99 {res.get('p99_ms')} ms, cpu {res['proxy_cpu_us_per_req'] or 0:.1f} µs/req")
+    return res
+
+
+def summarize(runs):
     def med(k):
         v = sorted(x[k] for x in runs if x.get(k) is not None)
         return v[len(v) // 2] if v else None
@@ -235,27 +239,41 @@ def main():
     ap.add_argument("--big-size", type=int, default=1 << 30)
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-malloc", action="store_true")
+    ap.add_argument("--berth-before", default=None,
+                    help="a second Berth binary measured as 'berth-before' in the same interleaved rounds")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="berth-proxy-bench-"))
     names = [n for n in args.only.split(",") if n]
+    if args.berth_before:
+        names.insert(names.index("berth") + 1 if "berth" in names else 0, "berth-before")
     results = {"machine": {"cpus": os.cpu_count()}, "throughput": {}, "big": {}}
 
     bport = bench.free_port()
     backend = backend_nginx(workdir, bport)
     echo = EchoBackend()
     try:
-        for name in names:
-            s = make_proxy(name, args, workdir, f"127.0.0.1:{bport}")
-            s.start(bench.free_port())
-            try:
-                first_ok(s.port)
+        # Every proxy runs at once (idle between its turns) and the rounds are interleaved, so
+        # machine load that comes and goes hits all of them alike.
+        servers = {}
+        try:
+            for name in names:
+                sv = make_proxy(name, args, workdir, f"127.0.0.1:{bport}")
+                sv.start(bench.free_port())
+                servers[name] = sv
+                first_ok(sv.port)
                 bench.log(f"{name}: proxying to nginx on {bport}")
-                results["throughput"][name] = throughput(s, args, workdir)
-            finally:
-                s.stop()
+            runs = {n: [] for n in names}
+            for r in range(args.rounds):
+                for name in names:
+                    runs[name].append(one_round(servers[name], r, args, workdir))
+            for name in names:
+                results["throughput"][name] = summarize(runs[name])
+        finally:
+            for sv in servers.values():
+                sv.stop()
         so = None if args.no_malloc else bench.build_malloc_counter()
         if so:
-            for name in [n for n in names if n in ("berth", "nginx")]:
+            for name in [n for n in names if n in ("berth", "berth-before", "nginx")]:
                 s = make_proxy(name, args, workdir, f"127.0.0.1:{bport}")
                 results.setdefault("malloc", {})[name] = bench.measure_allocs(s, so, workdir, 2000, 20000, conns=100)
                 bench.log(f"{name}: {results['malloc'][name]['allocs_per_req']:.2f} allocs/req")
@@ -279,6 +297,12 @@ def main():
              "| proxy | req/s | proxy CPU µs/req | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
     for n, r in results["throughput"].items():
         lines.append(f"| {n} | {r['rps'] or 0:.0f} | {r['cpu_us_per_req'] or 0:.1f} | {r['p50_ms']} | {r['p99_ms']} |")
+    t = results["throughput"]
+    if "nginx" in t and t["nginx"].get("cpu_us_per_req"):
+        lines += ["", "Ratios to nginx (same interleaved rounds): "
+                  + "; ".join(f"{n} CPU/req {t[n]['cpu_us_per_req'] / t['nginx']['cpu_us_per_req']:.2f}x, "
+                              f"req/s {t[n]['rps'] / t['nginx']['rps']:.2f}x, p99 {t[n]['p99_ms'] / t['nginx']['p99_ms']:.2f}x"
+                              for n in t if n != "nginx" and t[n].get("cpu_us_per_req") and t[n].get("p99_ms"))]
     if results.get("malloc"):
         lines += ["", "Heap allocator calls (malloc counter, LD_PRELOAD; nginx: master+workers):", "",
                   "| proxy | allocs/request (keep-alive) | allocs/connection |", "|---|---:|---:|"]

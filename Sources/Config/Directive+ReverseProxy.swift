@@ -1,9 +1,11 @@
 import Caddyfile
+import IOCore
 import Upstream
 
 /// `reverse_proxy [<matcher>] [<upstreams...>] { … }` (Caddy's `reverseproxy/caddyfile.go`).
 extension DirectiveParsers {
     static func reverseProxy(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
+        let location = SourceLocation(file: d.file, line: d.line)
         let m = try matcher(&d, site)
         var spec = ReverseProxySpec()
         while d.nextArg() { spec.upstreams += try upstreams(d.val, &d) }
@@ -131,9 +133,17 @@ extension DirectiveParsers {
                 throw d.err("unrecognized subdirective \(sub)")
             }
         }
-        if spec.upstreams.contains(where: { $0.tls }) || spec.transport.tls {
-            throw d.err("https upstreams are not supported by this Berth build yet")
+        if spec.upstreams.contains(where: { $0.tls }) {
+            // Caddy: an https:// upstream turns TLS on for the transport.
+            if spec.upstreams.contains(where: { $0.explicitHTTP }) {
+                throw d.err("upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)")
+            }
+            spec.transport.tls = true
+            spec.transportWritten = true
+        } else if spec.transport.tls, spec.upstreams.contains(where: { $0.explicitHTTP }) {
+            throw d.err("upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)")
         }
+        if spec.transport.tls { spec.tlsLocation = location }
         site.addRoute("reverse_proxy", matcher: m, handlers: [.spec(spec)])
     }
 
@@ -230,6 +240,32 @@ extension DirectiveParsers {
             case "tls_server_name":
                 t.tls = true
                 t.tlsServerName = try oneArg(&d)
+            case "tls_trusted_ca_certs":
+                var files: [String] = []
+                while d.nextArg() { files.append(d.val) }
+                if files.isEmpty { throw d.argErr() }
+                for f in files where !FileIO.isRegularFile(f) {
+                    throw d.err("tls_trusted_ca_certs: no such file '\(f)'")
+                }
+                t.tls = true
+                t.tlsTrustedCAFiles += files
+            case "tls_client_auth":
+                var args: [String] = []
+                while d.nextArg() { args.append(d.val) }
+                guard args.count == 2 else {
+                    if args.count == 1 {
+                        throw d.err("tls_client_auth with an automated certificate name is not supported by this Berth build yet (give <cert_file> <key_file>)")
+                    }
+                    throw d.argErr()
+                }
+                for f in args where !FileIO.isRegularFile(f) {
+                    throw d.err("tls_client_auth: no such file '\(f)'")
+                }
+                t.tls = true
+                t.tlsClientCertificateFile = args[0]
+                t.tlsClientKeyFile = args[1]
+            case "tls_timeout", "tls_renegotiation", "tls_except_ports", "tls_curves", "tls_trust_pool":
+                throw d.err("transport http: subdirective '\(sub)' is not supported by this Berth build yet")
             default:
                 throw d.err("transport http: subdirective '\(sub)' is not supported by this Berth build yet")
             }

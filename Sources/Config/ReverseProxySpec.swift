@@ -26,6 +26,8 @@ package struct ReverseProxySpec: HandlerSpec {
     package var headerDown: [HeaderLine] = []
     package var trustedProxies: [String] = []
     package var flushIntervalMilliseconds: Int? = nil
+    /// Where the directive is (TLS setup errors at build time name it).
+    package var tlsLocation: SourceLocation? = nil
 
     package init() {}
 
@@ -170,7 +172,10 @@ package struct ReverseProxySpec: HandlerSpec {
         if let r = t.responseHeaderTimeoutMilliseconds { o.append(("response_header_timeout", .int(r * 1_000_000))) }
         if t.tls {
             var tls: [(String, JSONValue)] = []
+            if let c = t.tlsClientCertificateFile { tls.append(("client_certificate_file", .string(c))) }
+            if let k = t.tlsClientKeyFile { tls.append(("client_certificate_key_file", .string(k))) }
             if t.tlsInsecureSkipVerify { tls.append(("insecure_skip_verify", .bool(true))) }
+            if !t.tlsTrustedCAFiles.isEmpty { tls.append(("root_ca_pem_files", .array(t.tlsTrustedCAFiles.map { .string($0) }))) }
             if let n = t.tlsServerName { tls.append(("server_name", .string(n))) }
             o.append(("tls", .object(tls)))
         }
@@ -204,6 +209,13 @@ package struct ReverseProxySpec: HandlerSpec {
         c.responseHeaderOps = Self.operations(headerDown, context)
         c.trustedProxies = (trustedProxies + context.serverTrustedProxies).compactMap { IPNetwork($0) }
         c.flushIntervalMilliseconds = flushIntervalMilliseconds
+        if transport.tls {
+            do {
+                c.tls = try UpstreamTLS.make(transport)
+            } catch {
+                throw ConfigError("reverse_proxy: upstream TLS: \(error)", at: tlsLocation)
+            }
+        }
         return ReverseProxyHandler(c)
     }
 
@@ -337,7 +349,19 @@ extension ReverseProxySpec {
             o.maxConnsPerHost = try t.int("max_conns_per_host") ?? 0
             o.readTimeoutMilliseconds = try t.milliseconds("read_timeout")
             o.responseHeaderTimeoutMilliseconds = try t.milliseconds("response_header_timeout")
-            if t.has("tls") { throw t.error("tls", "https upstreams are not supported by this Berth build yet") }
+            if let tls = try t.object("tls") {
+                o.tls = true
+                o.tlsClientCertificateFile = try tls.string("client_certificate_file")
+                o.tlsClientKeyFile = try tls.string("client_certificate_key_file")
+                if (o.tlsClientCertificateFile == nil) != (o.tlsClientKeyFile == nil) {
+                    throw tls.error(o.tlsClientKeyFile == nil ? "client_certificate_file" : "client_certificate_key_file",
+                                    "client_certificate_file and client_certificate_key_file go together")
+                }
+                o.tlsInsecureSkipVerify = try tls.bool("insecure_skip_verify") ?? false
+                o.tlsTrustedCAFiles = try tls.strings("root_ca_pem_files") ?? []
+                o.tlsServerName = try tls.string("server_name")
+                try tls.finish()
+            }
             o.writeTimeoutMilliseconds = try t.milliseconds("write_timeout")
             try t.finish()
             spec.transport = o

@@ -94,7 +94,7 @@ extension HTTP1Connection: ResponseSink {
         guard accepts(response) else { return }
         switch responseMode {
         case .chunked:
-            HTTP1Encoder.writeLastChunk(into: output)
+            HTTP1Encoder.writeLastChunk(into: output, trailers: response.trailers)
         case .fixed(let remaining):
             if remaining > 0 { keepAlive = false }
         case .notStarted, .finished:

@@ -176,6 +176,32 @@ enum HTTP1Encoder {
         out.append("0\r\n\r\n")
     }
 
+    /// The last chunk with a trailer section (RFC 9112 §7.1.2); CR, LF and NUL in values
+    /// become spaces so no field can end the section early.
+    static func writeLastChunk(into out: ByteBuffer, trailers: HTTPFields) {
+        if trailers.count == 0 {
+            writeLastChunk(into: out)
+            return
+        }
+        out.append("0\r\n")
+        for i in 0..<trailers.count {
+            trailers.withField(i) { name, value in
+                guard !name.isEmpty else { return }
+                out.append(name)
+                out.append(": ")
+                out.reserveWritable(value.count)
+                let w = out.writePointer
+                for k in 0..<value.count {
+                    let c = value[k]
+                    w[k] = (c == 0x0D || c == 0x0A || c == 0x00) ? 0x20 : c
+                }
+                out.commit(value.count)
+                out.append("\r\n")
+            }
+        }
+        out.append("\r\n")
+    }
+
     /// A rejection before any handler ran, shaped like Go's `net/http` so clients and tests
     /// see what Caddy sends: `HTTP/1.1 <code> <text>[: <reason>]`, `Content-Type:
     /// text/plain; charset=utf-8`, `Connection: close`, and the same text as body (or

@@ -191,6 +191,30 @@ extension HTTP2Connection {
         if rv != 0 { resetStream(s, .internalError) }
     }
 
+    /// Trailer fields of `s` as the last HEADERS frame (names lower-cased, values sanitised;
+    /// nghttp2 copies them).
+    func submitTrailers(_ s: HTTP2Stream, _ fields: HTTPFields) {
+        var storage: [UInt8] = []
+        var spans: [(Int, Int, Int, Int)] = []
+        for i in 0..<fields.count {
+            fields.withField(i) { name, value in
+                guard !name.isEmpty, name.allSatisfy({ HTTP2Stream.isTchar($0) }) else { return }
+                let ns = storage.count
+                for c in name { storage.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c) }
+                let vs = storage.count
+                for c in value { storage.append(c == 0x0D || c == 0x0A || c == 0x00 ? 0x20 : c) }
+                spans.append((ns, name.count, vs, value.count))
+            }
+        }
+        storage.withUnsafeMutableBufferPointer { buf in
+            guard let base = buf.baseAddress else { return }
+            var nva = spans.map { sp in
+                nghttp2_nv(name: base + sp.0, value: base + sp.2, namelen: sp.1, valuelen: sp.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            _ = nghttp2_submit_trailer(session.raw, s.id, &nva, nva.count)
+        }
+    }
+
     /// `100 Continue` as an informational HEADERS frame (RFC 9113 §8.1).
     func submitContinue(_ s: HTTP2Stream) {
         let name: StaticString = ":status"

@@ -103,6 +103,7 @@ extension HTTP2Stream: ResponseSink {
         switch mode {
         case .streaming:
             bodyComplete = true
+            if response.trailers.count > 0 && declaredRemaining <= 0 { pendingTrailers = response.trailers }
             if canWrite && !bodyAborted {
                 if declaredRemaining > 0 {
                     connection.resetStream(self, .internalError)
@@ -159,15 +160,26 @@ extension HTTP2Stream: ResponseSink {
         if avail > 0 {
             let n = min(avail, length)
             flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
-            if bodyComplete && n == avail { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+            if bodyComplete && n == avail { endData(flags) }
             return n
         }
         if bodyComplete {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            endData(flags)
             return 0
         }
         dataDeferred = true
         return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+    }
+
+    /// The last DATA frame: END_STREAM, or — with trailers — no END_STREAM and a trailing
+    /// HEADERS frame that ends the stream (RFC 9113 §8.1; nghttp2_submit_trailer from inside
+    /// the read callback, as nghttp2 documents).
+    private func endData(_ flags: UnsafeMutablePointer<UInt32>) {
+        flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        guard let t = pendingTrailers else { return }
+        pendingTrailers = nil
+        flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+        connection.submitTrailers(self, t)
     }
 
     /// Writes one DATA frame (its 9-byte header from nghttp2, then `length` bytes of

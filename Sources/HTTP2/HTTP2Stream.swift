@@ -86,6 +86,8 @@ final class HTTP2Stream {
     var declaredRemaining: Int64 = -1
     /// The handler will write no more body.
     var bodyComplete = false
+    /// Trailers to send after the last DATA frame (copied from the response at `finish`).
+    var pendingTrailers: HTTPFields? = nil
     /// The data provider returned NGHTTP2_ERR_DEFERRED and waits for `resume_data`.
     var dataDeferred = false
     /// nghttp2 closed the stream (on_stream_close).
@@ -160,6 +162,7 @@ final class HTTP2Stream {
         bodyOut.shrinkIfEmpty(to: 16384)
         declaredRemaining = -1
         bodyComplete = false
+        pendingTrailers = nil
         dataDeferred = false
         closed = false
         localEnded = false

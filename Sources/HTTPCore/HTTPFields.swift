@@ -184,6 +184,17 @@ package struct HTTPFields: Sendable {
         entries.reserveCapacity(16)
     }
 
+    /// Fields that allocate nothing until the first append (rarely used sets such as
+    /// trailers).
+    package static func unreserved() -> HTTPFields { HTTPFields(reserving: false) }
+
+    private init(reserving: Bool) {
+        if reserving {
+            arena.reserveCapacity(512)
+            entries.reserveCapacity(16)
+        }
+    }
+
     /// Number of fields.
     @inline(__always) package var count: Int { entries.count }
 
@@ -196,12 +207,21 @@ package struct HTTPFields: Sendable {
         entries.removeAll(keepingCapacity: true)
     }
 
+    /// Appends raw bytes with one memcpy: `Array.append(contentsOf:)` with an
+    /// `UnsafeRawBufferPointer` copies byte by byte (its `_copyContents` is the generic one),
+    /// a typed `UnsafeBufferPointer<UInt8>` is copied with memcpy.
+    @inline(__always)
+    package static func appendBytes(_ a: inout [UInt8], _ b: UnsafeRawBufferPointer) {
+        guard let base = b.baseAddress, b.count > 0 else { return }
+        a.append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: b.count))
+    }
+
     /// Appends a field from raw bytes.
     package mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, token: HeaderToken) {
         let ns = Int32(arena.count)
-        arena.append(contentsOf: name)
+        HTTPFields.appendBytes(&arena, name)
         let vs = Int32(arena.count)
-        arena.append(contentsOf: value)
+        HTTPFields.appendBytes(&arena, value)
         entries.append(HTTPField(nameStart: ns, nameLength: Int32(name.count), valueStart: vs,
                                  valueLength: Int32(value.count), token: token))
     }
@@ -253,7 +273,7 @@ package struct HTTPFields: Sendable {
     /// Replaces the value of the field at `index`; `value` must not point into this arena.
     package mutating func replaceValue(at index: Int, with value: UnsafeRawBufferPointer) {
         let vs = Int32(arena.count)
-        arena.append(contentsOf: value)
+        HTTPFields.appendBytes(&arena, value)
         entries[index].valueStart = vs
         entries[index].valueLength = Int32(value.count)
     }

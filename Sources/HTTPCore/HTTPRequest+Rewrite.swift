@@ -10,11 +10,11 @@ extension HTTPRequest {
     package func setTarget(path: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer?) {
         if originalTargetRange == nil { originalTargetRange = targetRange }
         let start = line.count
-        line.append(contentsOf: path)
+        HTTPFields.appendBytes(&line, path)
         let pathEnd = line.count
         if let q = query, !q.isEmpty {
             line.append(UInt8(ascii: "?"))
-            line.append(contentsOf: q)
+            HTTPFields.appendBytes(&line, q)
             queryRange = (pathEnd + 1)..<line.count
         } else {
             queryRange = nil

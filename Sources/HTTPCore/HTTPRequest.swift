@@ -164,7 +164,7 @@ package final class HTTPRequest {
     @inline(__always)
     package func appendLine(_ bytes: UnsafeRawBufferPointer) -> Range<Int> {
         let s = line.count
-        line.append(contentsOf: bytes)
+        HTTPFields.appendBytes(&line, bytes)
         return s..<line.count
     }
 

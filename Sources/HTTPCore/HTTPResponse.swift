@@ -81,6 +81,13 @@ package final class HTTPResponse {
     /// The request this response answers, for deferred header operations that expand
     /// placeholders (`header { defer }`); set by the handler that defers, nil otherwise.
     package unowned(unsafe) var request: HTTPRequest? = nil
+    /// Where a `.pending` handler's error goes (`failPending`); set by the server's top handler
+    /// (kept across requests: a connection serves one runtime).
+    package var errorRouter: (any PendingErrorRouter)? = nil
+    /// Trailer fields sent after a streamed body (RFC 9110 §6.5): HTTP/1.1 chunked responses
+    /// and HTTP/2 (a HEADERS frame after the DATA). Set before `finish()`; reverse_proxy
+    /// forwards the upstream's trailers here.
+    package var trailers = HTTPFields.unreserved()
 
     package init(sink: any ResponseSink) {
         self.sink = sink
@@ -99,6 +106,7 @@ package final class HTTPResponse {
         closeConnection = false
         errorStatus = 0
         request = nil
+        if trailers.count > 0 { trailers.removeAll() }
         if !deferred.isEmpty { deferred.removeAll(keepingCapacity: true) }
         if decorator != nil { removeDecorator() }
     }
@@ -202,6 +210,36 @@ package final class HTTPResponse {
         precondition(headSent && !finished)
         finished = true
         sink.finish(self)
+    }
+}
+
+/// Runs the server's error routes (`handle_errors`) for a handler that failed after it
+/// returned `.pending` (reverse_proxy's 502/503/504). The server's top handler installs itself
+/// on every response it handles.
+package protocol PendingErrorRouter: AnyObject {
+    /// `response.errorStatus` is set and nothing was sent: run the error routes (or send an
+    /// empty response with that status).
+    func routePendingError(_ request: HTTPRequest, _ response: HTTPResponse)
+}
+
+extension HTTPResponse {
+    /// A `.pending` handler failed before sending anything (Caddy's handler error): the error
+    /// routes run with `{http.error.*}` set, or the answer is an empty `status` response.
+    /// `message` becomes `{http.error.message}`.
+    package func failPending(_ request: HTTPRequest, status: Int, message: String?) {
+        precondition(!headSent, "response head already sent")
+        errorStatus = status
+        if let message {
+            var m = message
+            m.withUTF8 { request.vars.set("http.error.message", UnsafeRawBufferPointer($0)) }
+        }
+        if let r = errorRouter {
+            r.routePendingError(request, self)
+        } else {
+            fields.removeAll()
+            self.status = status
+            sendEmpty()
+        }
     }
 }
 

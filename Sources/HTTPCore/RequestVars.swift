@@ -51,14 +51,14 @@ package struct RequestVars: Sendable {
     /// Sets `key` to `value`. `value` must not point into this storage.
     package mutating func set(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
         let vs = Int32(arena.count)
-        arena.append(contentsOf: value)
+        HTTPFields.appendBytes(&arena, value)
         if let i = index(of: key) {
             slots[i].valueStart = vs
             slots[i].valueLength = Int32(value.count)
             return
         }
         let ks = Int32(arena.count)
-        arena.append(contentsOf: key)
+        HTTPFields.appendBytes(&arena, key)
         slots.append(Slot(keyStart: ks, keyLength: Int32(key.count), valueStart: vs, valueLength: Int32(value.count)))
     }
 

@@ -29,8 +29,11 @@ package protocol UpgradeReceiver: AnyObject {
     /// Ownership of `fd` passes to the receiver (it must close it). `fromClient` holds bytes
     /// the client sent after its request head; `toClient` holds bytes of the 101 response
     /// not yet written. Both are valid only during the call. The fd is non-blocking and no
-    /// longer registered with the event loop.
-    func takeOver(fd: Int32, fromClient: UnsafeRawBufferPointer, toClient: UnsafeRawBufferPointer)
+    /// longer registered with the event loop. `tls` is the connection's TLS session (a
+    /// `TLSConnection`, typed loosely because HTTPCore does not know TLS) when the client
+    /// speaks HTTPS: then `fromClient`/`toClient` are plaintext, and the session's own
+    /// buffers hold ciphertext still to decrypt or to write.
+    func takeOver(fd: Int32, tls: AnyObject?, fromClient: UnsafeRawBufferPointer, toClient: UnsafeRawBufferPointer)
 }
 
 /// The flow-control side of a protocol sink (HTTP/1 implements it; see the file comment).

@@ -119,7 +119,7 @@ package final class RouteList: Handler {
 /// The top of a server's handler tree: routes, then Caddy's fallback — an unrouted request
 /// gets `200` with an empty body (caddy-behavior §0.1). A handler error (`response.errorStatus`
 /// set, nothing sent) runs the server's error routes (`handle_errors`), see `handleError`.
-package final class ServerHandler: Handler {
+package final class ServerHandler: Handler, PendingErrorRouter {
     package let routes: RouteList
     /// Caddy's `errors.routes` (every site's `handle_errors`, host-matched).
     package let errorRoutes: RouteList
@@ -132,6 +132,7 @@ package final class ServerHandler: Handler {
     }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        if response.errorRouter !== self { response.errorRouter = self }
         clientIP?.apply(request)
         if request.connection.strictSNIHost, !Self.hostMatchesSNI(request) {
             // Caddy's strict SNI host check (on with client_auth): a client must not pass the
@@ -170,6 +171,11 @@ package final class ServerHandler: Handler {
             }
             return true
         }
+    }
+
+    /// A `.pending` handler (reverse_proxy) failed later: the same error path.
+    package func routePendingError(_ request: HTTPRequest, _ response: HTTPResponse) {
+        _ = handleError(request, response)
     }
 
     /// Caddy's server error path (`server.go` ServeHTTP): the original request is restored,

@@ -446,8 +446,10 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// input after the request head and the unsent 101 head go to `receiver`, which owns the
     /// fd from now on; this driver and its protocol are done (nothing is closed here).
     func http1Connection(_ connection: HTTP1Connection, handOverTo receiver: any UpgradeReceiver) -> Bool {
-        // A TLS connection cannot hand its raw socket to a tunnel: the bytes are encrypted.
-        guard !closed, !lingering, connection === conn, tls == nil else { return false }
+        // An HTTPS connection hands over its TLS session too (the tunnel encrypts and
+        // decrypts from then on).
+        guard !closed, !lingering, connection === conn else { return false }
+        if let tls, !tls.isEstablished { return false }
         closed = true
         disarmTimeout()
         if registered {
@@ -455,7 +457,11 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
             registered = false
         }
         ctx.remove(fd)
-        receiver.takeOver(fd: fd, fromClient: input.readable, toClient: output.readable)
+        let session = tls
+        tls = nil
+        cipherIn = nil
+        cipherOut = nil
+        receiver.takeOver(fd: fd, tls: session, fromClient: input.readable, toClient: output.readable)
         input.clear()
         output.clear()
         conn = nil

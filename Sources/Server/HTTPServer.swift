@@ -6,6 +6,7 @@ import Config
 import EventLoop
 import HTTPCore
 import IOCore
+import Upstream
 
 /// A listening socket the server serves, already open (inherited or bound by Berth).
 package struct ServedListener: Sendable {
@@ -137,9 +138,17 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
         let remaining = AtomicCountdown(group.loops.count)
         let stillUsed = Set(new.map(\.fd))
         let toClose = old.filter { $0.ownedByBerth && !stillUsed.contains($0.fd) }.map(\.fd)
+        // WebSocket / Upgrade tunnels opened under the old configuration may stay open for the
+        // new one's grace period, then they are closed (Caddy closes them when the old config
+        // is cleaned up; a tunnel must never pin a retired configuration forever).
+        let tunnelGeneration = Tunnel.currentGeneration.add(1, ordering: .relaxed).newValue
+        let grace = runtime.config.gracePeriodMilliseconds
         for (i, loop) in group.loops.enumerated() {
             let server = self
             loop.execute {
+                loop.schedule(afterMilliseconds: max(0, grace)) {
+                    Tunnel.closeAll(on: loop, olderThan: tunnelGeneration)
+                }
                 for l in server.loopListeners[i] { l.stop() }
                 server.loopGenerations[i] = gen
                 server.contexts[i].runtime = runtime
@@ -176,7 +185,10 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     package func stopNow() {
         for (i, loop) in group.loops.enumerated() {
             nonisolated(unsafe) let ctx = contexts[i]
-            loop.execute { ctx.closeAll() }
+            loop.execute {
+                ctx.closeAll()
+                Tunnel.closeAll(on: loop)
+            }
         }
         group.stop()
         group.join()

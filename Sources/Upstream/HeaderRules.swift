@@ -32,7 +32,17 @@ package enum HopByHop {
         var hasConnection = false
         for i in source.entries.indices {
             switch source.entries[i].token {
-            case .connection: hasConnection = true
+            case .connection:
+                // Only names other than keep-alive and upgrade (which name fields that are
+                // hop-by-hop anyway) need the per-field check: the common
+                // `Connection: keep-alive` costs nothing more.
+                source.withField(i) { _, v in
+                    UpstreamBytes.forEachListElement(v) { el in
+                        if !UpstreamBytes.equalsLowercase(el, "keep-alive") && !UpstreamBytes.equalsLowercase(el, "upgrade") {
+                            hasConnection = true
+                        }
+                    }
+                }
             case .te:
                 source.withField(i) { _, v in
                     UpstreamBytes.forEachListElement(v) { el in

@@ -27,7 +27,7 @@ final class HealthChecker {
         guard let p = proxy else { return }
         let h = p.configuration.health
         for host in p.hosts {
-            let probe = HealthProbe(host: host, options: h, transport: p.configuration.transport, uloop: uloop)
+            let probe = HealthProbe(host: host, options: h, transport: p.configuration.transport, tls: p.configuration.tls, uloop: uloop)
             probe.run()
         }
         uloop.loop.schedule(afterMilliseconds: max(100, h.intervalMilliseconds)) { [self] in tick() }
@@ -39,6 +39,7 @@ final class HealthProbe: UpstreamConnectionDelegate {
     let host: UpstreamHost
     let options: HealthOptions
     let transport: TransportOptions
+    let tls: UpstreamTLS?
     unowned let uloop: UpstreamLoop
     private var conn: UpstreamConnection?
     private var parser = ResponseHeadParser()
@@ -50,8 +51,9 @@ final class HealthProbe: UpstreamConnectionDelegate {
     private var timer: TimerID?
     private var selfRetain: HealthProbe?
 
-    init(host: UpstreamHost, options: HealthOptions, transport: TransportOptions, uloop: UpstreamLoop) {
+    init(host: UpstreamHost, options: HealthOptions, transport: TransportOptions, tls: UpstreamTLS?, uloop: UpstreamLoop) {
         self.host = host
+        self.tls = tls
         self.options = options
         self.transport = transport
         self.uloop = uloop
@@ -61,7 +63,7 @@ final class HealthProbe: UpstreamConnectionDelegate {
         selfRetain = self
         var t = transport
         t.keepAlive = false
-        let pool = HostPool(host: host, transport: t, loop: uloop)
+        let pool = HostPool(host: host, transport: t, tls: tls, loop: uloop)
         let c = pool.makeConnection()
         conn = c
         c.delegate = self

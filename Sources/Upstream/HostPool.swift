@@ -1,6 +1,7 @@
 import EventLoop
 import IOCore
 import Synchronization
+import TLS
 
 /// One configured upstream, shared by every event loop: its address and the counters that
 /// load balancing and health checks read across loops (atomics; Caddy's `Host`).
@@ -58,15 +59,33 @@ final class HostPool {
     let transport: TransportOptions
     unowned let loop: UpstreamLoop
     let slot: Int
+    /// TLS to this upstream (nil: plain TCP or unix).
+    let tlsContext: TLSContext?
+    /// SNI and the name verified: `tls_server_name`, else the upstream's host.
+    let tlsServerName: String?
+    /// The newest resumable session from a connection of this pool (loop-local).
+    var tlsSession: TLSSession?
     private var idle: [UpstreamConnection] = []
     private var waiters: [PoolWaiter] = []
     private var waiterTimer: TimerID? = nil
 
-    init(host: UpstreamHost, transport: TransportOptions, loop: UpstreamLoop) {
+    init(host: UpstreamHost, transport: TransportOptions, tls: UpstreamTLS?, loop: UpstreamLoop) {
         self.host = host
         self.transport = transport
         self.loop = loop
         slot = host.slot
+        tlsContext = tls?.context
+        if let tls {
+            if let n = tls.serverName {
+                tlsServerName = n
+            } else if case .tcp(let name, _) = host.address.endpoint {
+                tlsServerName = name
+            } else {
+                tlsServerName = nil
+            }
+        } else {
+            tlsServerName = nil
+        }
         idle.reserveCapacity(min(transport.maxIdlePerHost, 64))
     }
 

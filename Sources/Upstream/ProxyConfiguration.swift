@@ -1,3 +1,6 @@
+import IOCore
+import TLS
+
 /// `transport http { … }` options (Caddy's `reverseproxy.HTTPTransport`, `httptransport.go`).
 package struct TransportOptions: Sendable, Equatable {
     /// `dial_timeout` (Caddy: 3 s).
@@ -17,12 +20,57 @@ package struct TransportOptions: Sendable, Equatable {
     package var maxIdlePerHost = 32
     /// `max_conns_per_host` (0 = unlimited): a process-wide limit.
     package var maxConnsPerHost = 0
-    /// `tls`: TLS to every upstream.
+    /// `tls`: TLS to every upstream (also implied by `https://` upstreams).
     package var tls = false
+    /// `tls_insecure_skip_verify`: no certificate or name verification.
     package var tlsInsecureSkipVerify = false
+    /// `tls_server_name`: SNI and the name verified (default: the upstream's host).
     package var tlsServerName: String? = nil
+    /// `tls_trusted_ca_certs <pem files…>`: trust these instead of the system store.
+    package var tlsTrustedCAFiles: [String] = []
+    /// `tls_client_auth <cert_file> <key_file>`: the client certificate sent when asked.
+    package var tlsClientCertificateFile: String? = nil
+    package var tlsClientKeyFile: String? = nil
 
     package init() {}
+}
+
+/// The client TLS of one `reverse_proxy` (built once by Config: the context loads trust roots
+/// and the client certificate; connections share it across loops).
+package struct UpstreamTLS: Sendable {
+    package let context: TLSContext
+    /// `tls_server_name`, or nil to use each upstream's host.
+    package let serverName: String?
+
+    package init(context: TLSContext, serverName: String?) {
+        self.context = context
+        self.serverName = serverName
+    }
+
+    /// Builds the context for `t`: ALPN `http/1.1`, the system trust store unless
+    /// `tls_trusted_ca_certs` names PEM files, no verification with
+    /// `tls_insecure_skip_verify`, the client certificate of `tls_client_auth`.
+    package static func make(_ t: TransportOptions) throws(TLSError) -> UpstreamTLS {
+        var c = TLSClientConfiguration(trustRoots: .system, applicationProtocols: [.http11])
+        if t.tlsInsecureSkipVerify {
+            c.trustRoots = .insecureNoVerification
+        } else if !t.tlsTrustedCAFiles.isEmpty {
+            var pem: [UInt8] = []
+            for f in t.tlsTrustedCAFiles {
+                do {
+                    pem += try FileIO.readAll(f)
+                } catch {
+                    throw TLSError(.configuration, "tls_trusted_ca_certs: cannot read \(f): \(error)")
+                }
+                pem.append(0x0A)
+            }
+            c.trustRoots = .pem(pem)
+        }
+        if let cf = t.tlsClientCertificateFile, let kf = t.tlsClientKeyFile {
+            c.certificate = try TLSCertificate(certificateFile: cf, keyFile: kf)
+        }
+        return UpstreamTLS(context: try TLSContext(client: c), serverName: t.tlsServerName)
+    }
 }
 
 /// Load-balancing selection policy (`lb_policy`, Caddy's `selectionpolicies.go`).
@@ -114,6 +162,8 @@ package struct ProxyConfiguration: Sendable {
     package var trustedProxies: [IPNetwork] = []
     /// `flush_interval` in ms (-1 = flush at once). Berth always writes through at once.
     package var flushIntervalMilliseconds: Int? = nil
+    /// TLS to the upstreams (`https://`, `transport http { tls … }`), nil for plain HTTP.
+    package var tls: UpstreamTLS? = nil
     /// Value of the `Via` header this proxy adds (`1.1 Berth`), without the protocol prefix.
     package var viaName = "Berth"
 

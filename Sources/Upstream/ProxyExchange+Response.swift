@@ -56,11 +56,10 @@ extension ProxyExchange {
             return false
         }
         // Passive health checks (Caddy: unhealthy_status, unhealthy_latency).
-        let h = config.health
-        if let host, h.failDurationMilliseconds > 0 {
+        if let host, config.health.failDurationMilliseconds > 0 {
             let latencyMs = Int((Clock.monotonicNanos() &- headStartNanos) / 1_000_000)
-            if h.isUnhealthyStatus(status) || (h.unhealthyLatencyMilliseconds.map { latencyMs > $0 } ?? false) {
-                host.countFailure(h, on: uloop.loop)
+            if config.health.isUnhealthyStatus(status) || (config.health.unhealthyLatencyMilliseconds.map { latencyMs > $0 } ?? false) {
+                host.countFailure(config.health, on: uloop.loop)
             }
         }
         copyResponseFields()
@@ -87,6 +86,10 @@ extension ProxyExchange {
     /// `header_down`.
     private func copyResponseFields() {
         HopByHop.copy(respFields, into: &response.fields) { _ in false }
+        if let i = respFields.firstIndex(.trailer) {
+            // Trailer is hop-by-hop, but Go's ReverseProxy announces the trailers it will copy.
+            respFields.withField(i) { _, v in response.fields.append(.trailer, value: v) }
+        }
         if !respFields.contains(.server) { response.fields.suppressServerField() }
         addVia()
         if let cookie = cookieToSet, case .cookie(let name, _) = config.policy {
@@ -156,6 +159,10 @@ extension ProxyExchange {
         }
         phase = .done
         flow?.setFlowObserver(nil, for: response)
+        if !decoder.trailerBytes.isEmpty {
+            // Caddy forwards the upstream's trailers (Go's ReverseProxy copies res.Trailer).
+            ResponseBodyDecoder.parseTrailers(decoder.trailerBytes, into: &response.trailers)
+        }
         response.finish()
         recycle()
     }
@@ -188,7 +195,8 @@ extension ProxyExchange {
         }
         response.status = 101
         let tunnel = Tunnel(loop: uloop.loop)
-        tunnel.setUpstream(fd: c.detach(), pending: c.input.readable)
+        let (fd, tls) = c.detach()
+        tunnel.setUpstream(fd: fd, tls: tls, pending: c.input.readable)
         c.input.clear()
         conn = nil
         if let h = host {

@@ -57,13 +57,19 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     var readingPaused = false
     /// Slots of upstreams that failed for this request (retries try the others first).
     var failedSlots: [Int] = []
+    /// The upstream of the last failed attempt (error messages; cold path).
+    var lastUpstream: String? = nil
     private var inStart = false
 
     init(loop: UpstreamLoop) {
         uloop = loop
     }
 
-    var config: ProxyConfiguration { proxy!.configuration }
+    /// The proxy's configuration, borrowed (a plain getter would copy the struct and retain
+    /// every array and closure in it on each access).
+    var config: ProxyConfiguration {
+        _read { yield proxy.unsafelyUnwrapped.configuration }
+    }
 
     // MARK: Lifecycle
 
@@ -115,6 +121,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         conn = nil
         upgrade = nil
         cookieToSet = nil
+        lastUpstream = nil
         upFields.removeAll()
         respFields.removeAll()
         if uloop.freeExchanges.count < 1024 { uloop.freeExchanges.append(self) }
@@ -133,7 +140,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         }
         host = h
         h.inFlight.wrappingAdd(1, ordering: .relaxed)
-        let p = uloop.pool(for: h, transport: config.transport)
+        let p = uloop.pool(for: h, proxy: proxy.unsafelyUnwrapped)
         pool = p
         acquire(p)
     }
@@ -210,7 +217,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         parser.reset()
         respFields.removeAll()
         headStartNanos = Clock.monotonicNanos()
-        RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
+        RequestHead.buildFields(request, proxy.unsafelyUnwrapped.configuration, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
         RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
         switch bodyPhase {
         case .notStarted where expectContinue:
@@ -262,7 +269,25 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         guard bodyPhase == .reading || bodyPhase == .paused, let c = conn else { return }
         bodyPhase = .finished
         if framing == .chunked {
-            c.output.append("0\r\n\r\n")
+            // The last chunk, with the client's trailer fields when it sent any.
+            if let t = request.bodySource?.trailers, t.count > 0 {
+                c.output.append("0\r\n")
+                for i in 0..<t.count {
+                    t.withField(i) { name, value in
+                        switch HeaderToken.classify(name) {
+                        case .contentLength, .transferEncoding, .host, .connection, .te, .trailer: return
+                        default: break
+                        }
+                        c.output.append(name)
+                        c.output.append(": ")
+                        c.output.append(value)
+                        c.output.append("\r\n")
+                    }
+                }
+                c.output.append("\r\n")
+            } else {
+                c.output.append("0\r\n\r\n")
+            }
         }
         c.flushQueued()
         c.armReadTimer(head: phase == .awaitingHead)
@@ -307,6 +332,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
 
     /// A failure before any response byte reached the client: retry when safe, else answer.
     func failBeforeHead(_ error: UpstreamError) {
+        if let h = host { lastUpstream = h.address.dial }
         if let h = host, error != .noUpstream {
             h.countFailure(config.health, on: uloop.loop)
             failedSlots.append(h.slot)
@@ -315,7 +341,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         abandonUpstream()
         if bodyPhase == .reading || bodyPhase == .paused || bodyPhase == .finished || bodyBytesSent > 0 {
             // The body was (partly) consumed: it cannot be replayed.
-            finishClient(status: error.status)
+            finishClient(status: error.status, error: error)
             return
         }
         if bodyPhase == .waitingContinue { bodyPhase = .notStarted }
@@ -336,7 +362,24 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
             }
             return
         }
-        finishClient(status: error.status)
+        finishClient(status: error.status, error: error)
+    }
+
+    /// The error's text (`{http.error.message}` and the log line).
+    private func describe(_ e: UpstreamError) -> String {
+        let up = lastUpstream ?? "upstream"
+        switch e {
+        case .resolve(let s): return "dial \(up): lookup: \(s)"
+        case .connect(let n): return "dial \(up): " + String(cString: strerror(n)).lowercased()
+        case .dialTimeout: return "dial \(up): i/o timeout"
+        case .responseHeaderTimeout: return "\(up): timeout awaiting response headers"
+        case .ioTimeout: return "\(up): i/o timeout"
+        case .io(let n): return "\(up): " + String(cString: strerror(n)).lowercased()
+        case .closed: return "\(up): upstream closed the connection before a complete response (EOF)"
+        case .protocolError(let p): return "\(up): malformed HTTP response: \(p)"
+        case .noUpstream: return "no upstreams available"
+        case .tls(let s): return s
+        }
     }
 
     /// Caddy: retries need `lb_retries` or `lb_try_duration`; dial errors and "no upstream"
@@ -366,13 +409,16 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
 
     /// Answers the client with an empty `status` response (Caddy's error responses carry
     /// `Content-Length: 0`), or ends a started one; then recycles.
-    func finishClient(status: Int) {
+    func finishClient(status: Int, error: UpstreamError? = nil) {
         phase = .done
         flow?.setFlowObserver(nil, for: response)
         if !response.headSent {
+            // Caddy: the proxy returns a handler error, so `handle_errors` runs with
+            // `{http.error.status_code}` etc.; the error is logged like `http.log.error`.
+            let message = error.map { describe($0) }
+            if let message { ProxyLog.error(message, request: request, status: status, upstream: lastUpstream) }
             response.fields.removeAll()
-            response.status = status
-            response.sendEmpty()
+            response.failPending(request, status: status, message: message)
         } else if !response.finished {
             flow?.abortStreamedResponse(response)
             response.finish()

@@ -42,6 +42,11 @@ package enum RequestHead {
             }
         }
         if teTrailers { out.append(.te, "trailers") }
+        // A chunked body's announced trailers (RFC 9110 §6.6.2) go on with the body; Go's
+        // transport writes `Trailer` from the request's trailer keys.
+        if r.hasStreamingBody, r.contentLength == nil, let i = r.fields.firstIndex(.trailer) {
+            r.fields.withField(i) { _, v in out.append(.trailer, value: v) }
+        }
         if let up = upgrade {
             out.append(.connection, "Upgrade")
             up.withUnsafeBytes { out.append(.upgrade, value: $0) }

@@ -1,3 +1,4 @@
+import HTTPCore
 import IOCore
 
 /// Reads an upstream response body out of the connection's input under its framing
@@ -6,8 +7,8 @@ import IOCore
 /// and then consumes; framing bytes are consumed here.
 ///
 /// Chunk framing is parsed strictly (CRLF line ends, hex sizes without overflow, extensions
-/// skipped but bounded); the trailer section is read and dropped (Berth does not forward
-/// response trailers yet).
+/// skipped but bounded); the trailer section (RFC 9112 §7.1.2) is kept raw in `trailerBytes`
+/// (one `name: value` line per `\n`, at most 16 KiB) for the proxy to forward.
 package struct ResponseBodyDecoder: Sendable {
     /// One step of decoding.
     package enum Step: Equatable, Sendable {
@@ -31,8 +32,14 @@ package struct ResponseBodyDecoder: Sendable {
     private var sawDigit = false
     private var lineBytes = 0
     private var eof = false
+    /// The trailer lines of a chunked body, `\n`-separated (empty when there were none; no
+    /// allocation then).
+    package private(set) var trailerBytes: [UInt8] = []
 
     package init() {}
+
+    /// The longest trailer section kept.
+    static let maxTrailerBytes = 16384
 
     /// Starts a body with `framing`.
     package mutating func start(_ framing: ResponseFraming) {
@@ -127,12 +134,20 @@ package struct ResponseBodyDecoder: Sendable {
                 if b == 0x0D {
                     chunk = .finalLF
                 } else {
+                    guard trailerBytes.count < Self.maxTrailerBytes else { return .failure(.badChunk) }
+                    trailerBytes.append(b)
                     chunk = .trailerLine
                 }
             case .trailerLine:
-                if b == 0x0D { chunk = .trailerLF }
+                if b == 0x0D {
+                    chunk = .trailerLF
+                } else {
+                    guard trailerBytes.count < Self.maxTrailerBytes else { return .failure(.badChunk) }
+                    trailerBytes.append(b)
+                }
             case .trailerLF:
                 guard b == 0x0A else { return .failure(.badChunk) }
+                trailerBytes.append(0x0A)
                 lineBytes = 0
                 chunk = .trailerLineStart
             case .finalLF:
@@ -152,6 +167,40 @@ package struct ResponseBodyDecoder: Sendable {
         case 0x41...0x46: return c - 0x41 + 10
         case 0x61...0x66: return c - 0x61 + 10
         default: return nil
+        }
+    }
+}
+
+extension ResponseBodyDecoder {
+    /// Parses `trailerBytes` into `fields`, skipping malformed lines and fields that must not
+    /// appear in a trailer section (RFC 9110 §6.5.1: framing, routing, hop-by-hop).
+    package static func parseTrailers(_ raw: [UInt8], into fields: inout HTTPFields) {
+        raw.withUnsafeBytes { all in
+            var start = 0
+            while start < all.count {
+                var end = start
+                while end < all.count && all[end] != 0x0A { end += 1 }
+                let line = UnsafeRawBufferPointer(rebasing: all[start..<end])
+                start = end + 1
+                guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { continue }
+                let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
+                var ok = true
+                for c in name where !UpstreamBytes.isTchar(c) { ok = false }
+                guard ok else { continue }
+                var lo = colon + 1
+                var hi = line.count
+                while lo < hi && (line[lo] == 0x20 || line[lo] == 0x09) { lo += 1 }
+                while hi > lo && (line[hi - 1] == 0x20 || line[hi - 1] == 0x09) { hi -= 1 }
+                let token = HeaderToken.classify(name)
+                switch token {
+                case .contentLength, .transferEncoding, .host, .connection, .keepAlive, .proxyConnection, .te,
+                    .trailer, .upgrade, .expect:
+                    continue
+                default:
+                    break
+                }
+                fields.append(name: name, value: UnsafeRawBufferPointer(rebasing: line[lo..<hi]), token: token)
+            }
         }
     }
 }

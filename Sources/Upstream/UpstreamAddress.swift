@@ -18,6 +18,8 @@ package struct UpstreamAddress: Sendable, Equatable, CustomStringConvertible {
     package var endpoint: Endpoint
     /// `https://` upstream (TLS to the upstream).
     package var tls: Bool
+    /// Written with `http://` (or `ws://`): contradicts a TLS transport.
+    package var explicitHTTP = false
 
     package init(endpoint: Endpoint, tls: Bool = false) {
         self.endpoint = endpoint
@@ -111,6 +113,11 @@ package struct UpstreamAddress: Sendable, Equatable, CustomStringConvertible {
             let n = tls ? 443 : 80
             ports = n...n
         }
-        return ports.map { UpstreamAddress(endpoint: .tcp(host: host, port: $0), tls: tls) }
+        let explicitHTTP = scheme == "http" || scheme == "ws"
+        return ports.map {
+            var a = UpstreamAddress(endpoint: .tcp(host: host, port: $0), tls: tls)
+            a.explicitHTTP = explicitHTTP
+            return a
+        }
     }
 }

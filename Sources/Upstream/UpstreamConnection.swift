@@ -4,6 +4,7 @@ import Glibc
 import CLinux
 import EventLoop
 import IOCore
+import TLS
 
 /// What an `UpstreamConnection` tells the exchange that uses it. All calls on the loop thread,
 /// from the connection's own events (never from inside a call the exchange made).
@@ -22,14 +23,19 @@ package protocol UpstreamConnectionDelegate: AnyObject {
 ///
 /// State machine (explicit, one per connection):
 ///
-///     connecting ──(connected)──► active ──(released, reusable)──► idle ──(taken)──► active
-///         │                         │                               │
-///         └──(every address failed)─┴──(error, timeout, not reusable)┴──(EOF, timeout)──► closed
+///     connecting ──(connected)──► [handshaking] ──► active ──(released, reusable)──► idle ──(taken)──► active
+///         │                              │              │                               │
+///         └──(every address failed)──────┴──(TLS error)─┴─(error, timeout, not reusable)┴──(EOF, timeout)──► closed
+///
+/// `handshaking` happens only for TLS upstreams (`https://`, `transport http { tls }`): the
+/// sans-I/O `TLSConnection` sits between the socket and `input`/`output`, which always hold
+/// plaintext; the dial timer covers the handshake. An idle TLS connection reads (and drops)
+/// post-handshake messages such as TLS 1.3 session tickets instead of closing.
 ///
 /// The fd is owned here and closed exactly once in `close()` (or given away by `detach()`).
 /// Timeouts use the loop's intrusive `TimeoutList`s: dial, idle, response head, read, write.
 package final class UpstreamConnection: TimeoutNode, EventHandler {
-    package enum State: Equatable, Sendable { case connecting, active, idle, closed }
+    package enum State: Equatable, Sendable { case connecting, handshaking, active, idle, closed }
     /// Which timer is armed (the node is in at most one list).
     package enum TimerKind: Equatable, Sendable { case none, dial, idle, responseHead, read, write }
 
@@ -60,6 +66,11 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
     private var interest: Interest = []
     private var wantRead = true
     private var lastError: Int32 = ECONNREFUSED
+    /// TLS to the upstream: the connection and its ciphertext buffers (nil for plain TCP/unix).
+    private var tls: TLSConnection?
+    private var cipherIn: ByteBuffer?
+    private var cipherOut: ByteBuffer?
+    private var sessionSaved = false
 
     init(pool: HostPool) {
         self.pool = pool
@@ -143,10 +154,97 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
             dialNext()
             return
         }
+        if let ctx = pool.tlsContext {
+            startTLS(ctx)
+            return
+        }
         state = .active
         disarm()
         setInterest(wantRead ? .read : [])
         delegate?.upstreamConnected(self)
+    }
+
+    // MARK: TLS
+
+    /// Starts the client handshake: SNI and name verification against `tls_server_name` or
+    /// the upstream host, ALPN `http/1.1`, resuming the pool's last session when there is one.
+    private func startTLS(_ ctx: TLSContext) {
+        let cin = ByteBuffer(capacity: 16384 + 512)
+        let cout = ByteBuffer(capacity: 4096)
+        do {
+            let t = try TLSConnection(client: ctx, input: cin, output: cout, serverName: pool.tlsServerName, session: pool.tlsSession)
+            tls = t
+            cipherIn = cin
+            cipherOut = cout
+            try t.startHandshake()
+        } catch {
+            failTLS(error)
+            return
+        }
+        state = .handshaking
+        guard flush() else { return }
+        setInterest(cout.isEmpty ? .read : [.read, .write])
+    }
+
+    private func handshakeEvents(_ events: UInt32) {
+        guard let t = tls, let cin = cipherIn, let cout = cipherOut else { return }
+        if events & EventBits.writable != 0 {
+            guard flush() else { return }
+        }
+        if events & (EventBits.readable | EventBits.hangup | EventBits.error) != 0 {
+            let r: IOResult
+            do {
+                r = try Socket.read(fd, into: cin, minimumSpace: 16384)
+            } catch {
+                failDial(.tls("TLS handshake with \(pool.host.address.dial): \(error)"))
+                return
+            }
+            switch r {
+            case .done(0):
+                failDial(.tls("TLS handshake with \(pool.host.address.dial): connection closed by the upstream"))
+                return
+            case .wouldBlock:
+                break
+            case .done:
+                let done: Bool
+                do {
+                    done = try t.feed(into: input).handshakeCompleted
+                } catch {
+                    guard flush() else { return }
+                    failTLS(error)
+                    return
+                }
+                guard flush() else { return }
+                if done {
+                    state = .active
+                    disarm()
+                    setInterest(wantRead ? .read : [])
+                    if !cout.isEmpty { setInterest(wantRead ? [.read, .write] : .write) }
+                    delegate?.upstreamConnected(self)
+                    return
+                }
+            }
+        }
+        if state == .handshaking { setInterest(cout.isEmpty ? .read : [.read, .write]) }
+    }
+
+    private func failTLS(_ error: TLSError) {
+        failDial(.tls("TLS handshake with \(pool.host.address.dial): \(error)"))
+    }
+
+    /// Plaintext queued in `output` and ciphertext not yet written are both gone.
+    private var outputDrained: Bool { output.isEmpty && (cipherOut?.isEmpty ?? true) }
+
+    /// Encrypts what `output` holds (TLS only). False when the connection failed.
+    private func sealOutput() -> Bool {
+        guard let t = tls, !output.isEmpty else { return true }
+        do {
+            try t.write(from: output)
+        } catch {
+            failSoon(.tls("TLS write to \(pool.host.address.dial): \(error)"))
+            return false
+        }
+        return true
     }
 
     private func failDial(_ e: UpstreamError) {
@@ -165,13 +263,17 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         switch state {
         case .connecting:
             finishConnect()
+        case .handshaking:
+            handshakeEvents(events)
         case .idle:
-            // An idle connection has nothing to say: EOF or stray bytes end it.
+            // An idle connection has nothing to say: EOF or stray bytes end it. A TLS upstream
+            // may still send handshake messages (session tickets): those are consumed.
+            if tls != nil && idleTLSRead() { return }
             close()
         case .active:
             if events & EventBits.writable != 0 {
                 guard flush() else { return }
-                if output.isEmpty {
+                if outputDrained {
                     setInterest(wantRead && !peerEOF ? .read : [])
                     if timer == .write { disarm() }
                     delegate?.upstreamWritable(self)
@@ -189,7 +291,7 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
     private func readOnce() {
         let r: IOResult
         do {
-            r = try Socket.read(fd, into: input, minimumSpace: readSize)
+            r = try Socket.read(fd, into: cipherIn ?? input, minimumSpace: readSize)
         } catch {
             fail(.io(error.errno))
             return
@@ -197,13 +299,40 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         switch r {
         case .done(0):
             peerEOF = true
-            setInterest(output.isEmpty ? [] : .write)
+            setInterest(outputDrained ? [] : .write)
         case .done:
+            if let t = tls {
+                do {
+                    if try t.feed(into: input).closeNotifyReceived {
+                        peerEOF = true
+                        setInterest(outputDrained ? [] : .write)
+                    }
+                } catch {
+                    fail(.tls("TLS read from \(pool.host.address.dial): \(error)"))
+                    return
+                }
+            }
             if timer == .read || timer == .responseHead { rearm() }
         case .wouldBlock:
             return
         }
         delegate?.upstreamReadable(self)
+    }
+
+    /// An idle TLS connection became readable: true when it only carried handshake messages
+    /// (the connection stays idle), false when it must close (EOF, data, error).
+    private func idleTLSRead() -> Bool {
+        guard let t = tls, let cin = cipherIn else { return false }
+        guard let r = try? Socket.read(fd, into: cin, minimumSpace: 4096) else { return false }
+        switch r {
+        case .wouldBlock:
+            return true
+        case .done(0):
+            return false
+        case .done:
+            guard let res = try? t.feed(into: input), !res.closeNotifyReceived, input.isEmpty else { return false }
+            return (cipherOut?.isEmpty ?? true)
+        }
     }
 
     // MARK: Exchange API
@@ -214,6 +343,15 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
     @discardableResult
     package func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard state == .active else { return false }
+        if let t = tls {
+            do {
+                try t.write(bytes)
+            } catch {
+                failSoon(.tls("TLS write to \(pool.host.address.dial): \(error)"))
+                return false
+            }
+            return flushQueued()
+        }
         if output.isEmpty, bytes.count > 0 {
             do {
                 let r = try Socket.write(fd, bytes)
@@ -236,7 +374,7 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
     package func flushQueued() -> Bool {
         guard state == .active else { return false }
         guard flush() else { return false }
-        if output.isEmpty { return true }
+        if outputDrained { return true }
         setInterest(wantRead && !peerEOF ? [.read, .write] : .write)
         if timer == .none || timer == .read { arm(.write) }
         return false
@@ -248,7 +386,7 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         wantRead = on
         guard state == .active else { return }
         var i: Interest = on && !peerEOF ? .read : []
-        if !output.isEmpty { i.insert(.write) }
+        if !outputDrained { i.insert(.write) }
         setInterest(i)
     }
 
@@ -263,10 +401,15 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         }
     }
 
-    /// Gives the socket away (WebSocket tunnel): deregisters it and returns the fd; the
-    /// buffered input stays in `input` for the caller to copy.
-    package func detach() -> Int32 {
+    /// Gives the socket away (WebSocket tunnel): deregisters it and returns the fd and, for a
+    /// TLS upstream, the TLS connection (with its ciphertext buffers); the buffered plaintext
+    /// input stays in `input` for the caller to copy.
+    package func detach() -> (fd: Int32, tls: TLSConnection?) {
         let f = fd
+        let t = tls
+        tls = nil
+        cipherIn = nil
+        cipherOut = nil
         disarm()
         if registered { pool.loop.loop.deregister(fd: f) }
         registered = false
@@ -274,7 +417,7 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         state = .closed
         pool.connectionClosed(self)
         delegate = nil
-        return f
+        return (f, t)
     }
 
     /// Ends the exchange on this connection: back to the pool when `reusable`, else closed.
@@ -282,7 +425,13 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         delegate = nil
         guard state == .active else { return }
         completedRequests += 1
-        if reusable && !peerEOF && output.isEmpty && input.isEmpty && pool.transport.keepAlive && pool.hasIdleRoom {
+        if let t = tls, !sessionSaved, t.isEstablished {
+            // The next connection to this upstream resumes this session (an abbreviated
+            // handshake instead of a full one).
+            sessionSaved = true
+            pool.tlsSession = t.session
+        }
+        if reusable && !peerEOF && outputDrained && input.isEmpty && pool.transport.keepAlive && pool.hasIdleRoom {
             state = .idle
             wantRead = true
             setInterest(.read)
@@ -334,11 +483,14 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         pool.loop.loop.schedule(afterMilliseconds: 0) { d.upstreamFailed(self, e) }
     }
 
-    /// Writes `output`; false when the connection failed (and was closed).
+    /// Writes `output` (through TLS when the upstream speaks it); false when the connection
+    /// failed (and was closed).
     private func flush() -> Bool {
-        while !output.isEmpty {
+        guard sealOutput() else { return false }
+        let wire = cipherOut ?? output
+        while !wire.isEmpty {
             do {
-                let r = try Socket.write(fd, from: output)
+                let r = try Socket.write(fd, from: wire)
                 if case .wouldBlock = r { return true }
                 if timer == .write { rearm() }
             } catch {
@@ -350,6 +502,9 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
     }
 
     private func closeSocket() {
+        tls = nil
+        cipherIn = nil
+        cipherOut = nil
         guard fd >= 0 else { return }
         if registered { pool.loop.loop.deregister(fd: fd) }
         registered = false
@@ -397,7 +552,11 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         case .idle:
             close()
         case .dial:
-            failDial(.dialTimeout)
+            if state == .handshaking {
+                failDial(.tls("TLS handshake with \(pool.host.address.dial): timeout"))
+            } else {
+                failDial(.dialTimeout)
+            }
         case .responseHead:
             fail(.responseHeaderTimeout)
         case .read, .write:

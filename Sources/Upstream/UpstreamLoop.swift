@@ -25,6 +25,9 @@ package enum UpstreamError: Error, Equatable, Sendable {
     case protocolError(ResponseParseError)
     /// No upstream is available (all unhealthy or at their connection limit).
     case noUpstream
+    /// The TLS handshake with the upstream failed (certificate verification, protocol) or
+    /// its TLS stream broke; the text says why (it is logged).
+    case tls(String)
 
     /// The status Caddy answers with.
     package var status: Int {
@@ -54,6 +57,8 @@ package final class UpstreamLoop {
     var pools: [HostPool?] = []
     /// Recycled per-request objects.
     var freeExchanges: [ProxyExchange] = []
+    /// Open WebSocket / Upgrade tunnels of this loop.
+    let tunnels = Tunnel.Registry()
     /// Random numbers for load balancing.
     package let rng = FastRandom(seed: UInt64.random(in: 1...UInt64.max))
 
@@ -88,11 +93,11 @@ package final class UpstreamLoop {
     }
 
     /// The pool for `host` on this loop.
-    func pool(for host: UpstreamHost, transport: TransportOptions) -> HostPool {
+    func pool(for host: UpstreamHost, proxy: ReverseProxy) -> HostPool {
         let slot = host.slot
         if slot < pools.count, let p = pools[slot] { return p }
         if slot >= pools.count { pools.append(contentsOf: repeatElement(nil, count: slot + 1 - pools.count)) }
-        let p = HostPool(host: host, transport: transport, loop: self)
+        let p = HostPool(host: host, transport: proxy.configuration.transport, tls: proxy.configuration.tls, loop: self)
         pools[slot] = p
         return p
     }

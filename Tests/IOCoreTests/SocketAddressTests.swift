@@ -16,6 +16,14 @@ struct SocketAddressTests {
         #expect(a.description == "127.0.0.1:8080")
     }
 
+    @Test(arguments: ["0.0.0.0", "255.255.255.255", "10.100.9.200", "1.20.199.5", "192.168.0.10"])
+    func ipv4TextRoundTrips(_ text: String) throws {
+        let a = try #require(SocketAddress(ip: text, port: 1))
+        #expect(a.ipString == text)
+        let mapped = try #require(SocketAddress(ip: "::ffff:" + text, port: 1))
+        #expect(mapped.ipString == text)
+    }
+
     @Test func parsesIPv6PlainAndBracketed() throws {
         let plain = try #require(SocketAddress(ip: "::1", port: 443))
         let bracketed = try #require(SocketAddress(ip: "[::1]", port: 443))

@@ -91,8 +91,10 @@ struct ReverseProxyDirectiveTests {
     }
 
     @Test(arguments: [
-        ("https://x", "https upstreams are not supported by this Berth build yet"),
-        ("x {\ntransport http {\ntls\n}\n}", "https upstreams are not supported by this Berth build yet"),
+        ("http://x https://y", "upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)"),
+        ("http://x {\ntransport http {\ntls\n}\n}", "upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)"),
+        ("x {\ntransport http {\ntls_client_auth some.name\n}\n}", "tls_client_auth with an automated certificate name is not supported"),
+        ("x {\ntransport http {\ntls_trusted_ca_certs /nonexistent/ca.pem\n}\n}", "tls_trusted_ca_certs: no such file '/nonexistent/ca.pem'"),
         ("x {\ntransport fastcgi\n}", "reverse_proxy transport 'fastcgi' is not supported by this Berth build yet"),
         ("x {\nlb_policy weird\n}", "unrecognized lb_policy 'weird'"),
         ("x {\nheader_up\n}", "wrong argument count"),

@@ -141,6 +141,28 @@ struct ResponseBodyDecoderTests {
         #expect(r?.0 == "hello world" && r?.1 == true)
     }
 
+    @Test func trailersAreKeptAndFiltered() {
+        var d = ResponseBodyDecoder()
+        d.start(.chunked)
+        let b = buffer("3\r\nabc\r\n0\r\nX-Sum: 12 \r\nContent-Length: 9\r\nbad line\r\nServer-Timing: db;dur=5\r\n\r\n")
+        var out = ""
+        loop: while true {
+            switch d.next(b) {
+            case .data(let n):
+                out += String(decoding: UnsafeRawBufferPointer(start: b.base + b.readerIndex, count: n), as: UTF8.self)
+                b.consume(n)
+            case .done: break loop
+            default:
+                Issue.record("unexpected step")
+                return
+            }
+        }
+        #expect(out == "abc")
+        var f = HTTPFields()
+        ResponseBodyDecoder.parseTrailers(d.trailerBytes, into: &f)
+        #expect(f.pairs.map { "\($0.0)=\($0.1)" } == ["X-Sum=12", "Server-Timing=db;dur=5"])
+    }
+
     @Test func length() {
         #expect(decode(.length(5), "hello", step: 2)! == ("hello", true))
         #expect(decode(.length(6), "hello", step: 2, eof: true) == nil)

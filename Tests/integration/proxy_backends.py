@@ -122,6 +122,7 @@ class EchoBackend:
             return self._websocket(c, r, hmap)
         body_len, digest, body = 0, hashlib.sha256(), bytearray()
         keep = path not in ("/upload",)
+        r.trailers = []
         for piece in r.body(hmap):
             body_len += len(piece)
             digest.update(piece)
@@ -133,6 +134,14 @@ class EchoBackend:
             c.sendall(b"HTTP/1.1 200 OK\r\nServer: echo\r\nContent-Length: 1000\r\n\r\n0123456789")
             time.sleep(0.05)
             return False
+        if path == "/trailers":
+            # A chunked response with announced trailers; the request's trailers are echoed.
+            got = "; ".join(f"{k}={v}" for k, v in r.trailers)
+            c.sendall(("HTTP/1.1 200 OK\r\nServer: echo\r\nTransfer-Encoding: chunked\r\n"
+                       "Trailer: X-Checksum, X-Got-Trailers\r\n\r\n").encode()
+                      + b"5\r\nhello\r\n0\r\n" + f"X-Checksum: {digest.hexdigest()[:16]}\r\n"
+                      f"X-Got-Trailers: {got}\r\n\r\n".encode())
+            return True
         if path.startswith("/status/"):
             return self._respond(c, int(path[8:]), reason="Status")
         if path == "/bytes":
@@ -190,6 +199,7 @@ class Reader:
     def __init__(self, sock):
         self.s = sock
         self.buf = b""
+        self.trailers = []
 
     def fill(self):
         b = self.s.recv(262144)
@@ -226,8 +236,13 @@ class Reader:
             while True:
                 size = int(self.line().split(b";")[0], 16)
                 if size == 0:
-                    while self.line() != b"":
-                        pass
+                    self.trailers = []
+                    while True:
+                        t = self.line()
+                        if t == b"":
+                            break
+                        k, _, v = t.decode("latin-1").partition(":")
+                        self.trailers.append((k, v.strip()))
                     return
                 left = size
                 while left:
@@ -286,7 +301,8 @@ def ws_read_frame(r):
 class Nginx:
     """nginx (Debian's nginx-light) serving a generated site on `host:port`, as an upstream."""
 
-    def __init__(self, host="127.0.0.1", port=0, extra_http="", extra_server="", root_files=None, workers=1):
+    def __init__(self, host="127.0.0.1", port=0, extra_http="", extra_server="", root_files=None, workers=1,
+                 listen_extra=""):
         exe = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(exe):
             raise FileNotFoundError("nginx not installed")
@@ -321,7 +337,7 @@ http {{
     keepalive_requests 100000;
     {extra_http}
     server {{
-        listen {host}:{port} reuseport;
+        listen {host}:{port} {listen_extra} reuseport;
         root {root};
         location / {{ index index.html; }}
         {extra_server}

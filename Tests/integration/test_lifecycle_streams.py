@@ -97,3 +97,46 @@ def test_websocket_does_not_hold_shutdown_past_grace_period(tmp_path):
     finally:
         p.stop()
         backend.close()
+
+
+def _open_ws(port):
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    c.sendall((f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += c.recv(4096)
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    return c
+
+
+def test_reload_closes_old_websockets_after_the_grace_period(tmp_path):
+    backend = EchoBackend()
+    cf = write_caddyfile(tmp_path, proxy_site(backend.port, grace="1s"))
+    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()])
+    try:
+        c = _open_ws(p.port)
+        c.sendall(ws_frame(0x1, b"before", mask=b"abcd"))
+        assert b"before" in c.recv(4096)
+        t0 = time.time()
+        p.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        # Still up right after the reload (the grace period has not passed)...
+        c.sendall(ws_frame(0x1, b"during", mask=b"abcd"))
+        assert b"during" in c.recv(4096)
+        # ...and a WebSocket opened under the new config is not affected later.
+        fresh = _open_ws(p.port)
+        # The old one is closed once the new config's grace period (1 s) has passed.
+        c.settimeout(5)
+        assert c.recv(4096) == b""
+        elapsed = time.time() - t0
+        assert 0.9 <= elapsed < 4, elapsed
+        fresh.sendall(ws_frame(0x1, b"fresh", mask=b"abcd"))
+        fresh.settimeout(5)
+        assert b"fresh" in fresh.recv(4096)
+        assert p.alive()
+        fresh.close()
+    finally:
+        p.stop()
+        backend.close()
