@@ -400,7 +400,10 @@ def markdown(res: dict) -> str:
           "client (wrk / h2load / Python) on the same cores, loopback only. **server CPU µs/req** is "
           "user+sys of the server's processes per request (pasta mode: pasta included, it is the mode's "
           "forwarding cost; podman-none: the container's processes). Ratios are Berth ÷ other, "
-          "req/s > 1 and CPU < 1 favour Berth. n/a: the combination cannot run here (reason below).", ""]
+          "req/s > 1 and CPU < 1 favour Berth. n/a: the combination cannot run here (reason below). "
+          "Every server uses all cores the way it ships: Berth one event loop per core, Caddy "
+          "GOMAXPROCS = cores, nginx `worker_processes auto`; HTTPS serves the same self-signed P-256 "
+          "certificate on all three.", ""]
     # main table: per scenario × mode
     def row_for(key, mode, field, spec):
         return [fmt(cellv(res, key, f"{s}/{mode}", field), spec, na_mark(res, f"{s}/{mode}")) for s in servers]
