@@ -278,6 +278,43 @@ package struct HTTPFields: Sendable {
         entries[index].valueLength = Int32(value.count)
     }
 
+    /// Forgets the fields after the first `count` and the arena bytes after the first
+    /// `byteCount` (values saved from `count` and `byteCount` earlier; later appends only).
+    package mutating func truncate(count: Int, byteCount: Int) {
+        if entries.count > count { entries.removeSubrange(count...) }
+        if arena.count > byteCount { arena.removeSubrange(byteCount...) }
+    }
+
+    /// Removes the fields at `start` and after for which `shouldRemove` returns true, keeping
+    /// the order of the others; `shouldRemove` gets the field and the arena bytes.
+    package mutating func removeAll(
+        from start: Int, where shouldRemove: (HTTPField, UnsafeRawBufferPointer) -> Bool
+    ) {
+        let n = entries.count
+        guard start < n else { return }
+        let a = arena
+        var w = start
+        a.withUnsafeBytes { ab in
+            for r in start..<n {
+                let e = entries[r]
+                if shouldRemove(e, ab) { continue }
+                if w != r { entries[w] = e }
+                w += 1
+            }
+        }
+        if w < n { entries.removeSubrange(w...) }
+    }
+
+    /// Appends a field with a well-known name whose value is that of `field`, an entry of
+    /// these fields (its bytes are shared, not copied: the arena only grows).
+    package mutating func append(_ token: HeaderToken, valueOf field: HTTPField) {
+        let name = token.canonicalName
+        let ns = Int32(arena.count)
+        HTTPFields.appendBytes(&arena, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        entries.append(HTTPField(nameStart: ns, nameLength: Int32(name.utf8CodeUnitCount), valueStart: field.valueStart,
+                                 valueLength: field.valueLength, token: token))
+    }
+
     /// Index of the first field with this token.
     @inline(__always) package func firstIndex(_ token: HeaderToken) -> Int? {
         for i in entries.indices where entries[i].token == token { return i }

@@ -66,6 +66,9 @@ package final class HTTPResponse {
     package unowned(unsafe) var sink: any ResponseSink
     /// The protocol connection that writes this response (`sink` when no decorator is set).
     package unowned(unsafe) let protocolSink: any ResponseSink
+    /// `protocolSink` as `ResponseFlowControl` (see `flowControl`); unowned like it.
+    unowned(unsafe) var cachedFlowControl: (any ResponseFlowControl)? = nil
+    var flowControlResolved = false
     /// The decorator installed as `sink` (strong: `sink` is unowned), or nil.
     package private(set) var decorator: (any ResponseSinkDecorator)? = nil
     /// A handler error's status (Caddy's `HandlerError`), 0 when there is none. A handler that

@@ -57,8 +57,14 @@ package protocol ResponseFlowControl: AnyObject {
 
 extension HTTPResponse {
     /// The protocol's flow control, or nil for sinks without it (treat as always writable).
+    /// Found once per response object (the protocol sink never changes): a dynamic cast is a
+    /// conformance lookup, too much for every proxied request.
     package var flowControl: (any ResponseFlowControl)? {
-        protocolSink as? any ResponseFlowControl
+        if !flowControlResolved {
+            flowControlResolved = true
+            cachedFlowControl = protocolSink as? any ResponseFlowControl
+        }
+        return cachedFlowControl
     }
 }
 

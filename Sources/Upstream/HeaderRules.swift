@@ -28,6 +28,18 @@ package enum HopByHop {
     /// field listed `trailers` (Caddy keeps `Te: trailers` towards the upstream).
     @discardableResult
     package static func copy(_ source: HTTPFields, into dest: inout HTTPFields, skipping skip: (HeaderToken) -> Bool) -> Bool {
+        forEachForwarded(source, skipping: skip) { name, value, token in
+            dest.append(name: name, value: value, token: token)
+        }
+    }
+
+    /// Calls `body` with the name, value and token of every field of `source` that `copy`
+    /// would copy, in order. Returns whether a TE field listed `trailers`.
+    @inline(__always)
+    package static func forEachForwarded(
+        _ source: HTTPFields, skipping skip: (HeaderToken) -> Bool,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, HeaderToken) -> Void
+    ) -> Bool {
         var teTrailers = false
         var hasConnection = false
         for i in source.entries.indices {
@@ -59,16 +71,43 @@ package enum HopByHop {
                 if name.isEmpty { continue }
                 if hasConnection && listedInConnection(source, name) { continue }
                 let value = UnsafeRawBufferPointer(rebasing: ab[Int(e.valueStart)..<Int(e.valueStart + e.valueLength)])
-                dest.append(name: name, value: value, token: e.token)
+                body(name, value, e.token)
             }
         }
         return teTrailers
     }
 
-    /// True when `name` appears in one of `fields`' Connection fields.
-    package static func listedInConnection(_ fields: HTTPFields, _ name: UnsafeRawBufferPointer) -> Bool {
+    /// Removes, in place, the hop-by-hop fields at `start` and after, and those named in a
+    /// Connection field at `start` or after (the upstream's response head appended to a
+    /// response's own fields: forwarded without copying its bytes again).
+    package static func removeHopByHop(_ fields: inout HTTPFields, from start: Int) {
+        guard start < fields.count else { return }
+        var hasConnection = false
+        for i in start..<fields.count where fields.entries[i].token == .connection {
+            fields.withField(i) { _, v in
+                UpstreamBytes.forEachListElement(v) { el in
+                    if !UpstreamBytes.equalsLowercase(el, "keep-alive") && !UpstreamBytes.equalsLowercase(el, "upgrade") {
+                        hasConnection = true
+                    }
+                }
+            }
+        }
+        if hasConnection {
+            let original = fields
+            fields.removeAll(from: start) { e, ab in
+                if isHopByHop(e.token) { return true }
+                let name = UnsafeRawBufferPointer(rebasing: ab[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
+                return listedInConnection(original, name, from: start)
+            }
+        } else {
+            fields.removeAll(from: start) { e, _ in isHopByHop(e.token) }
+        }
+    }
+
+    /// True when `name` appears in one of `fields`' Connection fields (at `start` or after).
+    package static func listedInConnection(_ fields: HTTPFields, _ name: UnsafeRawBufferPointer, from start: Int = 0) -> Bool {
         var hit = false
-        for i in fields.entries.indices where fields.entries[i].token == .connection {
+        for i in start..<fields.entries.count where fields.entries[i].token == .connection {
             fields.withField(i) { _, v in
                 UpstreamBytes.forEachListElement(v) { el in
                     if UpstreamBytes.equalsIgnoringCase(el, name) { hit = true }

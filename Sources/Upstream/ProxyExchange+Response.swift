@@ -14,7 +14,7 @@ extension ProxyExchange {
         while let c = conn {
             switch phase {
             case .awaitingHead:
-                switch parser.parse(c.input, into: &respFields) {
+                switch parser.parse(c.input, into: &response.fields) {
                 case .needMore:
                     if c.peerEOF {
                         conn = nil
@@ -48,7 +48,7 @@ extension ProxyExchange {
             // others (102, 103) are not forwarded.
             if status == 100 && bodyPhase == .waitingContinue { startBody() }
             parser.reset()
-            respFields.removeAll()
+            response.fields.truncate(count: headBaseCount, byteCount: headBaseBytes)
             return true
         }
         if status == 101 {
@@ -57,8 +57,10 @@ extension ProxyExchange {
         }
         // Passive health checks (Caddy: unhealthy_status, unhealthy_latency).
         if let host, config.health.failDurationMilliseconds > 0 {
-            let latencyMs = Int((Clock.monotonicNanos() &- headStartNanos) / 1_000_000)
-            if config.health.isUnhealthyStatus(status) || (config.health.unhealthyLatencyMilliseconds.map { latencyMs > $0 } ?? false) {
+            let slow = config.health.unhealthyLatencyMilliseconds.map { limit in
+                Int((Clock.monotonicNanos() &- headStartNanos) / 1_000_000) > limit
+            } ?? false
+            if config.health.isUnhealthyStatus(status) || slow {
                 host.countFailure(config.health, on: uloop.loop)
             }
         }
@@ -81,16 +83,19 @@ extension ProxyExchange {
         return true
     }
 
-    /// Upstream fields → client response (caddy-behavior §12): hop-by-hop removed, the
-    /// upstream's Server and Date kept (ours suppressed), `Via` added, sticky cookie, then
-    /// `header_down`.
+    /// The upstream's fields (already in `response.fields` after `headBaseCount`) → client
+    /// response (caddy-behavior §12): hop-by-hop removed in place, the upstream's Server and
+    /// Date kept (ours suppressed), `Via` added, sticky cookie, then `header_down`.
     private func copyResponseFields() {
-        HopByHop.copy(respFields, into: &response.fields) { _ in false }
-        if let i = respFields.firstIndex(.trailer) {
+        var trailer: HTTPField? = nil
+        var hasServer = false
+        scanHead(&trailer, .trailer, &hasServer)
+        HopByHop.removeHopByHop(&response.fields, from: headBaseCount)
+        if let trailer {
             // Trailer is hop-by-hop, but Go's ReverseProxy announces the trailers it will copy.
-            respFields.withField(i) { _, v in response.fields.append(.trailer, value: v) }
+            response.fields.append(.trailer, valueOf: trailer)
         }
-        if !respFields.contains(.server) { response.fields.suppressServerField() }
+        if !hasServer { response.fields.suppressServerField() }
         addVia()
         if let cookie = cookieToSet, case .cookie(let name, _) = config.policy {
             scratch.clear()
@@ -105,6 +110,16 @@ extension ProxyExchange {
             for op in config.responseHeaderOps {
                 op.apply(to: &response.fields, request: request, upstream: host.address, scratch: scratch)
             }
+        }
+    }
+
+    /// Finds, among the upstream's fields, the first with `token` and whether Server is there.
+    private func scanHead(_ found: inout HTTPField?, _ token: HeaderToken, _ hasServer: inout Bool) {
+        let f = response.fields
+        for i in headBaseCount..<f.entries.count {
+            let e = f.entries[i]
+            if e.token == token && found == nil { found = e }
+            if e.token == .server { hasServer = true }
         }
     }
 
@@ -179,14 +194,17 @@ extension ProxyExchange {
             failBeforeHead(.protocolError(.badStatusLine))
             return
         }
-        HopByHop.copy(respFields, into: &response.fields) { _ in false }
+        var upstreamUpgrade: HTTPField? = nil
+        var hasServer = false
+        scanHead(&upstreamUpgrade, .upgrade, &hasServer)
+        HopByHop.removeHopByHop(&response.fields, from: headBaseCount)
         response.fields.append(.connection, "Upgrade")
-        if let i = respFields.firstIndex(.upgrade) {
-            respFields.withField(i) { _, v in response.fields.append(.upgrade, value: v) }
+        if let upstreamUpgrade {
+            response.fields.append(.upgrade, valueOf: upstreamUpgrade)
         } else if let up = upgrade {
             up.withUnsafeBytes { response.fields.append(.upgrade, value: $0) }
         }
-        if !respFields.contains(.server) { response.fields.suppressServerField() }
+        if !hasServer { response.fields.suppressServerField() }
         addVia()
         if let host {
             for op in config.responseHeaderOps {

@@ -43,7 +43,11 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     var startNanos: UInt64 = 0
     var headStartNanos: UInt64 = 0
     var upFields = HTTPFields()
-    var respFields = HTTPFields()
+    /// `response.fields` before the upstream's head: the head is parsed straight into the
+    /// client response's fields after these (no second copy), and cut back to them when a
+    /// head is dropped (1xx, a retry after a failed attempt).
+    var headBaseCount = 0
+    var headBaseBytes = 0
     var parser = ResponseHeadParser()
     var decoder = ResponseBodyDecoder()
     let scratch = ByteBuffer(capacity: 512)
@@ -87,6 +91,8 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         upgrade = HopByHop.upgradeType(req.fields)
         expectContinue = req.bodySource != nil && ProxyExchange.expectsContinue(req.fields)
         bodyPhase = req.bodySource == nil ? .none : .notStarted
+        headBaseCount = resp.fields.count
+        headBaseBytes = resp.fields.byteCount
         flow = resp.flowControl
         flow?.setFlowObserver(self, for: resp)
         startNanos = Clock.monotonicNanos()
@@ -122,8 +128,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         upgrade = nil
         cookieToSet = nil
         lastUpstream = nil
-        upFields.removeAll()
-        respFields.removeAll()
+        if upFields.count > 0 { upFields.removeAll() }
         if uloop.freeExchanges.count < 1024 { uloop.freeExchanges.append(self) }
     }
 
@@ -215,10 +220,18 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         guard let c = conn, let h = host else { return }
         phase = .awaitingHead
         parser.reset()
-        respFields.removeAll()
-        headStartNanos = Clock.monotonicNanos()
-        RequestHead.buildFields(request, proxy.unsafelyUnwrapped.configuration, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
-        RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
+        response.fields.truncate(count: headBaseCount, byteCount: headBaseBytes)
+        // Only `unhealthy_latency` needs the head's latency (one clock read less per request).
+        if config.health.failDurationMilliseconds > 0 && config.health.unhealthyLatencyMilliseconds != nil {
+            headStartNanos = Clock.monotonicNanos()
+        }
+        let cfg = proxy.unsafelyUnwrapped
+        if RequestHead.canEncodeDirectly(cfg.configuration) {
+            RequestHead.encodeDirect(request, cfg.configuration, upstream: h.address, upgrade: upgrade, framing: framing, into: c.output)
+        } else {
+            RequestHead.buildFields(request, cfg.configuration, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
+            RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
+        }
         switch bodyPhase {
         case .notStarted where expectContinue:
             bodyPhase = .waitingContinue
@@ -445,6 +458,8 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         phase = .done
         flow = nil
         if !response.headSent {
+            // Drop a partly parsed upstream head.
+            response.fields.truncate(count: headBaseCount, byteCount: headBaseBytes)
             response.sendEmpty()
         } else if !response.finished {
             response.finish()

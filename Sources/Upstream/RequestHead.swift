@@ -114,6 +114,49 @@ package enum RequestHead {
     /// fields (CR/LF in values become SP, names that are not tokens are dropped), the framing
     /// field, the empty line.
     package static func encode(_ r: HTTPRequest, fields: HTTPFields, framing: RequestFraming, into out: ByteBuffer) {
+        putRequestLine(r, into: out)
+        fields.arena.withUnsafeBytes { ab in
+            guard let base = ab.baseAddress else { return }
+            for e in fields.entries {
+                putField(UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength)),
+                         UnsafeRawBufferPointer(start: base + Int(e.valueStart), count: Int(e.valueLength)), into: out)
+            }
+        }
+        putFramingAndEnd(framing, into: out)
+    }
+
+    /// `name: value` CRLF; a name that is not a token is dropped, CR, LF and NUL in the value
+    /// become SP.
+    @inline(__always)
+    static func putField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into out: ByteBuffer) {
+        if name.isEmpty || name.contains(where: { !UpstreamBytes.isTchar($0) }) { return }
+        out.append(name)
+        out.append(": ")
+        let mark = out.writerIndex
+        out.append(value)
+        var p = out.base + mark
+        let end = out.base + out.writerIndex
+        while p < end {
+            if p.pointee == 0x0D || p.pointee == 0x0A || p.pointee == 0 { p.pointee = 0x20 }
+            p += 1
+        }
+        out.append("\r\n")
+    }
+
+    @inline(__always)
+    static func putField(_ token: HeaderToken, _ value: UnsafeRawBufferPointer, into out: ByteBuffer) {
+        let n = token.canonicalName
+        putField(UnsafeRawBufferPointer(start: n.utf8Start, count: n.utf8CodeUnitCount), value, into: out)
+    }
+
+    @inline(__always)
+    static func putField(_ token: HeaderToken, _ value: StaticString, into out: ByteBuffer) {
+        putField(token, UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount), into: out)
+    }
+
+    /// The request line (RFC 9112 §3, always HTTP/1.1).
+    @inline(__always)
+    static func putRequestLine(_ r: HTTPRequest, into out: ByteBuffer) {
         r.withLineBytes(r.methodRange) { out.append($0) }
         out.append(byte: 0x20)
         if r.targetRange.isEmpty {
@@ -122,24 +165,74 @@ package enum RequestHead {
             r.withLineBytes(r.targetRange) { out.append($0) }
         }
         out.append(" HTTP/1.1\r\n")
-        fields.arena.withUnsafeBytes { ab in
-            guard let base = ab.baseAddress else { return }
-            for e in fields.entries {
-                let name = UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength))
-                if name.isEmpty || name.contains(where: { !UpstreamBytes.isTchar($0) }) { continue }
-                out.append(name)
-                out.append(": ")
-                let mark = out.writerIndex
-                out.append(UnsafeRawBufferPointer(start: base + Int(e.valueStart), count: Int(e.valueLength)))
-                var p = out.base + mark
-                let end = out.base + out.writerIndex
-                while p < end {
-                    if p.pointee == 0x0D || p.pointee == 0x0A || p.pointee == 0 { p.pointee = 0x20 }
-                    p += 1
-                }
-                out.append("\r\n")
-            }
+    }
+
+    /// True when `encodeDirect` applies: no `header_up` and no `trusted_proxies` (whose
+    /// `X-Forwarded-*` merging works on a field list).
+    @inline(__always)
+    package static func canEncodeDirectly(_ c: ProxyConfiguration) -> Bool {
+        c.requestHeaderOps.isEmpty && c.trustedProxies.isEmpty
+    }
+
+    /// `buildFields` + `encode` in one pass, straight from the client's fields to `out`
+    /// (the same bytes, without building the field list in between). Only when
+    /// `canEncodeDirectly(c)`.
+    package static func encodeDirect(
+        _ r: HTTPRequest, _ c: ProxyConfiguration, upstream: UpstreamAddress, upgrade: [UInt8]?,
+        framing: RequestFraming, into out: ByteBuffer
+    ) {
+        putRequestLine(r, into: out)
+        if let a = r.authorityRange {
+            r.withLineBytes(a) { putField(.host, $0, into: out) }
+        } else {
+            var hp = upstream.hostport
+            hp.withUTF8 { putField(.host, UnsafeRawBufferPointer($0), into: out) }
         }
+        let teTrailers = HopByHop.forEachForwarded(r.fields, skipping: { t in
+            switch t {
+            case .host, .contentLength, .xForwardedFor, .xForwardedProto, .xForwardedHost: return true
+            default: return false
+            }
+        }) { name, value, _ in
+            putField(name, value, into: out)
+        }
+        if teTrailers { putField(.te, "trailers", into: out) }
+        if r.hasStreamingBody, r.contentLength == nil, let i = r.fields.firstIndex(.trailer) {
+            r.fields.withField(i) { _, v in putField(.trailer, v, into: out) }
+        }
+        if let up = upgrade {
+            putField(.connection, "Upgrade", into: out)
+            up.withUnsafeBytes { putField(.upgrade, $0, into: out) }
+        }
+        if let remote = r.connection.remote, remote.family != AF_UNIX_FAMILY {
+            // An IP address needs no sanitising.
+            out.append("X-Forwarded-For: ")
+            remote.writeIP(into: out)
+            out.append("\r\n")
+        }
+        putField(.xForwardedProto, r.connection.isTLS ? "https" : "http", into: out)
+        if let a = r.authorityRange { r.withLineBytes(a) { putField(.xForwardedHost, $0, into: out) } }
+        out.append("Via: ")
+        let mark = out.writerIndex
+        switch r.version {
+        case .http1_0: out.append("1.0 ")
+        case .http1_1: out.append("1.1 ")
+        case .http2: out.append("2.0 ")
+        case .http3: out.append("3.0 ")
+        }
+        out.append(string: c.viaName)
+        var p = out.base + mark
+        let end = out.base + out.writerIndex
+        while p < end {
+            if p.pointee == 0x0D || p.pointee == 0x0A || p.pointee == 0 { p.pointee = 0x20 }
+            p += 1
+        }
+        out.append("\r\n")
+        putFramingAndEnd(framing, into: out)
+    }
+
+    @inline(__always)
+    static func putFramingAndEnd(_ framing: RequestFraming, into out: ByteBuffer) {
         switch framing {
         case .none: break
         case .emptyLength: out.append("Content-Length: 0\r\n")

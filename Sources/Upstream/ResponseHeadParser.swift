@@ -32,7 +32,7 @@ package enum ResponseFraming: Equatable, Sendable {
 
 /// Incremental, allocation-free HTTP/1.x response head parser (RFC 9112 §4, §5). It consumes
 /// complete lines from the connection's input and appends the fields to an `HTTPFields` the
-/// caller owns; `reset()` before each response (1xx responses are followed by another head).
+/// caller owns (after any it already holds); `reset()` before each response (1xx responses are followed by another head).
 ///
 /// Leniency is that of a client: bare LF line endings are accepted (§2.2), obs-fold lines are
 /// joined with a space (§5.2: a proxy MUST replace obs-fold with SP), a reason phrase may be
@@ -60,6 +60,9 @@ package struct ResponseHeadParser: Sendable {
     package private(set) var connectionKeepAlive = false
     package private(set) var connectionUpgrade = false
     private var sawStatusLine = false
+    /// Fields this head appended (`fields` may already hold others: the exchange parses the
+    /// upstream's head straight into the client response's fields).
+    private var fieldsAdded = 0
     private var headBytes = 0
     private var scanned = 0
 
@@ -112,7 +115,7 @@ package struct ResponseHeadParser: Sendable {
             if line.isEmpty { return .complete }
             if line[0] == 0x20 || line[0] == 0x09 {
                 // obs-fold continuation of the previous field.
-                guard fields.count > 0 else { return .failure(.badFieldLine) }
+                guard fieldsAdded > 0 else { return .failure(.badFieldLine) }
                 guard appendFold(line, &fields) else { return .failure(.badFieldLine) }
                 continue
             }
@@ -175,6 +178,7 @@ package struct ResponseHeadParser: Sendable {
             break
         }
         fields.append(name: name, value: value, token: token)
+        fieldsAdded += 1
         return true
     }
 

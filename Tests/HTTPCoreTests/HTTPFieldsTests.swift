@@ -178,3 +178,46 @@ struct HTTPMethodTests {
         #expect("\(HTTPVersion.http3.protoString)" == "HTTP/3.0")
     }
 }
+
+@Suite("HTTPFields in-place edits (reverse_proxy forwards a parsed head without copying it)")
+struct HTTPFieldsInPlaceTests {
+    @Test func truncateForgetsLaterFieldsAndBytes() {
+        var f = HTTPFields()
+        f.append(name: "Alt-Svc", value: "h3=\":443\"")
+        let (n, b) = (f.count, f.byteCount)
+        f.append(name: "Server", value: "nginx")
+        f.append(name: "X-A", value: "1")
+        f.truncate(count: n, byteCount: b)
+        #expect(f.pairs.map { "\($0.0): \($0.1)" } == ["Alt-Svc: h3=\":443\""])
+        #expect(f.byteCount == b)
+        f.append(name: "X-B", value: "2")
+        #expect(f.pairs.map { "\($0.0): \($0.1)" } == ["Alt-Svc: h3=\":443\"", "X-B: 2"])
+        f.truncate(count: 5, byteCount: 1000)  // nothing to cut
+        #expect(f.count == 2)
+    }
+
+    @Test func removeAllFromKeepsEarlierFieldsAndOrder() {
+        var f = HTTPFields()
+        for (n, v) in [("Connection", "a"), ("X-1", "1"), ("Connection", "b"), ("X-2", "2"), ("Keep-Alive", "k"), ("X-3", "3")] {
+            f.append(name: n, value: v)
+        }
+        f.removeAll(from: 1) { e, ab in
+            let name = String(decoding: ab[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)], as: UTF8.self)
+            return e.token == .connection || name == "Keep-Alive"
+        }
+        #expect(f.pairs.map { "\($0.0): \($0.1)" } == ["Connection: a", "X-1: 1", "X-2: 2", "X-3: 3"])
+        f.removeAll(from: 4) { _, _ in true }
+        #expect(f.count == 4)
+    }
+
+    @Test func appendSharingAnotherFieldsValue() {
+        var f = HTTPFields()
+        f.append(name: "trailer", value: "X-Checksum")
+        let e = f.entries[0]
+        f.remove(at: 0)
+        f.append(name: "X-Pad", value: String(repeating: "p", count: 2000))  // grows the arena
+        f.append(.trailer, valueOf: e)
+        #expect(f.pairs.map { "\($0.0): \($0.1)" }.last == "Trailer: X-Checksum")
+        #expect(f.entries.last!.token == .trailer)
+    }
+}

@@ -146,6 +146,88 @@ struct RequestHeadTests {
         #expect(l.contains("X-Evil: a  Injected: 1"))
     }
 
+    /// The direct encoder (no `header_up`, no `trusted_proxies`) writes exactly the bytes of
+    /// `buildFields` + `encode`.
+    @Test func directEncodingMatchesFieldList() {
+        func viaFields(_ r: HTTPRequest, _ c: ProxyConfiguration, _ up: UpstreamAddress) -> String {
+            var f = HTTPFields()
+            RequestHead.buildFields(r, c, upstream: up, upgrade: HopByHop.upgradeType(r.fields), into: &f, scratch: ByteBuffer())
+            let out = ByteBuffer()
+            RequestHead.encode(r, fields: f, framing: RequestHead.framing(r), into: out)
+            return String(decoding: out.readable, as: UTF8.self)
+        }
+        func direct(_ r: HTTPRequest, _ c: ProxyConfiguration, _ up: UpstreamAddress) -> String {
+            let out = ByteBuffer()
+            RequestHead.encodeDirect(r, c, upstream: up, upgrade: HopByHop.upgradeType(r.fields), framing: RequestHead.framing(r), into: out)
+            return String(decoding: out.readable, as: UTF8.self)
+        }
+        let tls = makeRequest("PUT", "/x", host: "h.test", fields: [("Content-Length", "0")], tls: true)
+        let http10 = makeRequest("GET", "/", fields: [("User-Agent", "old")])
+        http10.version = .http1_0
+        let v6 = makeRequest("POST", "/v6", fields: [("Content-Type", "a")], remote: "2001:db8::1")
+        let requests: [HTTPRequest] = [
+            makeRequest(),
+            makeRequest(fields: [
+                ("User-Agent", "curl"), ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-Host", "evil"), ("Forwarded", "for=1.2.3.4"), ("Host", "dup"),
+            ]),
+            makeRequest(fields: [
+                ("Connection", "keep-alive, X-Secret"), ("X-Secret", "1"), ("Keep-Alive", "timeout=5"),
+                ("Proxy-Authorization", "x"), ("TE", "trailers, gzip"), ("Trailer", "X"), ("Upgrade", "h2c"),
+                ("Proxy-Connection", "x"), ("X-Keep", "yes"), ("X-Bad\u{1}Name", "v"), ("X-Ctl", "a\rb\nc\u{0}d"),
+            ]),
+            makeRequest(fields: [("Connection", "Upgrade"), ("Upgrade", "WebSocket"), ("Sec-WebSocket-Key", "k")]),
+            makeRequest("GET", "/nohost", host: nil),
+            makeRequest("POST"), tls, http10, v6,
+        ]
+        var via = ProxyConfiguration()
+        via.viaName = "Edge\r\nX: 1"
+        for c in [ProxyConfiguration(), via] {
+            #expect(RequestHead.canEncodeDirectly(c))
+            for up in ["whoami:80", "unix//run/app.sock"] {
+                let a = try! UpstreamAddress.parse(up)[0]
+                for r in requests {
+                    let expected = viaFields(r, c, a)
+                    #expect(direct(r, c, a) == expected)
+                    #expect(expected.hasSuffix("\r\n\r\n"))
+                }
+            }
+        }
+        var ops = ProxyConfiguration()
+        ops.requestHeaderOps = [HeaderOperation(kind: .delete, name: "X-A", value: nil)]
+        var trusted = ProxyConfiguration()
+        trusted.trustedProxies = [IPNetwork("10.0.0.0/8")!]
+        #expect(!RequestHead.canEncodeDirectly(ops) && !RequestHead.canEncodeDirectly(trusted))
+    }
+
+    /// The upstream's head is filtered in place after the response's own fields, dropping the
+    /// same fields as copying it would.
+    @Test func inPlaceHopByHopMatchesCopy() {
+        let heads: [[(String, String)]] = [
+            [("Server", "nginx"), ("Date", "d"), ("Content-Type", "text/plain"), ("Content-Length", "12"), ("Connection", "keep-alive")],
+            [("Connection", "close, X-Private"), ("X-Private", "1"), ("x-private", "2"), ("X-Public", "3"), ("Keep-Alive", "timeout=5"),
+             ("Transfer-Encoding", "chunked"), ("Trailer", "X-Sum"), ("Alt-Svc", "h3"), ("Proxy-Authenticate", "Basic"),
+             ("Upgrade", "x"), ("Te", "trailers"), ("Set-Cookie", "a=b")],
+            [("X-Only", "1")],
+            [],
+        ]
+        for head in heads {
+            var upstream = HTTPFields()
+            for (n, v) in head { upstream.append(name: n, value: v) }
+            var copied = HTTPFields()
+            copied.append(name: "Alt-Svc", value: "ours")
+            copied.append(name: "X-Private", value: "ours too")
+            HopByHop.copy(upstream, into: &copied) { _ in false }
+            var inPlace = HTTPFields()
+            inPlace.append(name: "Alt-Svc", value: "ours")
+            inPlace.append(name: "X-Private", value: "ours too")
+            let base = inPlace.count
+            for (n, v) in head { inPlace.append(name: n, value: v) }
+            HopByHop.removeHopByHop(&inPlace, from: base)
+            #expect(inPlace.pairs.map { "\($0.0): \($0.1)" } == copied.pairs.map { "\($0.0): \($0.1)" })
+        }
+    }
+
     @Test func ipNetworks() {
         let n = IPNetwork("10.0.0.0/8")!
         #expect(n.contains(SocketAddress(ip: "10.1.2.3", port: 1)!))

@@ -42,6 +42,22 @@ struct ResponseHeadParserTests {
         #expect(p.framing(isHEAD: false) == .chunked)
     }
 
+    /// The head is appended after fields the caller already has (the client response's own):
+    /// an obs-fold line joins the head's last field, and a fold before any field of the head
+    /// is an error even when earlier fields exist.
+    @Test func appendsAfterExistingFieldsAndFoldsOnlyItsOwn() {
+        var f = HTTPFields()
+        f.append(name: "Alt-Svc", value: "ours")
+        var p = ResponseHeadParser()
+        #expect(p.parse(buffer("HTTP/1.1 200 OK\r\nX-A: a\r\n  b\r\nContent-Length: 0\r\n\r\n"), into: &f) == .complete)
+        #expect(f.pairs.map { "\($0.0): \($0.1)" } == ["Alt-Svc: ours", "X-A: a b", "Content-Length: 0"])
+        var g = HTTPFields()
+        g.append(name: "Alt-Svc", value: "ours")
+        var q = ResponseHeadParser()
+        #expect(q.parse(buffer("HTTP/1.1 200 OK\r\n folded\r\n\r\n"), into: &g) == .failure(.badFieldLine))
+        #expect(g.pairs.map { "\($0.0): \($0.1)" } == ["Alt-Svc: ours"])
+    }
+
     @Test func http10AndNoLength() {
         var p = ResponseHeadParser()
         var f = HTTPFields()
