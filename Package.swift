@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "HTTPCore", dependencies: ["IOCore"], path: "Sources/HTTPCore", swiftSettings: fast),
         .target(name: "HTTP1", dependencies: ["IOCore", "HTTPCore"], path: "Sources/HTTP1", swiftSettings: fast),
         .target(name: "TLS", dependencies: ["IOCore", "COpenSSL"], path: "Sources/TLS", swiftSettings: fast),
-        .target(name: "Upstream", dependencies: ["IOCore", "CLinux", "EventLoop", "HTTPCore", "HTTP1", "TLS"], path: "Sources/Upstream", swiftSettings: fast),
+        .target(name: "Upstream", dependencies: ["IOCore", "CLinux", "EventLoop", "HTTPCore", "HTTP1", "JSON", "TLS"], path: "Sources/Upstream", swiftSettings: fast),
         .target(name: "HTTP2", dependencies: ["IOCore", "HTTPCore", "CNGHTTP2"], path: "Sources/HTTP2", swiftSettings: fast),
         .target(name: "HTTP3", dependencies: ["IOCore", "HTTPCore", "CNGTCP2", "CNGHTTP3", "CGnuTLS"], path: "Sources/HTTP3", swiftSettings: fast),
         .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "CZlib", "CZstd", "Upstream", "CLinux"], path: "Sources/Handlers", swiftSettings: fast),

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ACME
 import Config
+import HTTPCore
 import IOCore
 
 /// One configured log (Caddy's `logging.logs.NAME`): where, how and what it writes.
@@ -123,7 +124,7 @@ package enum ConsoleFormat {
     package static func appendTime(_ out: ByteBuffer, seconds: Int, nanos: Int) {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let rem = seconds - days * 86_400
-        let (y, m, d) = civil(days)
+        let (y, m, d) = HTTPDate.civil(fromDays: days)
         appendDigits(out, y, 4)
         out.append(byte: UInt8(ascii: "/"))
         appendDigits(out, m, 2)
@@ -176,20 +177,6 @@ package enum ConsoleFormat {
             x %= div
             div /= 10
         }
-    }
-
-    /// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's civil_from_days).
-    static func civil(_ z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (m <= 2 ? y + 1 : y, m, d)
     }
 }
 

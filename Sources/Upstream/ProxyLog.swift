@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HTTPCore
+import JSON
 import IOCore
 
 /// The error line Caddy's server writes when a proxied request fails (`http.log.error`, level
@@ -14,43 +15,21 @@ package enum ProxyLog {
         var frac = String(ns / 1000)
         frac = String(repeating: "0", count: max(0, 6 - frac.count)) + frac
         var line = "{\"level\":\"error\",\"ts\":\(s).\(frac),\"logger\":\"http.log.error\",\"msg\":"
-        quote(message, into: &line)
+        JSONValue.quote(message, into: &line)
         line += ",\"request\":{\"remote_ip\":"
-        quote(request.connection.remote.map { $0.ipString } ?? "", into: &line)
+        JSONValue.quote(request.connection.remote.map { $0.ipString } ?? "", into: &line)
         line += ",\"method\":"
-        quote(request.methodString, into: &line)
+        JSONValue.quote(request.methodString, into: &line)
         line += ",\"host\":"
-        quote(request.authorityRange.map { request.withLineBytes($0) { String(decoding: $0, as: UTF8.self) } } ?? "", into: &line)
+        JSONValue.quote(request.authorityRange.map { request.withLineBytes($0) { String(decoding: $0, as: UTF8.self) } } ?? "", into: &line)
         line += ",\"uri\":"
-        quote(request.targetString, into: &line)
+        JSONValue.quote(request.targetString, into: &line)
         line += "},\"status\":\(status)"
         if let upstream {
             line += ",\"upstream\":"
-            quote(upstream, into: &line)
+            JSONValue.quote(upstream, into: &line)
         }
         line += "}\n"
         FileIO.writeAll(2, line)
-    }
-
-    /// JSON string quoting (RFC 8259 §7).
-    static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
     }
 }
