@@ -222,14 +222,12 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         parser.reset()
         response.fields.truncate(count: headBaseCount, byteCount: headBaseBytes)
         // Only `unhealthy_latency` needs the head's latency (one clock read less per request).
-        if config.health.failDurationMilliseconds > 0 && config.health.unhealthyLatencyMilliseconds != nil {
-            headStartNanos = Clock.monotonicNanos()
-        }
-        let cfg = proxy.unsafelyUnwrapped
-        if RequestHead.canEncodeDirectly(cfg.configuration) {
-            RequestHead.encodeDirect(request, cfg.configuration, upstream: h.address, upgrade: upgrade, framing: framing, into: c.output)
+        let p = proxy.unsafelyUnwrapped
+        if p.measuresHeadLatency { headStartNanos = Clock.monotonicNanos() }
+        if p.directRequestHead {
+            RequestHead.encodeDirect(request, viaName: p.configuration.viaName, upstream: h.address, upgrade: upgrade, framing: framing, into: c.output)
         } else {
-            RequestHead.buildFields(request, cfg.configuration, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
+            RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
             RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
         }
         switch bodyPhase {

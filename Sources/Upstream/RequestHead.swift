@@ -176,9 +176,9 @@ package enum RequestHead {
 
     /// `buildFields` + `encode` in one pass, straight from the client's fields to `out`
     /// (the same bytes, without building the field list in between). Only when
-    /// `canEncodeDirectly(c)`.
+    /// `canEncodeDirectly(c)`; `viaName` is `c.viaName`.
     package static func encodeDirect(
-        _ r: HTTPRequest, _ c: ProxyConfiguration, upstream: UpstreamAddress, upgrade: [UInt8]?,
+        _ r: HTTPRequest, viaName: String, upstream: UpstreamAddress, upgrade: [UInt8]?,
         framing: RequestFraming, into out: ByteBuffer
     ) {
         putRequestLine(r, into: out)
@@ -220,7 +220,7 @@ package enum RequestHead {
         case .http2: out.append("2.0 ")
         case .http3: out.append("3.0 ")
         }
-        out.append(string: c.viaName)
+        out.append(string: viaName)
         var p = out.base + mark
         let end = out.base + out.writerIndex
         while p < end {

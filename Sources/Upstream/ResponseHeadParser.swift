@@ -143,7 +143,9 @@ package struct ResponseHeadParser: Sendable {
     }
 
     private mutating func addField(_ line: UnsafeRawBufferPointer, _ fields: inout HTTPFields) -> Bool {
-        guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { return false }
+        guard let lb = line.baseAddress, let hit = memchr(lb, 0x3A, line.count) else { return false }
+        let colon = lb.distance(to: UnsafeRawPointer(hit))
+        guard colon > 0 else { return false }
         let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
         for b in name where !UpstreamBytes.isTchar(b) { return false }
         var vs = colon + 1, ve = line.count

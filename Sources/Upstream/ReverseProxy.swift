@@ -18,9 +18,17 @@ package final class ReverseProxy: Sendable {
     package let hosts: [UpstreamHost]
     package let balancer: LoadBalancer
     private let healthStarted = Atomic<Bool>(false)
+    /// No `header_up` and no `trusted_proxies`: the request head goes out through
+    /// `RequestHead.encodeDirect` (decided once: passing the configuration struct to a
+    /// function copies it, retaining each of its arrays and closures).
+    let directRequestHead: Bool
+    /// Passive checks with `unhealthy_latency`: the response head's latency is measured.
+    let measuresHeadLatency: Bool
 
     package init(_ c: ProxyConfiguration) {
         configuration = c
+        directRequestHead = RequestHead.canEncodeDirectly(c)
+        measuresHeadLatency = c.health.failDurationMilliseconds > 0 && c.health.unhealthyLatencyMilliseconds != nil
         hosts = c.upstreams.map { UpstreamHost($0) }
         balancer = LoadBalancer(policy: c.policy, hosts: hosts, health: c.health)
     }

@@ -158,7 +158,7 @@ struct RequestHeadTests {
         }
         func direct(_ r: HTTPRequest, _ c: ProxyConfiguration, _ up: UpstreamAddress) -> String {
             let out = ByteBuffer()
-            RequestHead.encodeDirect(r, c, upstream: up, upgrade: HopByHop.upgradeType(r.fields), framing: RequestHead.framing(r), into: out)
+            RequestHead.encodeDirect(r, viaName: c.viaName, upstream: up, upgrade: HopByHop.upgradeType(r.fields), framing: RequestHead.framing(r), into: out)
             return String(decoding: out.readable, as: UTF8.self)
         }
         let tls = makeRequest("PUT", "/x", host: "h.test", fields: [("Content-Length", "0")], tls: true)
