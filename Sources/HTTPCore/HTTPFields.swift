@@ -226,6 +226,17 @@ package struct HTTPFields: Sendable {
                                  valueLength: Int32(value.count), token: token))
     }
 
+    /// Appends a field whose name and value lie in one span of a parsed line: the name from
+    /// its start (`nameLength` bytes), the value from `valueOffset` to its end. One copy
+    /// instead of two; the separator bytes between stay in the arena unused.
+    package mutating func append(span: UnsafeRawBufferPointer, nameLength: Int, valueOffset: Int, token: HeaderToken) {
+        precondition(nameLength <= valueOffset && valueOffset <= span.count)
+        let s = Int32(arena.count)
+        HTTPFields.appendBytes(&arena, span)
+        entries.append(HTTPField(nameStart: s, nameLength: Int32(nameLength), valueStart: s + Int32(valueOffset),
+                                 valueLength: Int32(span.count - valueOffset), token: token))
+    }
+
     /// Appends a field with a well-known name and raw value bytes.
     package mutating func append(_ token: HeaderToken, value: UnsafeRawBufferPointer) {
         let name = token.canonicalName

@@ -179,7 +179,7 @@ package struct ResponseHeadParser: Sendable {
         default:
             break
         }
-        fields.append(name: name, value: value, token: token)
+        fields.append(span: UnsafeRawBufferPointer(rebasing: line[0..<ve]), nameLength: colon, valueOffset: vs, token: token)
         fieldsAdded += 1
         return true
     }

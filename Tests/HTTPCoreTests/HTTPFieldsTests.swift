@@ -210,6 +210,18 @@ struct HTTPFieldsInPlaceTests {
         #expect(f.count == 4)
     }
 
+    @Test func appendFromOneSpan() {
+        var f = HTTPFields()
+        var line = "Content-Type:  text/plain"
+        line.withUTF8 { b in
+            f.append(span: UnsafeRawBufferPointer(b), nameLength: 12, valueOffset: 15, token: .contentType)
+        }
+        var empty = "X-E:"
+        empty.withUTF8 { b in f.append(span: UnsafeRawBufferPointer(b), nameLength: 3, valueOffset: 4, token: .other) }
+        #expect(f.pairs.map { "\($0.0)=\($0.1)" } == ["Content-Type=text/plain", "X-E="])
+        #expect(f.firstIndex(.contentType) == 0)
+    }
+
     @Test func appendSharingAnotherFieldsValue() {
         var f = HTTPFields()
         f.append(name: "trailer", value: "X-Checksum")
