@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,17 @@ def tls_nginx(pki, echo):
     n.close()
 
 
+def nginx_lines(nginx, before, marker, count, timeout=5.0):
+    """nginx's access-log lines after `before` that contain `marker`, once there are `count` of
+    them: nginx writes the line after sending the response, so the client can be faster."""
+    end = time.time() + timeout
+    while True:
+        lines = [l for l in nginx.access_log.read_text().splitlines()[len(before):] if marker in l]
+        if len(lines) >= count or time.time() > end:
+            return lines
+        time.sleep(0.02)
+
+
 def proxy(block, loops=None):
     return start(site(block), env={"BERTH_LOOPS": str(loops)} if loops else None)
 
@@ -110,7 +122,7 @@ def test_verified_against_trusted_ca_and_pooled(pki, tls_nginx):
             assert hget(hd, "Server").startswith("nginx")
             # An IP upstream sends no SNI (RFC 6066 §3); the IP SAN is what is verified.
             assert hget(hd, "X-SNI") in (None, "")
-        lines = [l for l in tls_nginx.access_log.read_text().splitlines()[len(before):] if "/?pool" in l]
+        lines = nginx_lines(tls_nginx, before, "/?pool", 5)
         assert len(lines) == 5, lines
         assert len({l.split()[0] for l in lines}) == 1, f"TLS connection not reused: {lines}"
     finally:
@@ -124,7 +136,7 @@ def test_new_tls_connections_resume_the_pooled_session(pki, tls_nginx):
         before = tls_nginx.access_log.read_text().splitlines() if tls_nginx.access_log.exists() else []
         for _ in range(4):
             assert request(p.port, path="/?resume")[0] == 200, p.stderr()
-        lines = [l for l in tls_nginx.access_log.read_text().splitlines()[len(before):] if "/?resume" in l]
+        lines = nginx_lines(tls_nginx, before, "/?resume", 4)
         assert len({l.split()[0] for l in lines}) == 4, lines  # keepalive off: a connection each
         # nginx logs `r` for a resumed session: the first handshake is full, later ones resume.
         assert [l.split()[1] for l in lines] == [".", "r", "r", "r"], lines
