@@ -150,6 +150,19 @@ package enum DirectiveParsers {
         site.binds.append((addrs, protocols ?? [], loc))
     }
 
+    /// The arguments of a `protocols` line (`bind { protocols }`, `servers { protocols }`).
+    static func protocolList(_ d: inout Dispenser) throws(CaddyfileError) -> [HTTPProtocolName] {
+        var ps: [HTTPProtocolName] = []
+        while d.nextArg() {
+            guard let p = HTTPProtocolName(rawValue: d.val) else {
+                throw d.err("unknown protocol '\(d.val)': expected h1, h2, h2c or h3")
+            }
+            ps.append(p)
+        }
+        if ps.isEmpty { throw d.argErr() }
+        return ps
+    }
+
     /// Reads an optional `{ protocols ... }` block.
     static func protocolsBlock(_ d: inout Dispenser) throws(CaddyfileError) -> [HTTPProtocolName]? {
         var protocols: [HTTPProtocolName]? = nil
@@ -157,15 +170,7 @@ package enum DirectiveParsers {
         while d.nextBlock(nesting) {
             switch d.val {
             case "protocols":
-                var ps: [HTTPProtocolName] = []
-                while d.nextArg() {
-                    guard let p = HTTPProtocolName(rawValue: d.val) else {
-                        throw d.err("unknown protocol '\(d.val)': expected h1, h2, h2c or h3")
-                    }
-                    ps.append(p)
-                }
-                if ps.isEmpty { throw d.argErr() }
-                protocols = ps
+                protocols = try protocolList(&d)
             default:
                 throw d.err("unknown subdirective '\(d.val)'")
             }

@@ -173,15 +173,7 @@ struct GlobalOptions {
                         guard let n = ByteSize.parse(d.val) else { throw d.err("parsing max_header_size: invalid size '\(d.val)'") }
                         o.serverOptions.maxHeaderBytes = n
                     case "protocols":
-                        var ps: [HTTPProtocolName] = []
-                        while d.nextArg() {
-                            guard let p = HTTPProtocolName(rawValue: d.val) else {
-                                throw d.err("unknown protocol '\(d.val)': expected h1, h2, h2c or h3")
-                            }
-                            ps.append(p)
-                        }
-                        if ps.isEmpty { throw d.argErr() }
-                        o.serverOptions.protocols = ps
+                        o.serverOptions.protocols = try DirectiveParsers.protocolList(&d)
                     case "trusted_proxies":
                         guard d.nextArg() else { throw d.argErr() }
                         guard d.val == "static" else {
