@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, free_port, launch, run_cli, tcp_listener, write_caddyfile
-from test_admin import admin_request, hello, site
+from test_admin import admin_request, admin_server, hello, site  # noqa: F401 (admin_server: fixture)
 
 GOLDEN = ROOT / "Tests" / "ConfigTests" / "Golden"
 
@@ -37,16 +37,6 @@ def curl_load(sock, path, content_type):
     assert r.returncode == 0, r.stderr
     body, _, code = r.stdout.rpartition("\n")
     return int(code), body
-
-
-@pytest.fixture
-def admin_server(tmp_path):
-    sock = str(tmp_path / "admin.sock")
-    cf = write_caddyfile(tmp_path, site(f"unix/{sock}", "v1"))
-    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()])
-    assert p.alive(), p.stderr()
-    yield p, cf, sock, tmp_path
-    p.stop()
 
 
 def test_load_adapt_output_with_curl_switches_the_config(admin_server):
