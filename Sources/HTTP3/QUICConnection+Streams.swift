@@ -51,7 +51,9 @@ extension QUICConnection {
             let s = readyQueue[i]
             i += 1
             guard s.phase == .queued else { continue }
-            if handlersInFlight >= cap || state != .open || (early && !HTTP3Stream.isSafe(s.request.method)) {
+            if handlersInFlight >= cap || state != .open
+                || (early && (holdAllEarly || !HTTP3Stream.isSafe(s.request.method)))
+            {
                 readyQueue[kept] = s
                 kept += 1
                 continue

@@ -19,9 +19,16 @@ package protocol HTTP3Responder: AnyObject {
 package struct QUICAcceptance {
     package var responder: any HTTP3Responder
     package var credentials: QUICTLSCredentials
-    package init(responder: any HTTP3Responder, credentials: QUICTLSCredentials) {
+    /// The server's client-certificate policies (nil: it has none). With any, no request is
+    /// handled from 0-RTT data (the client has not proven its certificate yet), Host must
+    /// match the SNI (421 otherwise, as Caddy), and a resumed session's stored certificate is
+    /// checked again against the policy.
+    package var clientAuth: (any QUICClientAuthSelector)?
+    package init(responder: any HTTP3Responder, credentials: QUICTLSCredentials,
+                 clientAuth: (any QUICClientAuthSelector)? = nil) {
         self.responder = responder
         self.credentials = credentials
+        self.clientAuth = clientAuth
     }
 }
 

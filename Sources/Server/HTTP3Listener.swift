@@ -41,6 +41,7 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
     /// What new connections are served with (replaced on reload; old connections keep theirs).
     private var exchange: HTTP3Exchange
     private var certificates: CertificateSource?
+    private var clientAuth: HTTP3ClientAuth?
     private var cached: (store: CertificateStore, credentials: QUICTLSCredentials)?
 
     init(fd: Int32, displayName: String, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
@@ -86,6 +87,7 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
         endpoint = QUICEndpoint(configuration: cfg, dateCache: context.dateCache, steering: group.steering, index: index)
         exchange = HTTP3Exchange(server: server, runtime: runtime, context: context)
         certificates = server.certificates
+        clientAuth = server.quicClientAuth
         endpoint.delegate = self
         timer.owner = self
         inboxEvents.owner = self
@@ -124,6 +126,7 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
     func update(server: RuntimeServer, runtime: ServerRuntime) {
         exchange = HTTP3Exchange(server: server, runtime: runtime, context: ctx)
         certificates = server.certificates
+        clientAuth = server.quicClientAuth
         cached = nil
     }
 
@@ -254,11 +257,11 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
         if draining { return nil }
         guard let source = certificates else { return nil }
         let store = source.current
-        if let c = cached, c.store === store { return QUICAcceptance(responder: exchange, credentials: c.credentials) }
+        if let c = cached, c.store === store { return QUICAcceptance(responder: exchange, credentials: c.credentials, clientAuth: clientAuth) }
         do {
             let creds = try HTTP3Runtime.credentials(for: store)
             cached = (store, creds)
-            return QUICAcceptance(responder: exchange, credentials: creds)
+            return QUICAcceptance(responder: exchange, credentials: creds, clientAuth: clientAuth)
         } catch {
             Log.error("http.quic", "loading certificates into GnuTLS failed", [("error", .string("\(error)"))])
             return nil

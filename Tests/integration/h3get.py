@@ -81,6 +81,8 @@ async def run(args):
         cfg.verify_mode = ssl.CERT_NONE
     elif args.cafile:
         cfg.load_verify_locations(args.cafile)
+    if args.cert:
+        cfg.load_cert_chain(args.cert, args.key)
     if args.keylog:
         cfg.secrets_log_file = open(args.keylog, "a")
     body = None
@@ -141,6 +143,8 @@ def main():
     p.add_argument("--sni")
     p.add_argument("--connect", help="connect to this address instead of the URL's host (like curl --resolve)")
     p.add_argument("--keylog")
+    p.add_argument("--cert", help="client certificate (PEM)")
+    p.add_argument("--key", help="client certificate's key (PEM)")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("-X", "--method", default="GET")
     p.add_argument("--data")
