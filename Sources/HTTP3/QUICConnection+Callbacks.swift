@@ -49,7 +49,7 @@ private func connection(_ ud: UnsafeMutableRawPointer?) -> QUICConnection? {
 /// RFC 9000 §5.1.1: a new server CID, with its stateless-reset token from the static secret.
 private let quicGetNewConnectionID: ngtcp2_get_new_connection_id = { _, cid, token, cidlen, ud in
     guard let c = connection(ud), let cid, let token else { return failure }
-    cid.pointee = ngtcp2_cid.random(length: cidlen)
+    cid.pointee = c.endpoint.newConnectionID(length: cidlen)
     guard c.endpoint.resetToken(for: cid, into: token) else { return failure }
     c.route(QUICConnectionID(cid))
     return 0

@@ -89,7 +89,7 @@ final class QUICConnection {
         batchPS = .allocate(capacity: 1)
         ngtcp2_path_storage_zero(batchPS)
         vecs = .allocate(capacity: QUICConnection.vecCount)
-        var scid = ngtcp2_cid.random(length: QUICEndpoint.cidLength)
+        var scid = endpoint.newConnectionID()
         serverCID = QUICConnectionID(&scid)
         let cfg = endpoint.configuration
         live.reserveCapacity(16)

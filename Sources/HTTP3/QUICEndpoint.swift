@@ -113,8 +113,17 @@ package final class QUICEndpoint {
     package internal(set) var versionNegotiationsSent = 0
     package internal(set) var refusedConnections = 0
 
-    package init(configuration: HTTP3Configuration, dateCache: DateCache) {
+    /// The endpoints sharing this one's UDP socket, and this one's index among them: every
+    /// CID issued here satisfies `steering.owner(of:) == steeringIndex`.
+    package let steering: QUICSteering
+    package let steeringIndex: Int
+
+    /// An endpoint alone on its socket, or endpoint `index` of `steering`'s.
+    package init(configuration: HTTP3Configuration, dateCache: DateCache, steering: QUICSteering? = nil, index: Int = 0) {
         self.configuration = configuration
+        let steering = steering ?? QUICSteering(count: 1, earlyData: configuration.settings.earlyData)
+        self.steering = steering
+        steeringIndex = min(max(0, index), steering.count - 1)
         self.dateCache = dateCache
         var s = configuration.staticSecret
         if s.count < 16 {
@@ -123,12 +132,21 @@ package final class QUICEndpoint {
         }
         secret = s
         ticketKey = QUICTicketKey(secret: s + QUICEndpoint.transportFingerprint(configuration))
-        antiReplay = configuration.settings.earlyData ? QUICAntiReplay() : nil
+        antiReplay = configuration.settings.earlyData ? steering.antiReplay : nil
         serverName = configuration.serverName.map { Array($0.utf8) }
         txBuffer = .allocate(byteCount: QUICEndpoint.txBufferSize, alignment: 16)
     }
 
     deinit { txBuffer.deallocate() }
+
+    /// A new random connection ID of `length` bytes that routes to this endpoint.
+    func newConnectionID(length: Int = QUICEndpoint.cidLength) -> ngtcp2_cid {
+        var cid = ngtcp2_cid.random(length: length)
+        if length > 0 {
+            withUnsafeMutableBytes(of: &cid.data) { $0[0] = steering.steer($0[0], index: steeringIndex) }
+        }
+        return cid
+    }
 
     /// Open connections (handshaking, serving, closing or draining).
     package var connectionCount: Int { connections.count }
