@@ -102,16 +102,23 @@ def h2_exchange(port, path, headers=(), body=None, trailers=None):
 
 
 def h3_exchange(port, path, headers=(), body=None, trailers=(), content_length=True):
-    cmd = H3GET + ["-k", "-v", "--connect", "127.0.0.1", "--timeout", "10"]
+    cmd = H3GET + ["-k", "-v", "--connect", "127.0.0.1", "--timeout", "25"]
     for k, v in headers:
         cmd += ["-H", f"{k}: {v}"]
     for k, v in trailers:
         cmd += ["-T", f"{k}: {v}"]
     if body is not None:
-        cmd += ["-X", "POST", "--data", body.decode()]
+        f = tempfile.NamedTemporaryFile(prefix="berth-trailers-body-", delete=False)
+        f.write(body)
+        f.close()
+        cmd += ["-X", "POST", "--data-file", f.name]
     if not content_length:
         cmd.append("--no-content-length")
-    r = subprocess.run(cmd + [f"https://localhost:{port}{path}"], capture_output=True, timeout=20)
+    try:
+        r = subprocess.run(cmd + [f"https://localhost:{port}{path}"], capture_output=True, timeout=30)
+    finally:
+        if body is not None:
+            os.unlink(f.name)
     err = r.stderr.decode()
     assert r.returncode == 0, err
     status = int(err.split("status=")[1].split()[0])
@@ -252,3 +259,20 @@ def test_forbidden_request_trailer_fields_are_dropped(servers, proto):
     got = received(b["echo"], marker)
     assert got["trailers"] == [("x-req-sum", "1234"), ("content-type", "text/x")], got
     assert field(got["headers"], "Host") == ["localhost:%d" % port], got
+
+
+@pytest.mark.parametrize("proto", ["h2", "h3"])
+def test_request_trailers_after_a_large_streamed_body(servers, proto):
+    """3 MiB (past every flow-control window, so the body is paused and resumed on its way)
+    announced with a content-length: the upstream gets it chunked, whole, then the trailers."""
+    b = servers["berth"]
+    port = b["udp"] if proto == "h3" else b["tcp"]
+    marker = f"large-{proto}"
+    body = bytes(range(256)) * (3 * 4096)
+    headers = [("content-length", str(len(body))), ("trailer", "x-req-sum")]
+    status, resp, resp_trailers = exchange(proto, port, f"/trailers?{marker}", headers, body, [("x-req-sum", "big")])
+    assert (status, resp) == (200, b"hello"), b["proc"].stderr()
+    got = received(b["echo"], marker)
+    assert got["body_len"] == len(body) and got["trailers"] == [("x-req-sum", "big")], got
+    assert field(got["headers"], "Transfer-Encoding") == ["chunked"]
+    assert dict(resp_trailers).get("x-got-trailers") == "x-req-sum=big"
