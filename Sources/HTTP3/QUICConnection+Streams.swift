@@ -152,6 +152,14 @@ extension QUICConnection {
         noteOutsideChange()
     }
 
+    /// Submits the trailer section built in `s.nva`; false when nghttp3 refused it (the
+    /// stream then ends after the body as if there were none).
+    func submitTrailers(_ s: HTTP3Stream) -> Bool {
+        guard let h3 else { return false }
+        let rv = s.nva.withUnsafeBufferPointer { nghttp3_conn_submit_trailers(h3, s.id, $0.baseAddress, $0.count) }
+        return rv == 0
+    }
+
     func resumeStream(_ s: HTTP3Stream) {
         if let h3, state == .open, !s.closed { _ = nghttp3_conn_resume_stream(h3, s.id) }
     }
