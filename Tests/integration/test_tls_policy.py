@@ -102,6 +102,22 @@ https://a.test{addr_suffix} {{
 """
 
 
+def start_caddy(tmp, text, port):
+    """A real Caddy running `text`, once it accepts TCP connections on `port`."""
+    ccf = tmp / "caddy.Caddyfile"
+    ccf.write_text(text)
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp / "cd"), XDG_CONFIG_HOME=str(tmp / "cc"), HOME=str(tmp))
+    p = subprocess.Popen([CADDY, "run", "--config", str(ccf), "--adapter", "caddyfile"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return p
+
+
 class Servers:
     """Berth (socket-activated) and, when installed, Caddy on its own port, same Caddyfile."""
 
@@ -116,17 +132,7 @@ class Servers:
             port = free_port()
             text = caddyfile(pki, client_auth, addr_suffix=f":{port}", bind="127.0.0.1",
                              global_extra=f"\thttp_port {free_port()}\n\tauto_https disable_redirects\n\tskip_install_trust\n")
-            ccf = tmp / "caddy.Caddyfile"
-            ccf.write_text(text)
-            env = dict(os.environ, XDG_DATA_HOME=str(tmp / "cd"), XDG_CONFIG_HOME=str(tmp / "cc"), HOME=str(tmp))
-            self.caddy = subprocess.Popen([CADDY, "run", "--config", str(ccf), "--adapter", "caddyfile"], env=env,
-                                          stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            self.caddy = start_caddy(tmp, text, port)
             self.ports["caddy"] = port
 
     def stop(self):
@@ -408,17 +414,7 @@ class H3Servers:
             text = h3_caddyfile(pki, client_auth, addr_suffix=f":{port}", binds=("127.0.0.1",),
                                 global_extra=f"\thttp_port {free_port()}\n\tauto_https disable_redirects\n\tskip_install_trust\n")
             text = text.replace("protocols h1 h2", "protocols h1 h2 h3")
-            ccf = tmp / "caddy.Caddyfile"
-            ccf.write_text(text)
-            env = dict(os.environ, XDG_DATA_HOME=str(tmp / "cd"), XDG_CONFIG_HOME=str(tmp / "cc"), HOME=str(tmp))
-            self.caddy = subprocess.Popen([CADDY, "run", "--config", str(ccf), "--adapter", "caddyfile"], env=env,
-                                          stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            self.caddy = start_caddy(tmp, text, port)
             time.sleep(0.3)  # the UDP listener comes up next to the TCP one
             self.ports["caddy"] = port
 
