@@ -79,9 +79,13 @@ package enum CLI {
                     Option(long: "watch", short: nil, value: nil,
                            help: "Accepted for Caddy compatibility; Berth reloads on SIGHUP/SIGUSR1 instead."),
                     Option(long: "pidfile", short: nil, value: "file", help: "Write the process id to this file."),
+                    Option(long: "exit-idle", short: nil, value: "duration",
+                           help: "Exit after this long without connections when every listener is inherited: socket activation starts the next instance on demand (env BERTH_EXIT_IDLE)."),
                 ], arguments: [],
                 run: { p throws(CLIError) in
-                    Launcher.run(runOptions(p, loops: try p.int("loops"), pidFile: p.string("pidfile")))
+                    var o = runOptions(p, loops: try p.int("loops"), pidFile: p.string("pidfile"))
+                    o.exitIdle = p.string("exit-idle")
+                    return Launcher.run(o)
                 }),
         Command(path: ["validate"], abstract: "Loads the config and builds the whole runtime without serving.",
                 options: configOptions, arguments: [], run: { p in Launcher.validate(runOptions(p)) }),

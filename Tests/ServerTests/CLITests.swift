@@ -24,6 +24,7 @@ import Testing
         #expect(try r.parsed.int("loops") == 3)
         #expect(r.parsed.flag("watch") && !r.parsed.flag("resume"))
         #expect(r.parsed.string("pidfile") == "/p")
+        #expect(parsed(["run", "--exit-idle", "10m"])?.parsed.string("exit-idle") == "10m")
         // Boolean flags with explicit values, as cobra accepts them.
         #expect(parsed(["reload", "--force=true"])?.parsed.flag("force") == true)
         #expect(parsed(["reload", "--force=false"])?.parsed.flag("force") == false)
