@@ -96,7 +96,7 @@ extension HTTP2Connection {
         s.bodyOut.append(byte: 0x20)
         s.bodyOut.append(HTTPStatus.reason(status))
         s.bodyComplete = true
-        if !s.remoteEnded { s.discardBody() }
+        if !s.bodyPipe.remoteEnded { s.discardBody() }
         s.submitResponse(
             status: status, fields: s.response.fields, contentLength: Int64(s.bodyOut.readableBytes), withBody: true,
             addServer: false)
@@ -110,16 +110,10 @@ extension HTTP2Connection {
             handlersInFlight -= 1
         }
         s.phase = .responded
-        s.failReader(.abandoned)
-        switch s.consumer {
-        case .discarding:
-            break
-        case .unclaimed, .reading, .readerDone:
-            if !s.remoteEnded || !s.bodyIn.isEmpty { s.discardBody() }
-        }
+        s.abandonBody()
         if s.closed || state == .closed {
             release(s)
-        } else if s.localEnded && !s.remoteEnded {
+        } else if s.localEnded && !s.bodyPipe.remoteEnded {
             resetStream(s, .noError)
         }
         noteOutsideChange()
@@ -132,7 +126,7 @@ extension HTTP2Connection {
     /// ended MAY ask the client to stop with RST_STREAM NO_ERROR.
     func localEnded(_ s: HTTP2Stream) {
         s.localEnded = true
-        if s.phase == .responded && !s.remoteEnded { resetStream(s, .noError) }
+        if s.phase == .responded && !s.bodyPipe.remoteEnded { resetStream(s, .noError) }
     }
 
     /// nghttp2 closed `s` (both sides ended, or a reset either way).
@@ -150,16 +144,7 @@ extension HTTP2Connection {
         case .handling, .responded:
             break
         }
-        if s.remoteEnded, case .reading = s.consumer {
-            // Everything arrived: the reader still gets the rest and the end.
-            s.needsBodyPump = true
-            enqueueService(s)
-        } else {
-            s.failReader(.connectionClosed)
-            // nghttp2 does not give a closed stream's unconsumed bytes back to the connection
-            // window; without this a client could shrink it by resetting unread uploads.
-            s.discardBody()
-        }
+        s.bodyStreamClosed()
         if s.phase == .handling && s.flowObserver != nil {
             s.abortNoticeDue = true
             enqueueService(s)
@@ -191,7 +176,7 @@ extension HTTP2Connection {
             i += 1
             guard s.inServiceQueue else { continue }
             s.inServiceQueue = false
-            if s.needsBodyPump { s.pumpBody() }
+            if s.bodyPipe.needsPump { s.pumpBody() }
             if s.flowBlocked || s.abortNoticeDue { s.serviceFlow() }
         }
         serviceQueue.removeSubrange(0..<end)
@@ -206,7 +191,7 @@ extension HTTP2Connection {
             delegate?.http2Connection(
                 self, finished: s.request, response: s.response, bytesRead: s.request.bodyBytesRead)
         }
-        if !s.bodyIn.isEmpty { consume(s, s.bodyIn.readableBytes) }
+        s.returnBufferedBodyCredit()
         let last = live.count - 1
         if i != last {
             live[i] = live[last]

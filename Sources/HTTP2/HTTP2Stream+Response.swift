@@ -134,7 +134,7 @@ extension HTTP2Stream: ResponseSink {
         if response.closeConnection || HTTP2Stream.wantsClose(response.fields) {
             connection.requestGracefulShutdown()
         }
-        if case .unclaimed = consumer, !remoteEnded { connection.discardBody(self) }
+        if case .unclaimed = bodyPipe.consumer, !bodyPipe.remoteEnded { connection.discardBody(self) }
     }
 
     private static func wantsClose(_ fields: HTTPFields) -> Bool {

@@ -30,15 +30,6 @@ final class HTTP2Stream {
         case responded
     }
 
-    /// Who consumes the request body (same states as HTTP/1).
-    enum BodyConsumer {
-        case unclaimed
-        case reading(any RequestBodyReader, paused: Bool)
-        case readerDone
-        /// Nobody will read it: DATA is acknowledged (window returned) and dropped.
-        case discarding
-    }
-
     /// How the response goes out.
     enum ResponseMode: Equatable {
         case notStarted
@@ -69,18 +60,12 @@ final class HTTP2Stream {
     /// `cookie` crumbs, joined with "; " (RFC 9113 §8.2.3) into one field at END_HEADERS.
     let cookies = ByteBuffer(capacity: 64)
 
-    // Request body.
-    /// DATA received but not yet delivered (bounded by the stream's receive window, because
-    /// nothing is acknowledged to nghttp2 until it is delivered or discarded).
-    let bodyIn = ByteBuffer(capacity: 256)
-    var remoteEnded = false
-    var consumer: BodyConsumer = .unclaimed
-    /// Trailer fields after the request body (a HEADERS frame with END_STREAM after DATA,
-    /// RFC 9113 §8.1); allocates nothing until a request has some.
-    var requestTrailers = HTTPFields.unreserved()
-    /// The trailer section passed SETTINGS_MAX_HEADER_LIST_SIZE or the field-count limit: the
-    /// body fails (as an oversized HTTP/1 trailer section does) instead of losing fields.
-    var trailersTooLarge = false
+    // Request body (`HTTP2Stream+Body.swift`): DATA not yet delivered (nothing is
+    // acknowledged to nghttp2 until delivered or discarded, so the stream's receive window
+    // bounds it), its reader, END_STREAM, and the trailer fields (a HEADERS frame with
+    // END_STREAM after DATA, RFC 9113 §8.1; past SETTINGS_MAX_HEADER_LIST_SIZE or the
+    // field-count limit the body fails instead of losing fields).
+    var bodyPipe = RequestBodyPipe()
     /// Size of the trailer section alone (RFC 9113 §6.5.2 accounting).
     var trailerBytes = 0
 
@@ -113,7 +98,6 @@ final class HTTP2Stream {
     /// `abortStreamedResponse` ended the body: no END_STREAM.
     var bodyAborted = false
     var inServiceQueue = false
-    var needsBodyPump = false
     /// Header block bytes the `nva` entries point into (NGHTTP2_NV_FLAG_NO_COPY_*): kept until
     /// the stream is reused, long after the HEADERS frame went out.
     let headBlock = ByteBuffer(capacity: 512)
@@ -159,12 +143,7 @@ final class HTTP2Stream {
         expectContinue = false
         isAsterisk = false
         cookies.clear()
-        bodyIn.clear()
-        bodyIn.shrinkIfEmpty(to: 16384)
-        remoteEnded = false
-        consumer = .unclaimed
-        if requestTrailers.count > 0 { requestTrailers.removeAll() }
-        trailersTooLarge = false
+        bodyPipe.reset()
         trailerBytes = 0
         mode = .notStarted
         isHEAD = false
@@ -184,7 +163,6 @@ final class HTTP2Stream {
         abortNoticeDue = false
         bodyAborted = false
         inServiceQueue = false
-        needsBodyPump = false
         headBlock.clear()
         headBlock.shrinkIfEmpty(to: 2048)
         nva.removeAll(keepingCapacity: true)
@@ -259,12 +237,12 @@ final class HTTP2Stream {
         headBytes &+= size
         if headBytes > limits.maxDecodedHeaderBytes { return .bomb }
         trailerBytes &+= size
-        if trailersTooLarge { return .ok }
-        if trailerBytes > maxList || requestTrailers.count >= limits.maxHeaderFields {
-            trailersTooLarge = true
+        if bodyPipe.trailersTooLarge { return .ok }
+        if trailerBytes > maxList || bodyPipe.trailers.count >= limits.maxHeaderFields {
+            bodyPipe.trailersTooLarge = true
             return .ok
         }
-        requestTrailers.append(name: name, value: value, token: HeaderToken.classify(name))
+        bodyPipe.trailers.append(name: name, value: value, token: HeaderToken.classify(name))
         return .ok
     }
 
@@ -309,9 +287,9 @@ final class HTTP2Stream {
                 name: UnsafeRawBufferPointer(start: name.utf8Start, count: 6), value: cookies.readable, token: .cookie)
             cookies.clear()
         }
-        if endStream { remoteEnded = true }
-        request.hasStreamingBody = !remoteEnded && request.contentLength == nil
-        request.bodySource = remoteEnded ? nil : self
+        if endStream { bodyPipe.remoteEnded = true }
+        request.hasStreamingBody = !bodyPipe.remoteEnded && request.contentLength == nil
+        request.bodySource = bodyPipe.remoteEnded ? nil : self
         // A HEADERS-only CONNECT has no path (RFC 9113 §8.5).
         if request.targetRange.isEmpty && request.method == .CONNECT, let a = request.authorityRange {
             request.targetRange = a

@@ -172,7 +172,7 @@ extension HTTP3Stream: ResponseSink {
     /// with H3_NO_ERROR) and `Connection: close` becomes a graceful GOAWAY.
     private func noteHeadSent(_ response: HTTPResponse) {
         if response.closeConnection || HTTP3Stream.wantsClose(response.fields) { connection.requestGracefulShutdown() }
-        if case .unclaimed = consumer, !remoteEnded { connection.stopReading(self) }
+        if case .unclaimed = bodyPipe.consumer, !bodyPipe.remoteEnded { connection.stopReading(self) }
     }
 
     private static func wantsClose(_ fields: HTTPFields) -> Bool {

@@ -18,14 +18,6 @@ final class HTTP3Stream {
         case idle, headers, queued, handling, responded
     }
 
-    enum BodyConsumer {
-        case unclaimed
-        case reading(any RequestBodyReader, paused: Bool)
-        case readerDone
-        /// Nobody will read it: received bytes are credited back and dropped.
-        case discarding
-    }
-
     enum ResponseMode: Equatable {
         case notStarted
         /// HEADERS only (HEAD, 1xx, 204, 304, empty body): no data reader.
@@ -61,20 +53,13 @@ final class HTTP3Stream {
     var sawMethod = false
     let cookies = ByteBuffer(capacity: 64)
 
-    // Request body.
-    /// Body received but not delivered: not credited to the windows until delivered, so the
-    /// stream window bounds it.
-    let bodyIn = ByteBuffer(capacity: 256)
-    var remoteEnded = false
-    var consumer: BodyConsumer = .unclaimed
-    /// Trailer fields after the request body (a HEADERS frame after DATA, RFC 9114 §4.1);
-    /// allocates nothing until a request has some.
-    var requestTrailers = HTTPFields.unreserved()
+    // Request body (`HTTP3Stream+Body.swift`): bytes not yet delivered (not credited to the
+    // windows until delivered, so the stream window bounds them), their reader, FIN, and the
+    // trailer fields (a HEADERS frame after DATA, RFC 9114 §4.1; past the field-section size
+    // or the field-count limit the body fails instead of losing fields).
+    var bodyPipe = RequestBodyPipe()
     /// Size of the trailer section so far (name + value + 32 per field, RFC 9114 §4.2.2).
     var trailerBytes = 0
-    /// The trailer section passed the field-section size or field-count limit: the body
-    /// fails (as an oversized HTTP/1 trailer section does) instead of losing fields.
-    var trailersTooLarge = false
 
     // Response.
     var mode: ResponseMode = .notStarted
@@ -103,7 +88,6 @@ final class HTTP3Stream {
     var abortNoticeDue = false
     var bodyAborted = false
     var inServiceQueue = false
-    var needsBodyPump = false
     /// Scratch for the response field section (nghttp3 copies names and values on submit).
     let headBlock = ByteBuffer(capacity: 512)
     var nva: [nghttp3_nv] = []
@@ -145,13 +129,8 @@ final class HTTP3Stream {
         isHEAD = false
         sawMethod = false
         cookies.clear()
-        bodyIn.clear()
-        bodyIn.shrinkIfEmpty(to: 16384)
-        remoteEnded = false
-        consumer = .unclaimed
-        if requestTrailers.count > 0 { requestTrailers.removeAll() }
+        bodyPipe.reset()
         trailerBytes = 0
-        trailersTooLarge = false
         mode = .notStarted
         declaredRemaining = -1
         bodyComplete = false
@@ -166,7 +145,6 @@ final class HTTP3Stream {
         abortNoticeDue = false
         bodyAborted = false
         inServiceQueue = false
-        needsBodyPump = false
         headBlock.clear()
         headBlock.shrinkIfEmpty(to: 2048)
         nva.removeAll(keepingCapacity: true)
@@ -221,14 +199,14 @@ final class HTTP3Stream {
     /// field-section size or the field-count limit the body fails instead.
     func addTrailer(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: QUICLimits) {
         trailerBytes &+= name.count &+ value.count &+ 32
-        if trailersTooLarge { return }
+        if bodyPipe.trailersTooLarge { return }
         if trailerBytes > connection.endpoint.configuration.settings.maxFieldSectionSize
-            || requestTrailers.count >= limits.maxHeaderFields
+            || bodyPipe.trailers.count >= limits.maxHeaderFields
         {
-            trailersTooLarge = true
+            bodyPipe.trailersTooLarge = true
             return
         }
-        requestTrailers.append(name: name, value: value, token: HeaderToken.classify(name))
+        bodyPipe.trailers.append(name: name, value: value, token: HeaderToken.classify(name))
     }
 
     private func addPseudo(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
@@ -270,9 +248,9 @@ final class HTTP3Stream {
                 name: UnsafeRawBufferPointer(start: name.utf8Start, count: 6), value: cookies.readable, token: .cookie)
             cookies.clear()
         }
-        if endStream { remoteEnded = true }
-        request.hasStreamingBody = !remoteEnded && request.contentLength == nil
-        request.bodySource = remoteEnded ? nil : self
+        if endStream { bodyPipe.remoteEnded = true }
+        request.hasStreamingBody = !bodyPipe.remoteEnded && request.contentLength == nil
+        request.bodySource = bodyPipe.remoteEnded ? nil : self
         if request.targetRange.isEmpty && request.method == .CONNECT, let a = request.authorityRange {
             request.targetRange = a
             request.pathRange = a.upperBound..<a.upperBound

@@ -93,7 +93,7 @@ extension QUICConnection {
         text.append(HTTPStatus.reason(status))
         s.body.append(text.readable, pool: chunkPool)
         s.bodyComplete = true
-        if !s.remoteEnded { stopReading(s) }
+        if !s.bodyPipe.remoteEnded { stopReading(s) }
         s.submitResponse(
             status: status, fields: s.response.fields, contentLength: Int64(s.body.count), withBody: true, addServer: false)
     }
@@ -105,13 +105,7 @@ extension QUICConnection {
             handlersInFlight -= 1
         }
         s.phase = .responded
-        s.failReader(.abandoned)
-        switch s.consumer {
-        case .discarding:
-            break
-        case .unclaimed, .reading, .readerDone:
-            if !s.remoteEnded || !s.bodyIn.isEmpty { s.discardBody() }
-        }
+        s.abandonBody()
         if s.closed || state != .open {
             release(s)
         }
@@ -179,13 +173,7 @@ extension QUICConnection {
         case .handling, .responded:
             break
         }
-        if s.remoteEnded, case .reading = s.consumer {
-            s.needsBodyPump = true
-            enqueueService(s)
-        } else {
-            s.failReader(.connectionClosed)
-            s.discardBody()
-        }
+        s.bodyStreamClosed()
         if s.phase == .handling && s.flowObserver != nil {
             s.abortNoticeDue = true
             enqueueService(s)
@@ -209,7 +197,7 @@ extension QUICConnection {
             i += 1
             guard s.inServiceQueue else { continue }
             s.inServiceQueue = false
-            if s.needsBodyPump { s.pumpBody() }
+            if s.bodyPipe.needsPump { s.pumpBody() }
             if s.flowBlocked || s.abortNoticeDue { s.serviceFlow() }
             if s.fileFailed {
                 s.fileFailed = false
@@ -233,7 +221,7 @@ extension QUICConnection {
             streamsServed += 1
             responder.finished(s.request, s.response, bytesRead: s.request.bodyBytesRead)
         }
-        if !s.bodyIn.isEmpty { consume(s.id, s.bodyIn.readableBytes) }
+        s.returnBufferedBodyCredit()
         if let h3, s.id >= 0, !s.closed { nghttp3_conn_set_stream_user_data(h3, s.id, nil) }
         let last = live.count - 1
         if i != last {

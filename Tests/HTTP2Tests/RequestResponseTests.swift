@@ -169,8 +169,8 @@ import Testing
         h.pump()
         // The client is stuck at the stream window: at most 64 KiB arrived.
         let stream = h.conn.live.first!
-        #expect(stream.bodyIn.readableBytes <= 65535)
-        #expect(stream.bodyIn.readableBytes > 0)
+        #expect(stream.bodyPipe.buffer.readableBytes <= 65535)
+        #expect(stream.bodyPipe.buffer.readableBytes > 0)
         let c = BodyCollector(response: response!, source: source!)
         source!.startReading(c)
         h.service()
@@ -191,7 +191,7 @@ import Testing
         let before = reader.body.count
         h.pump()
         let stream = h.conn.live.first!
-        #expect(stream.bodyIn.readableBytes <= 32768)
+        #expect(stream.bodyPipe.buffer.readableBytes <= 32768)
         #expect(reader.body.count - before <= 32768)
         reader.source.resumeReading()
         h.service()

@@ -23,7 +23,7 @@ import Testing
             output: h.output.capacity,
             stream: [
                 s.request.line.capacity, s.request.fields.arena.capacity, s.request.fields.entries.capacity,
-                s.response.fields.arena.capacity, s.response.fields.entries.capacity, s.bodyIn.capacity,
+                s.response.fields.arena.capacity, s.response.fields.entries.capacity, s.bodyPipe.buffer.capacity,
                 s.bodyOut.capacity, s.headBlock.capacity, s.nva.capacity, s.cookies.capacity,
                 h.conn.live.capacity, h.conn.readyQueue.capacity, h.conn.serviceQueue.capacity,
             ])
