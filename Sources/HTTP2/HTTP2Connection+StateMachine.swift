@@ -256,7 +256,7 @@ extension HTTP2Connection {
                 s.closed = true
                 s.failReader(.connectionClosed)
                 if s.phase == .handling {
-                    s.abortNoticeDue = true
+                    s.responseFlow.abortNoticeDue = true
                     s.serviceFlow()
                 }
                 if s.phase != .handling { release(s) }

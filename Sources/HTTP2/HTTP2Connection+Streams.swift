@@ -145,10 +145,7 @@ extension HTTP2Connection {
             break
         }
         s.bodyStreamClosed()
-        if s.phase == .handling && s.flowObserver != nil {
-            s.abortNoticeDue = true
-            enqueueService(s)
-        }
+        s.noteResponseClosed()
         if s.phase == .responded { release(s) }
     }
 
@@ -177,7 +174,7 @@ extension HTTP2Connection {
             guard s.inServiceQueue else { continue }
             s.inServiceQueue = false
             if s.bodyPipe.needsPump { s.pumpBody() }
-            if s.flowBlocked || s.abortNoticeDue { s.serviceFlow() }
+            if s.responseFlow.blocked || s.responseFlow.abortNoticeDue { s.serviceFlow() }
         }
         serviceQueue.removeSubrange(0..<end)
     }

@@ -16,13 +16,11 @@ extension HTTP2Stream: RequestBodyPipeHost {
     func returnBodyCredit(_ n: Int) { connection.consume(self, n) }
 
     @inline(__always)
-    func enqueueBodyService() { connection.enqueueService(self) }
+    func enqueueService() { connection.enqueueService(self) }
 
     /// Body activity moves the epoch the read-body timer watches.
     @inline(__always)
     func noteBodyActivity() { connection.epoch &+= 1 }
-
-    func noteBodyOutsideChange() { connection.noteOutsideChange() }
 
     /// Sends `100 Continue` first when the client asked for it (RFC 9110 §10.1.1, RFC 9113
     /// §8.1).

@@ -104,7 +104,7 @@ extension HTTP2Stream: ResponseSink {
         case .streaming:
             bodyComplete = true
             if response.trailers.count > 0 && declaredRemaining <= 0 { pendingTrailers = response.trailers }
-            if canWrite && !bodyAborted {
+            if canWrite && !responseFlow.bodyAborted {
                 if declaredRemaining > 0 {
                     connection.resetStream(self, .internalError)
                 } else {
@@ -189,7 +189,7 @@ extension HTTP2Stream: ResponseSink {
         out.append(UnsafeRawBufferPointer(start: header, count: 9))
         out.append(UnsafeRawBufferPointer(start: bodyOut.base + bodyOut.readerIndex, count: length))
         bodyOut.consume(length)
-        if flowBlocked { connection.enqueueService(self) }
+        responseBytesDrained()
     }
 
     // MARK: HEADERS (RFC 9113 §8.3.2, §8.2.2)

@@ -89,14 +89,9 @@ final class HTTP2Stream {
     var dispatched = false
     var countsAsHandler = false
     var logExchange = true
-    /// The streaming handler watching this stream (`ResponseFlowControl`).
-    weak var flowObserver: (any ResponseFlowObserver)? = nil
-    /// `isResponseWritable` returned false: `responseWritable()` is owed.
-    var flowBlocked = false
-    /// `responseAborted()` is owed (the peer reset the stream under a handler).
-    var abortNoticeDue = false
-    /// `abortStreamedResponse` ended the body: no END_STREAM.
-    var bodyAborted = false
+    /// The streaming handler watching this stream and what it is owed
+    /// (`HTTP2Stream+Flow.swift`); `bodyAborted`: no END_STREAM.
+    var responseFlow = StreamResponseFlow()
     var inServiceQueue = false
     /// Header block bytes the `nva` entries point into (NGHTTP2_NV_FLAG_NO_COPY_*): kept until
     /// the stream is reused, long after the HEADERS frame went out.
@@ -158,10 +153,7 @@ final class HTTP2Stream {
         dispatched = false
         countsAsHandler = false
         logExchange = true
-        flowObserver = nil
-        flowBlocked = false
-        abortNoticeDue = false
-        bodyAborted = false
+        responseFlow.reset()
         inServiceQueue = false
         headBlock.clear()
         headBlock.shrinkIfEmpty(to: 2048)

@@ -142,7 +142,7 @@ extension HTTP3Stream: ResponseSink {
         switch mode {
         case .streaming:
             bodyComplete = true
-            if canWrite && !bodyAborted {
+            if canWrite && !responseFlow.bodyAborted {
                 if declaredRemaining > 0 {
                     connection.resetStream(self, UInt64(NGHTTP3_H3_INTERNAL_ERROR))
                 } else {
@@ -222,7 +222,7 @@ extension HTTP3Stream: ResponseSink {
     /// The peer acknowledged `n` body bytes.
     func acknowledged(_ n: Int) {
         body.acknowledge(n, pool: connection.chunkPool)
-        if flowBlocked { connection.enqueueService(self) }
+        responseBytesDrained()
         if fileSource != nil { resumeData() }
     }
 

@@ -83,10 +83,8 @@ final class HTTP3Stream {
     var dispatched = false
     var countsAsHandler = false
     var logExchange = true
-    weak var flowObserver: (any ResponseFlowObserver)? = nil
-    var flowBlocked = false
-    var abortNoticeDue = false
-    var bodyAborted = false
+    /// The streaming handler watching this stream and what it is owed (`HTTP3Stream+Body.swift`).
+    var responseFlow = StreamResponseFlow()
     var inServiceQueue = false
     /// Scratch for the response field section (nghttp3 copies names and values on submit).
     let headBlock = ByteBuffer(capacity: 512)
@@ -140,10 +138,7 @@ final class HTTP3Stream {
         dispatched = false
         countsAsHandler = false
         logExchange = true
-        flowObserver = nil
-        flowBlocked = false
-        abortNoticeDue = false
-        bodyAborted = false
+        responseFlow.reset()
         inServiceQueue = false
         headBlock.clear()
         headBlock.shrinkIfEmpty(to: 2048)

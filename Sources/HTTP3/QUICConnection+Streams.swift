@@ -174,10 +174,7 @@ extension QUICConnection {
             break
         }
         s.bodyStreamClosed()
-        if s.phase == .handling && s.flowObserver != nil {
-            s.abortNoticeDue = true
-            enqueueService(s)
-        }
+        s.noteResponseClosed()
         if s.phase == .responded { release(s) }
     }
 
@@ -198,7 +195,7 @@ extension QUICConnection {
             guard s.inServiceQueue else { continue }
             s.inServiceQueue = false
             if s.bodyPipe.needsPump { s.pumpBody() }
-            if s.flowBlocked || s.abortNoticeDue { s.serviceFlow() }
+            if s.responseFlow.blocked || s.responseFlow.abortNoticeDue { s.serviceFlow() }
             if s.fileFailed {
                 s.fileFailed = false
                 resetStream(s, UInt64(NGHTTP3_H3_INTERNAL_ERROR))
@@ -244,7 +241,7 @@ extension QUICConnection {
                 s.closed = true
                 s.failReader(.connectionClosed)
                 if s.phase == .handling {
-                    s.abortNoticeDue = true
+                    s.responseFlow.abortNoticeDue = true
                     s.serviceFlow()
                 }
                 if s.phase != .handling { release(s) }

@@ -65,11 +65,11 @@ package protocol RequestBodyPipeHost: RequestBodySource {
     func returnBodyCredit(_ n: Int)
     /// Queue the stream for the connection's service pass (which runs `pumpBody()` when
     /// `bodyPipe.needsPump`).
-    func enqueueBodyService()
+    func enqueueService()
     /// Body activity for the read-body timeout.
     func noteBodyActivity()
     /// A handler changed something from outside the connection's processing.
-    func noteBodyOutsideChange()
+    func noteOutsideChange()
     /// `startReading` accepted a reader (HTTP/2 sends `100 Continue` here).
     func willStartReading()
 }
@@ -87,8 +87,8 @@ extension RequestBodyPipeHost {
         bodyPipe.consumer = .reading(reader, paused: false)
         noteBodyActivity()
         bodyPipe.needsPump = true
-        enqueueBodyService()
-        noteBodyOutsideChange()
+        enqueueService()
+        noteOutsideChange()
     }
 
     /// Stops delivery; the peer stops once the stream window is used up.
@@ -103,8 +103,8 @@ extension RequestBodyPipeHost {
             bodyPipe.consumer = .reading(r, paused: false)
             noteBodyActivity()
             bodyPipe.needsPump = true
-            enqueueBodyService()
-            noteBodyOutsideChange()
+            enqueueService()
+            noteOutsideChange()
         }
     }
 
@@ -154,7 +154,7 @@ extension RequestBodyPipeHost {
         bodyPipe.remoteEnded = true
         if case .reading = bodyPipe.consumer {
             bodyPipe.needsPump = true
-            enqueueBodyService()
+            enqueueService()
         }
     }
 
@@ -230,7 +230,7 @@ extension RequestBodyPipeHost {
     package func bodyStreamClosed() {
         if bodyPipe.remoteEnded, case .reading = bodyPipe.consumer {
             bodyPipe.needsPump = true
-            enqueueBodyService()
+            enqueueService()
         } else {
             failReader(.connectionClosed)
             discardBody()
