@@ -7,7 +7,10 @@ import IOCore
 /// is how a receiver limits what it buffers). nghttp2 runs with `no_auto_window_update`, so a
 /// paused or not-yet-reading handler makes the client stop at its window — nothing is
 /// buffered beyond it.
-extension HTTP2Stream: RequestBodyPipeHost {
+extension HTTP2Stream: RequestBodySource, RequestBodyPipeHost {
+    @inline(__always)
+    func countBodyBytes(_ n: Int) { request.bodyBytesRead += Int64(n) }
+
     var isHandling: Bool { phase == .handling }
     var isResponded: Bool { phase == .responded }
 

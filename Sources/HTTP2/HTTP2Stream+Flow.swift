@@ -12,13 +12,13 @@ import IOCore
 /// `responseWritable()` once; when the client resets the stream or the connection ends under
 /// the handler, it gets `responseAborted()`. Both are delivered from the connection's own
 /// processing (`serviceStreams`), never from inside a call the handler made.
-extension HTTP2Stream: StreamResponseFlowHost {
+extension HTTP2Stream: ResponseFlowControl, StreamResponseFlowHost {
     var isStreamingResponse: Bool { mode == .streaming }
     var isResponseHeadSent: Bool { mode == .streaming || mode == .noBody }
     var bufferedResponseBytes: Int { bodyOut.readableBytes }
     var responseHighWater: Int { connection.writeHighWater(self) }
 
-    func isCurrentResponse(_ r: HTTPResponse) -> Bool { r === response }
+    func isCurrentResponse(_ r: AnyObject) -> Bool { r === response }
 
     /// RST_STREAM INTERNAL_ERROR, so the client sees the message as incomplete (RFC 9113
     /// §8.1: a stream that ends without END_STREAM).

@@ -6,7 +6,10 @@ import IOCore
 /// receive windows (RFC 9000 §4.1) credited back only as the reader takes the bytes, so a
 /// paused or not-yet-reading handler makes the client stop at its window. HTTP/3 has no
 /// `100 Continue` handshake to do: the client sends the body at once, bounded by our windows.
-extension HTTP3Stream: RequestBodyPipeHost {
+extension HTTP3Stream: RequestBodySource, RequestBodyPipeHost {
+    @inline(__always)
+    func countBodyBytes(_ n: Int) { request.bodyBytesRead += Int64(n) }
+
     var isHandling: Bool { phase == .handling }
     var isResponded: Bool { phase == .responded }
 
@@ -28,13 +31,13 @@ extension HTTP3Stream: RequestBodyPipeHost {
 /// bookkeeping shared with HTTP/2 (`HTTPCore/StreamResponseFlow.swift`): writable while the
 /// body chain (unsent plus unacknowledged bytes) is under `QUICLimits.streamWriteHighWater`;
 /// `responseWritable()` once ACKs brought it below again.
-extension HTTP3Stream: StreamResponseFlowHost {
+extension HTTP3Stream: ResponseFlowControl, StreamResponseFlowHost {
     var isStreamingResponse: Bool { mode == .streaming }
     var isResponseHeadSent: Bool { mode == .streaming || mode == .noBody }
     var bufferedResponseBytes: Int { body.count }
     var responseHighWater: Int { connection.endpoint.configuration.limits.streamWriteHighWater }
 
-    func isCurrentResponse(_ r: HTTPResponse) -> Bool { r === response }
+    func isCurrentResponse(_ r: AnyObject) -> Bool { r === response }
 
     /// H3_INTERNAL_ERROR, so the client sees the message as incomplete (RFC 9114 §4.1.2).
     func resetAbortedResponse() { connection.resetStream(self, 0x0102) }

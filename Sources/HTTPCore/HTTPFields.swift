@@ -173,6 +173,7 @@ package struct HTTPField: Sendable {
 
 /// An ordered list of header fields whose bytes live in one reusable arena, so filling and
 /// clearing it per request allocates nothing once its capacity has grown.
+@usableFromInline
 package struct HTTPFields: Sendable {
     /// Bytes of every name and value, back to back.
     package private(set) var arena: [UInt8] = []

@@ -46,6 +46,7 @@ package protocol ResponseSinkDecorator: ResponseSink {
 
 /// A response being produced for one request. Owned by the connection (or stream) and reused;
 /// handlers set `status` and `fields`, then call one of the send methods.
+@usableFromInline
 package final class HTTPResponse {
     /// Status code; 200 unless a handler changes it.
     package var status: Int = 200

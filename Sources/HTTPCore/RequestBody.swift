@@ -1,4 +1,5 @@
 /// Why a request body stopped before its end.
+@usableFromInline
 package enum RequestBodyError: Error, Sendable, Equatable {
     /// The body's framing was invalid (bad chunk size, missing CRLF, oversized trailers).
     case invalidFraming
@@ -13,6 +14,7 @@ package enum RequestBodyError: Error, Sendable, Equatable {
 
 /// Receives a request body pushed by the protocol connection. All calls happen on the
 /// connection's event loop; `bytes` are only valid during the call.
+@usableFromInline
 package protocol RequestBodyReader: AnyObject {
     /// Some body bytes (decoded: chunk framing already removed).
     func requestBody(_ bytes: UnsafeRawBufferPointer)

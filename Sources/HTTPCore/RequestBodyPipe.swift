@@ -1,6 +1,7 @@
 import IOCore
 
 /// Who consumes a multiplexed stream's request body (the HTTP/1 states, per stream).
+@usableFromInline
 package enum RequestBodyConsumer {
     /// No handler has asked for the body yet: it is buffered (the receive window bounds it).
     case unclaimed
@@ -19,20 +20,20 @@ package enum RequestBodyConsumer {
 /// over the stream type: each protocol says how bytes go back to its flow-control window
 /// (RFC 9113 §5.2.2, RFC 9000 §4.1) and how a pump is scheduled, and the calls are
 /// specialized for each stream type (no existential or closure per chunk).
-package struct RequestBodyPipe {
+public struct RequestBodyPipe {
     /// Received but not yet delivered nor returned to the window: the peer's window for the
     /// stream bounds it, because nothing is credited back until delivered or discarded.
-    package let buffer: ByteBuffer
-    package var consumer: RequestBodyConsumer = .unclaimed
+    @usableFromInline package let buffer: ByteBuffer
+    @usableFromInline package var consumer: RequestBodyConsumer = .unclaimed
     /// The peer ended the body (END_STREAM on HTTP/2, FIN on HTTP/3).
-    package var remoteEnded = false
+    @usableFromInline package var remoteEnded = false
     /// The trailer section passed the field-section size or field-count limit: the body fails
     /// (as an oversized HTTP/1 trailer section does) instead of losing fields.
-    package var trailersTooLarge = false
+    @usableFromInline package var trailersTooLarge = false
     /// The stream is queued for `pumpBody()` from the connection's own processing.
-    package var needsPump = false
+    @usableFromInline package var needsPump = false
     /// Trailer fields after the body; allocates nothing until a request has some.
-    package var trailers = HTTPFields.unreserved()
+    @usableFromInline package var trailers = HTTPFields.unreserved()
 
     package init() {
         buffer = ByteBuffer(capacity: 256)
@@ -51,10 +52,16 @@ package struct RequestBodyPipe {
 }
 
 /// A stream that owns a `RequestBodyPipe`: the protocol-specific parts of moving its body.
-/// Everything here is called on the connection's event loop.
-package protocol RequestBodyPipeHost: RequestBodySource {
+/// Everything here is called on the connection's event loop. The stream also declares
+/// `RequestBodySource`, whose requirements the extension below fulfils.
+///
+/// `public` (with package-only members elsewhere) on purpose: Swift 6.3 does not specialize a
+/// package protocol's `@inlinable` extension methods in another module, so a package protocol
+/// here would leave every call generic (witness-table dispatch, struct copies per access).
+public protocol RequestBodyPipeHost: AnyObject {
     var bodyPipe: RequestBodyPipe { get set }
-    var request: HTTPRequest { get }
+    /// `n` body bytes were handed to the reader (`HTTPRequest.bodyBytesRead`, for the log).
+    func countBodyBytes(_ n: Int)
     /// The handler holds the request and its response is not finished.
     var isHandling: Bool { get }
     /// The response is finished: nobody will read a body that was never claimed.
@@ -133,7 +140,7 @@ extension RequestBodyPipeHost {
             returnBodyCredit(bytes.count)
         case .reading(let reader, let paused):
             if !paused && bodyPipe.buffer.isEmpty && isHandling {
-                request.bodyBytesRead += Int64(bytes.count)
+                countBodyBytes(bytes.count)
                 reader.requestBody(bytes)
                 returnBodyCredit(bytes.count)
             } else {
@@ -171,7 +178,7 @@ extension RequestBodyPipeHost {
                 // buffer during the call) and a reader that re-enters sees a consistent buffer.
                 let bytes = UnsafeRawBufferPointer(start: buffer.base + buffer.readerIndex, count: n)
                 buffer.consume(n)
-                request.bodyBytesRead += Int64(n)
+                countBodyBytes(n)
                 reader.requestBody(bytes)
                 returnBodyCredit(n)
                 continue

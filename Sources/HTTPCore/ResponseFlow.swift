@@ -16,6 +16,7 @@
 ///   handler then releases what it holds and calls `finish()` (ignored on the wire) so the
 ///   protocol can free the exchange.
 /// - Observer callbacks never run from inside a call the handler made into the response.
+@usableFromInline
 package protocol ResponseFlowObserver: AnyObject {
     /// The bytes buffered when `isResponseWritable` last returned false have been written.
     func responseWritable()
@@ -25,6 +26,7 @@ package protocol ResponseFlowObserver: AnyObject {
 
 /// Takes over a client connection after `101 Switching Protocols` (RFC 9110 §15.2.2,
 /// §7.8): from then on the bytes are not HTTP and go both ways unchanged (WebSocket, RFC 6455).
+@usableFromInline
 package protocol UpgradeReceiver: AnyObject {
     /// Ownership of `fd` passes to the receiver (it must close it). `fromClient` holds bytes
     /// the client sent after its request head; `toClient` holds bytes of the 101 response

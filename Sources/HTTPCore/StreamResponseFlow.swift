@@ -1,16 +1,16 @@
 /// The `ResponseFlowControl` bookkeeping of one HTTP/2 or HTTP/3 stream: the streaming
 /// handler watching it and what that observer is owed. Stored inline in the (pooled) stream
 /// object and reset with it.
-package struct StreamResponseFlow {
+public struct StreamResponseFlow {
     /// The streaming handler watching this stream.
-    package weak var observer: (any ResponseFlowObserver)? = nil
+    @usableFromInline package weak var observer: (any ResponseFlowObserver)? = nil
     /// `isResponseWritable` returned false: `responseWritable()` is owed.
-    package var blocked = false
+    @usableFromInline package var blocked = false
     /// `responseAborted()` is owed (the peer reset the stream, or the connection ended, under
     /// a handler).
-    package var abortNoticeDue = false
+    @usableFromInline package var abortNoticeDue = false
     /// `abortStreamedResponse` ended the body: it must not end normally.
-    package var bodyAborted = false
+    @usableFromInline package var bodyAborted = false
 
     package init() {}
 
@@ -27,8 +27,10 @@ package struct StreamResponseFlow {
 /// `ResponseFlowControl` is shared below, specialized for each stream type.
 ///
 /// Observer callbacks are delivered from `serviceFlow()`, which the connection runs from its
-/// own processing (its service queue, or teardown), never from inside a handler's call.
-package protocol StreamResponseFlowHost: ResponseFlowControl {
+/// own processing (its service queue, or teardown), never from inside a handler's call. The
+/// stream also declares `ResponseFlowControl`, whose requirements the extension fulfils.
+/// `public` for the reason given at `RequestBodyPipeHost`.
+public protocol StreamResponseFlowHost: AnyObject {
     var responseFlow: StreamResponseFlow { get set }
     /// The handler holds the request and its response is not finished.
     var isHandling: Bool { get }
@@ -43,9 +45,7 @@ package protocol StreamResponseFlowHost: ResponseFlowControl {
     /// Above this many buffered bytes the response is not writable.
     var responseHighWater: Int { get }
     /// `r` is this stream's response object.
-    func isCurrentResponse(_ r: HTTPResponse) -> Bool
-    /// The stream holds `r` in `.handling`.
-    func owns(_ r: HTTPResponse) -> Bool
+    func isCurrentResponse(_ r: AnyObject) -> Bool
     /// Reset the stream so the client sees the message as incomplete.
     func resetAbortedResponse()
     /// Queue the stream for the connection's service pass.
@@ -75,7 +75,7 @@ extension StreamResponseFlowHost {
     /// `finish()`.
     @inlinable
     package func abortStreamedResponse(_ response: HTTPResponse) {
-        guard owns(response), isResponseHeadSent else { return }
+        guard isHandling, isCurrentResponse(response), isResponseHeadSent else { return }
         responseFlow.bodyAborted = true
         responseFlow.blocked = false
         if canWrite { resetAbortedResponse() }

@@ -7,13 +7,14 @@ import Glibc
 ///
 /// Bytes in `readerIndex..<writerIndex` are readable; the space after `writerIndex` is free.
 /// Not thread-safe: a buffer lives on one event-loop thread.
+@usableFromInline
 package final class ByteBuffer {
     /// Start of the storage.
-    package private(set) var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline package private(set) var base: UnsafeMutablePointer<UInt8>
     /// Size of the storage.
     package private(set) var capacity: Int
     /// First readable byte.
-    package var readerIndex: Int = 0
+    @usableFromInline package var readerIndex: Int = 0
     /// One past the last readable byte.
     package var writerIndex: Int = 0
 
@@ -27,11 +28,11 @@ package final class ByteBuffer {
     deinit { base.deallocate() }
 
     /// Number of readable bytes.
-    @inline(__always) package var readableBytes: Int { writerIndex - readerIndex }
+    @inline(__always) @usableFromInline package var readableBytes: Int { writerIndex - readerIndex }
     /// Free bytes after the write index.
     @inline(__always) package var writableBytes: Int { capacity - writerIndex }
     /// True when nothing is readable.
-    @inline(__always) package var isEmpty: Bool { writerIndex == readerIndex }
+    @inline(__always) @usableFromInline package var isEmpty: Bool { writerIndex == readerIndex }
 
     /// The readable bytes, valid until the next mutation.
     @inline(__always) package var readable: UnsafeRawBufferPointer {
@@ -39,13 +40,13 @@ package final class ByteBuffer {
     }
 
     /// Drops everything.
-    @inline(__always) package func clear() {
+    @inline(__always) @usableFromInline package func clear() {
         readerIndex = 0
         writerIndex = 0
     }
 
     /// Marks `n` readable bytes as consumed; resets both indexes when the buffer empties.
-    @inline(__always) package func consume(_ n: Int) {
+    @inline(__always) @usableFromInline package func consume(_ n: Int) {
         readerIndex += n
         if readerIndex >= writerIndex {
             readerIndex = 0
@@ -99,7 +100,7 @@ package final class ByteBuffer {
     @inline(__always) package func commit(_ n: Int) { writerIndex += n }
 
     /// Appends raw bytes.
-    @inline(__always) package func append(_ p: UnsafeRawBufferPointer) {
+    @inline(__always) @usableFromInline package func append(_ p: UnsafeRawBufferPointer) {
         let n = p.count
         guard n > 0, let src = p.baseAddress else { return }
         reserveWritable(n)
