@@ -26,10 +26,15 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     enum Phase: Equatable { case idle, selecting, waitingSlot, resolving, connecting, awaitingHead, streaming, retryWait, done }
     enum BodyPhase: Equatable { case none, waitingContinue, notStarted, reading, paused, finished }
 
-    unowned let uloop: UpstreamLoop
+    /// Strong: an `unowned` reference costs an unowned-to-strong retain on every access.
+    /// The loop state lives as long as its thread (`UpstreamLoop.of`); the cycle through
+    /// its free list is broken there when a thread's loop changes.
+    let uloop: UpstreamLoop
     var proxy: ReverseProxy?
-    unowned(unsafe) var request: HTTPRequest! = nil
-    unowned(unsafe) var response: HTTPResponse! = nil
+    /// Held strongly for the exchange (released in `recycle`): an `unowned(unsafe)` reference
+    /// is retained and released around every use, a strong one once per request.
+    var request: HTTPRequest! = nil
+    var response: HTTPResponse! = nil
     var flow: (any ResponseFlowControl)?
     var host: UpstreamHost?
     var pool: HostPool?
@@ -126,12 +131,13 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         response = nil
         flow = nil
         proxy = nil
-        host = nil
+        // Usually nil already (finished exchanges dropped them): no store, no release call.
+        if host != nil { host = nil }
         pool = nil
-        conn = nil
-        upgrade = nil
-        cookieToSet = nil
-        lastUpstream = nil
+        if conn != nil { conn = nil }
+        if upgrade != nil { upgrade = nil }
+        if cookieToSet != nil { cookieToSet = nil }
+        if lastUpstream != nil { lastUpstream = nil }
         if upFields.count > 0 { upFields.removeAll() }
         if uloop.freeExchanges.count < 1024 { uloop.freeExchanges.append(self) }
     }
