@@ -2,6 +2,7 @@
 #include "CLinux.h"
 #include <sys/sendfile.h>
 #include <unistd.h>
+#include <pthread.h>
 
 int berth_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
@@ -16,6 +17,7 @@ ssize_t berth_sendfile(int out_fd, int in_fd, long long *offset, size_t count) {
     return n;
 }
 int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int berth_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 _Static_assert(sizeof(off_t) == 8, "64-bit off_t expected");
 
 /* ---- UDP for QUIC ---- */

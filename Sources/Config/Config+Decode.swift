@@ -164,12 +164,6 @@ package enum JSONConfigDecoder {
         if let t = try r.array("tls_connection_policies") {
             guard t.count == 1 else { throw r.error("tls_connection_policies", "Berth's servers have exactly one connection policy") }
             server.tls = try tls(JSONObjectReader(t[0].0, t[0].1), filename: filename)
-            // As from a Caddyfile: client authentication is not available over QUIC here.
-            if server.tls?.clientAuth.isEmpty == false,
-                server.listeners.contains(where: { $0.address.isDatagram || $0.protocols.contains(.h3) })
-            {
-                throw r.error("tls_connection_policies", "client_authentication is not supported over HTTP/3 yet: this server must not listen with h3")
-            }
         }
         try r.finish()
         return (server, opts)

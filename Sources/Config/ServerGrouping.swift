@@ -129,17 +129,6 @@ enum ServerGrouping {
                                       errorRoutes: errorRoutes)
             if g.keys.contains(where: { claims[$0]!.https }) {
                 server.tls = try tlsConfig(ordered.map { ($0, siteHosts[$0] ?? []) }, sites, options)
-                if let first = server.tls?.clientAuth.first {
-                    // QUIC handshakes run on GnuTLS here, without client authentication: a
-                    // server with client_auth must not be reachable over HTTP/3 (that would
-                    // bypass the certificate check). Implicit h3 is dropped; an explicit
-                    // datagram listener is an error.
-                    if let l = server.listeners.first(where: { $0.address.isDatagram }) {
-                        throw ConfigError("tls client_auth is not supported over HTTP/3 yet: remove the datagram listener \(l.address) from this site or client_auth",
-                                          at: first.spec.location)
-                    }
-                    for i in server.listeners.indices { server.listeners[i].protocols.removeAll { $0 == .h3 } }
-                }
             }
             servers.append(server)
         }

@@ -67,6 +67,34 @@ package final class UDPReceiveBatch {
         storage.deallocate()
     }
 
+    /// Datagrams copied in with `appendCopy` (a batch handed from one loop to another).
+    package var filled = 0
+
+    /// Copies datagram `i` of `source`'s last `receive` (payload, addresses, ECN) into the next
+    /// free slot; false when the batch is full.
+    @inline(__always)
+    package func appendCopy(_ i: Int, from source: UDPReceiveBatch) -> Bool {
+        guard filled < count else { return false }
+        let d = msgs + filled
+        let s = source.msgs + i
+        let n = min(s.pointee.len, size)
+        d.pointee.remote = s.pointee.remote
+        d.pointee.remote_len = s.pointee.remote_len
+        d.pointee.local = s.pointee.local
+        d.pointee.local_len = s.pointee.local_len
+        d.pointee.ecn = s.pointee.ecn
+        d.pointee.len = n
+        UnsafeMutableRawPointer(d.pointee.buf).copyMemory(from: s.pointee.buf, byteCount: n)
+        filled += 1
+        return true
+    }
+
+    /// The payload of datagram `i` of the last `receive`.
+    @inline(__always)
+    package func payload(_ i: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: msgs[i].buf, count: msgs[i].len)
+    }
+
     /// Reads up to `count` waiting datagrams; returns how many (0: none waiting).
     package func receive(_ fd: Int32, localPort: Int) throws(IOError) -> Int {
         let n = berth_udp_recv(fd, msgs, UInt32(count), UInt16(truncatingIfNeeded: localPort))

@@ -84,9 +84,8 @@ private let h2Header: nghttp2_on_header_callback = { session, frame, name, namel
             return callbackFailure
         }
     } else {
-        // Trailers: not kept, but they count against the decoded-size cap.
-        s.headBytes += namelen &+ valuelen &+ 32
-        if s.headBytes > c.limits.maxDecodedHeaderBytes {
+        // The request's trailer section (RFC 9113 §8.1).
+        if case .bomb = s.addTrailer(name: n, value: v, limits: c.limits, maxList: c.settings.maxHeaderListSize) {
             c.pendingViolation = .decodedHeadersTooLarge
             return callbackFailure
         }

@@ -42,8 +42,9 @@ extension HTTP2Stream: RequestBodySource {
         }
     }
 
-    /// Request trailers are not kept yet (always empty).
-    package var trailers: HTTPFields { noTrailers }
+    /// The request's trailer fields (RFC 9113 §8.1: a HEADERS frame with END_STREAM after
+    /// the DATA frames), complete once the reader got `requestBodyFinished`.
+    package var trailers: HTTPFields { requestTrailers }
 
     /// True while the handler reads, unpaused, and the body has not ended: the read-body
     /// timer runs.
@@ -104,7 +105,11 @@ extension HTTP2Stream: RequestBodySource {
             }
             if remoteEnded {
                 consumer = .readerDone
-                reader.requestBodyFinished()
+                if trailersTooLarge {
+                    reader.requestBodyFailed(.invalidFraming)
+                } else {
+                    reader.requestBodyFinished()
+                }
             } else if closed {
                 consumer = .readerDone
                 reader.requestBodyFailed(.connectionClosed)

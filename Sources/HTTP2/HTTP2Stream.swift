@@ -75,7 +75,14 @@ final class HTTP2Stream {
     let bodyIn = ByteBuffer(capacity: 256)
     var remoteEnded = false
     var consumer: BodyConsumer = .unclaimed
-    let noTrailers = HTTPFields()
+    /// Trailer fields after the request body (a HEADERS frame with END_STREAM after DATA,
+    /// RFC 9113 §8.1); allocates nothing until a request has some.
+    var requestTrailers = HTTPFields.unreserved()
+    /// The trailer section passed SETTINGS_MAX_HEADER_LIST_SIZE or the field-count limit: the
+    /// body fails (as an oversized HTTP/1 trailer section does) instead of losing fields.
+    var trailersTooLarge = false
+    /// Size of the trailer section alone (RFC 9113 §6.5.2 accounting).
+    var trailerBytes = 0
 
     // Response.
     var mode: ResponseMode = .notStarted
@@ -156,6 +163,9 @@ final class HTTP2Stream {
         bodyIn.shrinkIfEmpty(to: 16384)
         remoteEnded = false
         consumer = .unclaimed
+        if requestTrailers.count > 0 { requestTrailers.removeAll() }
+        trailersTooLarge = false
+        trailerBytes = 0
         mode = .notStarted
         isHEAD = false
         bodyOut.clear()
@@ -236,6 +246,25 @@ final class HTTP2Stream {
             break
         }
         request.fields.append(name: name, value: value, token: token)
+        return .ok
+    }
+
+    /// Takes one decoded trailer field. nghttp2 has validated it (no pseudo-fields, no
+    /// connection-specific fields, RFC 9113 §8.1); `headBytes` goes on counting from the head
+    /// against the decoded-size cap.
+    func addTrailer(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: HTTP2Limits, maxList: Int
+    ) -> FieldResult {
+        let size = name.count &+ value.count &+ 32
+        headBytes &+= size
+        if headBytes > limits.maxDecodedHeaderBytes { return .bomb }
+        trailerBytes &+= size
+        if trailersTooLarge { return .ok }
+        if trailerBytes > maxList || requestTrailers.count >= limits.maxHeaderFields {
+            trailersTooLarge = true
+            return .ok
+        }
+        requestTrailers.append(name: name, value: value, token: HeaderToken.classify(name))
         return .ok
     }
 

@@ -95,8 +95,12 @@ private let h3EndHeaders: nghttp3_end_headers = { _, _, fin, ud, sud in
     return 0
 }
 
-/// Trailers are not kept (as on HTTP/2); nghttp3 enforces the field-section size.
-private let h3RecvTrailer: nghttp3_recv_header = { _, _, _, _, _, _, _, _ in 0 }
+/// One field of the request's trailer section (after the body's DATA frames).
+private let h3RecvTrailer: nghttp3_recv_header = { _, _, _, name, value, _, ud, sud in
+    guard let c = connection(ud), let s = stream(sud) else { return 0 }
+    s.addTrailer(name: bytes(name), value: bytes(value), limits: c.endpoint.configuration.limits)
+    return 0
+}
 
 private let h3StopSending: nghttp3_stop_sending = { _, id, code, ud, _ in
     guard let c = connection(ud) else { return failure }

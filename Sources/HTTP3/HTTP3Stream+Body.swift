@@ -34,8 +34,9 @@ extension HTTP3Stream: RequestBodySource {
         }
     }
 
-    /// Request trailers are not kept (always empty).
-    package var trailers: HTTPFields { noTrailers }
+    /// The request's trailer fields (RFC 9114 §4.1: a HEADERS frame after the DATA frames),
+    /// complete once the reader got `requestBodyFinished`.
+    package var trailers: HTTPFields { requestTrailers }
 
     /// True while the handler reads, unpaused, and the body has not ended.
     var awaitsBody: Bool {
@@ -92,7 +93,11 @@ extension HTTP3Stream: RequestBodySource {
             }
             if remoteEnded {
                 consumer = .readerDone
-                reader.requestBodyFinished()
+                if trailersTooLarge {
+                    reader.requestBodyFailed(.invalidFraming)
+                } else {
+                    reader.requestBodyFinished()
+                }
             } else if closed {
                 consumer = .readerDone
                 reader.requestBodyFailed(.connectionClosed)

@@ -146,6 +146,10 @@ extension HTTP3Stream: ResponseSink {
                 if declaredRemaining > 0 {
                     connection.resetStream(self, UInt64(NGHTTP3_H3_INTERNAL_ERROR))
                 } else {
+                    // Trailers go out as a HEADERS frame after the last DATA frame (RFC 9114
+                    // §4.1). Submitted before the data reader can report EOF, so nghttp3
+                    // queues them behind the body and ends the stream after them.
+                    if response.trailers.count > 0 { submitTrailers(response.trailers) }
                     resumeData()
                 }
             }
@@ -204,6 +208,8 @@ extension HTTP3Stream: ResponseSink {
         }
         if bodyComplete && body.unsent == 0 {
             flags.pointee |= UInt32(NGHTTP3_DATA_FLAG_EOF)
+            // The trailer HEADERS frame follows and carries the FIN.
+            if trailersSubmitted { flags.pointee |= UInt32(NGHTTP3_DATA_FLAG_NO_END_STREAM) }
             return i
         }
         if i == 0 {
@@ -264,6 +270,34 @@ extension HTTP3Stream: ResponseSink {
             add("content-length", UnsafeRawBufferPointer(start: start, count: headBlock.writePointer - start))
         }
         connection.submitResponse(self, withBody: withBody)
+    }
+
+    /// Submits `fields` as the trailer section (RFC 9114 §4.1): names lower-cased, values
+    /// sanitised as in the head; fields that must not be trailers (RFC 9110 §6.5.1: framing,
+    /// routing, connection-specific) and pseudo-fields are dropped. nghttp3 copies them, so
+    /// the head's scratch storage is reused.
+    func submitTrailers(_ fields: HTTPFields) {
+        var bound = 0
+        for e in fields.entries { bound &+= Int(e.nameLength) &+ Int(e.valueLength) }
+        headBlock.clear()
+        headBlock.reserveWritable(bound)
+        nva.removeAll(keepingCapacity: true)
+        fields.arena.withUnsafeBytes { ab in
+            guard let base = ab.baseAddress else { return }
+            for e in fields.entries {
+                switch e.token {
+                case .connection, .keepAlive, .proxyConnection, .transferEncoding, .upgrade, .te, .contentLength,
+                    .trailer, .host, .expect:
+                    continue
+                default: break
+                }
+                addCopied(
+                    name: UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength)),
+                    value: UnsafeRawBufferPointer(start: base + Int(e.valueStart), count: Int(e.valueLength)))
+            }
+        }
+        if nva.isEmpty { return }
+        trailersSubmitted = connection.submitTrailers(self)
     }
 
     @inline(__always)

@@ -67,7 +67,14 @@ final class HTTP3Stream {
     let bodyIn = ByteBuffer(capacity: 256)
     var remoteEnded = false
     var consumer: BodyConsumer = .unclaimed
-    let noTrailers = HTTPFields()
+    /// Trailer fields after the request body (a HEADERS frame after DATA, RFC 9114 §4.1);
+    /// allocates nothing until a request has some.
+    var requestTrailers = HTTPFields.unreserved()
+    /// Size of the trailer section so far (name + value + 32 per field, RFC 9114 §4.2.2).
+    var trailerBytes = 0
+    /// The trailer section passed the field-section size or field-count limit: the body
+    /// fails (as an oversized HTTP/1 trailer section does) instead of losing fields.
+    var trailersTooLarge = false
 
     // Response.
     var mode: ResponseMode = .notStarted
@@ -75,6 +82,9 @@ final class HTTP3Stream {
     var body = QUICBodyChain()
     var declaredRemaining: Int64 = -1
     var bodyComplete = false
+    /// The response's trailers were submitted (`nghttp3_conn_submit_trailers`): the data
+    /// reader ends the body without FIN and nghttp3 ends the stream after the HEADERS frame.
+    var trailersSubmitted = false
     /// A file region sent as the body (`sendFileRegion`): read straight into `body`'s chunks
     /// as nghttp3 asks for data, `fileRemaining` bytes from `fileOffset`.
     var fileSource: SharedFile? = nil
@@ -139,9 +149,13 @@ final class HTTP3Stream {
         bodyIn.shrinkIfEmpty(to: 16384)
         remoteEnded = false
         consumer = .unclaimed
+        if requestTrailers.count > 0 { requestTrailers.removeAll() }
+        trailerBytes = 0
+        trailersTooLarge = false
         mode = .notStarted
         declaredRemaining = -1
         bodyComplete = false
+        trailersSubmitted = false
         dataDeferred = false
         closed = false
         dispatched = false
@@ -200,6 +214,21 @@ final class HTTP3Stream {
             break
         }
         request.fields.append(name: name, value: value, token: t)
+    }
+
+    /// Takes one decoded trailer field (nghttp3 rejects pseudo-fields and connection-specific
+    /// fields in a trailer section). Kept for `RequestBodySource.trailers`; past the
+    /// field-section size or the field-count limit the body fails instead.
+    func addTrailer(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: QUICLimits) {
+        trailerBytes &+= name.count &+ value.count &+ 32
+        if trailersTooLarge { return }
+        if trailerBytes > connection.endpoint.configuration.settings.maxFieldSectionSize
+            || requestTrailers.count >= limits.maxHeaderFields
+        {
+            trailersTooLarge = true
+            return
+        }
+        requestTrailers.append(name: name, value: value, token: HeaderToken.classify(name))
     }
 
     private func addPseudo(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {

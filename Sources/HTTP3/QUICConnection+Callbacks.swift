@@ -49,7 +49,7 @@ private func connection(_ ud: UnsafeMutableRawPointer?) -> QUICConnection? {
 /// RFC 9000 §5.1.1: a new server CID, with its stateless-reset token from the static secret.
 private let quicGetNewConnectionID: ngtcp2_get_new_connection_id = { _, cid, token, cidlen, ud in
     guard let c = connection(ud), let cid, let token else { return failure }
-    cid.pointee = ngtcp2_cid.random(length: cidlen)
+    cid.pointee = c.endpoint.newConnectionID(length: cidlen)
     guard c.endpoint.resetToken(for: cid, into: token) else { return failure }
     c.route(QUICConnectionID(cid))
     return 0
@@ -73,8 +73,7 @@ private let quicRecvTxKey: ngtcp2_recv_key = { _, level, ud in
 
 private let quicHandshakeCompleted: ngtcp2_handshake_completed = { _, ud in
     guard let c = connection(ud) else { return failure }
-    c.handshakeCompleted()
-    return 0
+    return c.handshakeCompleted() ? 0 : failure
 }
 
 private let quicRecvStreamData: ngtcp2_recv_stream_data = { conn, flags, id, _, data, len, ud, _ in
@@ -173,11 +172,25 @@ extension QUICConnection {
         return true
     }
 
-    /// The handshake is done (RFC 9001 §4.1.1): the TLS facts handlers may log.
-    func handshakeCompleted() {
+    /// The handshake is done (RFC 9001 §4.1.1): the TLS facts handlers may log. False when
+    /// the client's certificate does not satisfy the site's policy (the connection closes
+    /// with the TLS alert as a CRYPTO_ERROR).
+    func handshakeCompleted() -> Bool {
         connectionInfo.serverName = tls.serverName
         connectionInfo.tlsCipherSuite = tls.cipherSuite
         connectionInfo.tlsResumed = tls.resumed
+        if let policy = tls.clientAuthPolicy {
+            let chain = tls.peerChain
+            // A full handshake was checked by GnuTLS's verify callback; a resumed one carries
+            // the certificate of the session it resumes (or none), which must satisfy this
+            // site's policy too — a ticket from another site of the server proves nothing.
+            if tls.resumed && !policy.accepts(chain: chain) {
+                // certificate_required (116) when none, else bad_certificate (42).
+                ngtcp2_connection_close_error_set_transport_error_tls_alert(&ccerr, chain.isEmpty ? 116 : 42, nil, 0)
+                return false
+            }
+            if let leaf = chain.first { connectionInfo.tlsClientCertificate = policy.fields(leaf: leaf) }
+        }
         tls.sendSessionTicket()
         if countsAsHandshaking {
             countsAsHandshaking = false
@@ -185,6 +198,7 @@ extension QUICConnection {
         }
         // Requests held back from early data can go now.
         if !readyQueue.isEmpty { endpoint.markDirty(self) }
+        return true
     }
 
     /// Returns `n` request-body bytes of stream `id` to both receive windows (RFC 9000 §4.1).

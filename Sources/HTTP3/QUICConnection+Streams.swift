@@ -51,7 +51,9 @@ extension QUICConnection {
             let s = readyQueue[i]
             i += 1
             guard s.phase == .queued else { continue }
-            if handlersInFlight >= cap || state != .open || (early && !HTTP3Stream.isSafe(s.request.method)) {
+            if handlersInFlight >= cap || state != .open
+                || (early && (holdAllEarly || !HTTP3Stream.isSafe(s.request.method)))
+            {
                 readyQueue[kept] = s
                 kept += 1
                 continue
@@ -148,6 +150,14 @@ extension QUICConnection {
         }
         if rv != 0 { resetStream(s, UInt64(NGHTTP3_H3_INTERNAL_ERROR)) }
         noteOutsideChange()
+    }
+
+    /// Submits the trailer section built in `s.nva`; false when nghttp3 refused it (the
+    /// stream then ends after the body as if there were none).
+    func submitTrailers(_ s: HTTP3Stream) -> Bool {
+        guard let h3 else { return false }
+        let rv = s.nva.withUnsafeBufferPointer { nghttp3_conn_submit_trailers(h3, s.id, $0.baseAddress, $0.count) }
+        return rv == 0
     }
 
     func resumeStream(_ s: HTTP3Stream) {

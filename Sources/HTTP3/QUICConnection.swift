@@ -68,6 +68,8 @@ final class QUICConnection {
     var live: [HTTP3Stream] = []
     var pool: [HTTP3Stream] = []
     var readyQueue: [HTTP3Stream] = []
+    /// The server has client-certificate policies: nothing is handled from 0-RTT data.
+    let holdAllEarly: Bool
     var serviceQueue: [HTTP3Stream] = []
     var queuedStreams = 0
     /// Handlers holding an unfinished response.
@@ -84,12 +86,13 @@ final class QUICConnection {
         chunkPool = endpoint.chunkPool
         allocator = endpoint.allocator
         responder = acceptance.responder
+        holdAllEarly = acceptance.clientAuth != nil
         ps = .allocate(capacity: 1)
         ngtcp2_path_storage_zero(ps)
         batchPS = .allocate(capacity: 1)
         ngtcp2_path_storage_zero(batchPS)
         vecs = .allocate(capacity: QUICConnection.vecCount)
-        var scid = ngtcp2_cid.random(length: QUICEndpoint.cidLength)
+        var scid = endpoint.newConnectionID()
         serverCID = QUICConnectionID(&scid)
         let cfg = endpoint.configuration
         live.reserveCapacity(16)
@@ -140,6 +143,9 @@ final class QUICConnection {
         conn = pconn
         tls = try QUICTLSSession(
             credentials: acceptance.credentials, ticketKey: endpoint.ticketKey, antiReplay: endpoint.antiReplay,
+            clientAuth: acceptance.clientAuth,
+            localAddress: acceptance.clientAuth == nil
+                ? nil : SocketAddress(storage: UnsafeRawPointer(path.local.addr), length: Int(path.local.addrlen))?.ipString,
             connection: me, getConn: quicGetConn)
         ngtcp2_conn_set_tls_native_handle(conn, UnsafeMutableRawPointer(tls.raw))
         connectionInfo.isTLS = true
@@ -147,6 +153,7 @@ final class QUICConnection {
         connectionInfo.local = SocketAddress(storage: UnsafeRawPointer(path.local.addr), length: Int(path.local.addrlen))
         connectionInfo.tlsProtocol = "h3"
         connectionInfo.tlsVersion = 0x0304
+        connectionInfo.strictSNIHost = acceptance.clientAuth != nil
     }
 
     deinit {

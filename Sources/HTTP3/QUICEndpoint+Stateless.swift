@@ -78,7 +78,7 @@ extension QUICEndpoint {
     /// Retry (RFC 9000 §8.1.2, §17.2.5): a token bound to the client's address and original
     /// DCID, under a fresh server CID. No state is kept.
     func sendRetry(_ hd: inout ngtcp2_pkt_hd, path: inout ngtcp2_path, packetLength: Int) {
-        var scid = ngtcp2_cid.random(length: QUICEndpoint.cidLength)
+        var scid = newConnectionID()
         let maxToken = berth_ngtcp2_max_retry_tokenlen()
         var token = [UInt8](repeating: 0, count: maxToken)
         let tl = secret.withUnsafeBufferPointer { s in
@@ -99,7 +99,7 @@ extension QUICEndpoint {
     /// Retry token).
     func sendClose(_ hd: inout ngtcp2_pkt_hd, path: inout ngtcp2_path, code: UInt64) {
         let out = txBuffer.assumingMemoryBound(to: UInt8.self)
-        var scid = ngtcp2_cid.random(length: QUICEndpoint.cidLength)
+        var scid = newConnectionID()
         let n = ngtcp2_crypto_write_connection_close(out, 1500, hd.version, &hd.scid, &scid, code, nil, 0)
         guard n > 0 else { return }
         send(out, count: n, segmentSize: n, path: &path, ecn: 0)

@@ -19,9 +19,16 @@ package protocol HTTP3Responder: AnyObject {
 package struct QUICAcceptance {
     package var responder: any HTTP3Responder
     package var credentials: QUICTLSCredentials
-    package init(responder: any HTTP3Responder, credentials: QUICTLSCredentials) {
+    /// The server's client-certificate policies (nil: it has none). With any, no request is
+    /// handled from 0-RTT data (the client has not proven its certificate yet), Host must
+    /// match the SNI (421 otherwise, as Caddy), and a resumed session's stored certificate is
+    /// checked again against the policy.
+    package var clientAuth: (any QUICClientAuthSelector)?
+    package init(responder: any HTTP3Responder, credentials: QUICTLSCredentials,
+                 clientAuth: (any QUICClientAuthSelector)? = nil) {
         self.responder = responder
         self.credentials = credentials
+        self.clientAuth = clientAuth
     }
 }
 
@@ -113,8 +120,17 @@ package final class QUICEndpoint {
     package internal(set) var versionNegotiationsSent = 0
     package internal(set) var refusedConnections = 0
 
-    package init(configuration: HTTP3Configuration, dateCache: DateCache) {
+    /// The endpoints sharing this one's UDP socket, and this one's index among them: every
+    /// CID issued here satisfies `steering.owner(of:) == steeringIndex`.
+    package let steering: QUICSteering
+    package let steeringIndex: Int
+
+    /// An endpoint alone on its socket, or endpoint `index` of `steering`'s.
+    package init(configuration: HTTP3Configuration, dateCache: DateCache, steering: QUICSteering? = nil, index: Int = 0) {
         self.configuration = configuration
+        let steering = steering ?? QUICSteering(count: 1, earlyData: configuration.settings.earlyData)
+        self.steering = steering
+        steeringIndex = min(max(0, index), steering.count - 1)
         self.dateCache = dateCache
         var s = configuration.staticSecret
         if s.count < 16 {
@@ -123,12 +139,21 @@ package final class QUICEndpoint {
         }
         secret = s
         ticketKey = QUICTicketKey(secret: s + QUICEndpoint.transportFingerprint(configuration))
-        antiReplay = configuration.settings.earlyData ? QUICAntiReplay() : nil
+        antiReplay = configuration.settings.earlyData ? steering.antiReplay : nil
         serverName = configuration.serverName.map { Array($0.utf8) }
         txBuffer = .allocate(byteCount: QUICEndpoint.txBufferSize, alignment: 16)
     }
 
     deinit { txBuffer.deallocate() }
+
+    /// A new random connection ID of `length` bytes that routes to this endpoint.
+    func newConnectionID(length: Int = QUICEndpoint.cidLength) -> ngtcp2_cid {
+        var cid = ngtcp2_cid.random(length: length)
+        if length > 0 {
+            withUnsafeMutableBytes(of: &cid.data) { $0[0] = steering.steer($0[0], index: steeringIndex) }
+        }
+        return cid
+    }
 
     /// Open connections (handshaking, serving, closing or draining).
     package var connectionCount: Int { connections.count }

@@ -113,8 +113,17 @@ final class QUICTLSSession {
     /// Keeps the anti-replay table alive while the session may use it (nil: no 0-RTT).
     let antiReplay: QUICAntiReplay?
 
+    /// The server's client-auth policies, and the local address for handshakes without SNI.
+    let clientAuth: (any QUICClientAuthSelector)?
+    let localAddress: String?
+    /// The policy that applies to this handshake (chosen once the ClientHello is read).
+    private(set) var clientAuthPolicy: (any QUICClientAuthPolicy)?
+
     init(credentials: QUICTLSCredentials, ticketKey: QUICTicketKey, antiReplay: QUICAntiReplay?,
+         clientAuth: (any QUICClientAuthSelector)? = nil, localAddress: String? = nil,
          connection: UnsafeMutableRawPointer, getConn: ngtcp2_crypto_get_conn) throws(QUICTLSError) {
+        self.clientAuth = clientAuth
+        self.localAddress = localAddress
         self.credentials = credentials
         self.ticketKey = ticketKey
         self.antiReplay = antiReplay
@@ -132,6 +141,9 @@ final class QUICTLSSession {
         if rv != 0 { throw QUICTLSError("gnutls_priority_set", rv) }
         gnutls_handshake_set_hook_function(
             s, UInt32(GNUTLS_HANDSHAKE_CLIENT_HELLO.rawValue), GNUTLS_HOOK_POST, quicALPNHook)
+        if clientAuth != nil {
+            gnutls_handshake_set_post_client_hello_function(s, quicClientHelloHook)
+        }
         rv = ngtcp2_crypto_gnutls_configure_server_session(s)
         if rv != 0 { throw QUICTLSError("ngtcp2_crypto_gnutls_configure_server_session", rv) }
         gnutls_session_set_ptr(s, connRef)
@@ -159,6 +171,41 @@ final class QUICTLSSession {
         gnutls_deinit(raw)
         connRef.deinitialize(count: 1)
         connRef.deallocate()
+    }
+
+    /// The session of a GnuTLS handle (its pointer is the conn_ref whose user data is the
+    /// connection).
+    static func from(_ session: gnutls_session_t) -> QUICTLSSession? {
+        guard let p = gnutls_session_get_ptr(session) else { return nil }
+        let ref = p.assumingMemoryBound(to: ngtcp2_crypto_conn_ref.self)
+        guard let ud = ref.pointee.user_data else { return nil }
+        return Unmanaged<QUICConnection>.fromOpaque(ud).takeUnretainedValue().tls
+    }
+
+    /// From the post-ClientHello hook: picks the policy for the SNI and asks for (or
+    /// requires) a certificate, which the policy then verifies.
+    func selectClientAuthPolicy() {
+        guard let clientAuth else { return }
+        let sni = serverName
+        guard let policy = clientAuth.clientAuthPolicy(serverName: sni, localAddress: sni == nil ? localAddress : nil)
+        else { return }
+        clientAuthPolicy = policy
+        gnutls_certificate_server_set_request(raw, policy.requiresCertificate ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST)
+        gnutls_session_set_verify_function(raw, quicVerifyClientCertificate)
+    }
+
+    /// The client's certificate chain (DER, leaf first): what it sent in this handshake, or
+    /// what the resumed session recorded.
+    var peerChain: [[UInt8]] {
+        var n: UInt32 = 0
+        guard let list = gnutls_certificate_get_peers(raw, &n), n > 0 else { return [] }
+        var out: [[UInt8]] = []
+        out.reserveCapacity(Int(n))
+        for i in 0..<Int(n) {
+            guard let d = list[i].data else { continue }
+            out.append(Array(UnsafeBufferPointer(start: d, count: Int(list[i].size))))
+        }
+        return out
     }
 
     /// Sends one NewSessionTicket (the session is created with GNUTLS_NO_AUTO_SEND_TICKET so

@@ -9,16 +9,24 @@ import IOCore
 import TLS
 
 /// Serves HTTP/3 on one UDP socket (inherited `fdgram/N`, or bound by Berth next to a TCP
-/// listener), on one loop: datagrams in with `recvmmsg`, through the `QUICEndpoint`, packets
-/// out with GSO; one timerfd for every connection's deadline. It is a `ManagedConnection` of
-/// its loop, so shutdown drains it (GOAWAY on every connection, RFC 9114 §5.2) and the grace
-/// period closes it.
+/// listener) on one loop — every loop has one per socket (see `HTTP3SocketGroup`):
+/// datagrams in with `recvmmsg`, those of this loop's connections through its
+/// `QUICEndpoint` and the others to their loop's inbox; packets out with GSO; one timerfd for
+/// every connection's deadline. It is a `ManagedConnection` of its loop, so shutdown drains
+/// it (GOAWAY on every connection, RFC 9114 §5.2) and the grace period closes it.
 final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QUICEndpointDelegate {
     let fd: Int32
     let displayName: String
     unowned(unsafe) let ctx: LoopContext
     let endpoint: QUICEndpoint
     private let batch = UDPReceiveBatch()
+    /// The loops sharing the socket, and this one's index among them.
+    let group: HTTP3SocketGroup
+    private let index: Int
+    private let inboxEvents: InboxEvents
+    /// Per loop: the batch being filled for it during one receive round.
+    private var staging: [UDPReceiveBatch?]
+    private var received: [UDPReceiveBatch] = []
     private let localPort: Int
     /// The socket's own address, for datagrams that came without IP_PKTINFO.
     private let bound: UnsafeMutablePointer<sockaddr_storage>
@@ -33,10 +41,16 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
     /// What new connections are served with (replaced on reload; old connections keep theirs).
     private var exchange: HTTP3Exchange
     private var certificates: CertificateSource?
+    private var clientAuth: HTTP3ClientAuth?
     private var cached: (store: CertificateStore, credentials: QUICTLSCredentials)?
 
-    init(fd: Int32, displayName: String, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext) throws(IOError) {
+    init(fd: Int32, displayName: String, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
+         group: HTTP3SocketGroup, index: Int) throws(IOError) {
         self.fd = fd
+        self.group = group
+        self.index = index
+        inboxEvents = InboxEvents()
+        staging = Array(repeating: nil, count: group.steering.count)
         self.displayName = displayName
         ctx = context
         try UDPSocket.configure(fd)
@@ -62,15 +76,21 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
         cfg.timeouts.readBody = .milliseconds(limits.readBodyTimeoutMilliseconds)
         cfg.settings.maxFieldSectionSize = limits.maxHeaderBytes
         cfg.limits.requireRetry = limits.quicRequireRetry
-        if limits.maxConnections > 0 { cfg.limits.maxConnections = limits.maxConnections }
+        // Each loop's endpoint takes its share of the limit (connections spread evenly).
+        if limits.maxConnections > 0 {
+            let n = group.steering.count
+            cfg.limits.maxConnections = max(1, (limits.maxConnections + n - 1) / n)
+        }
         cfg.serverName = String(decoding: runtime.serverHeader, as: UTF8.self)
         cfg.staticSecret = HTTP3Runtime.staticSecret()
         cfg.debugLog = getenv("BERTH_QUIC_DEBUG") != nil
-        endpoint = QUICEndpoint(configuration: cfg, dateCache: context.dateCache)
+        endpoint = QUICEndpoint(configuration: cfg, dateCache: context.dateCache, steering: group.steering, index: index)
         exchange = HTTP3Exchange(server: server, runtime: runtime, context: context)
         certificates = server.certificates
+        clientAuth = server.quicClientAuth
         endpoint.delegate = self
         timer.owner = self
+        inboxEvents.owner = self
     }
 
     deinit {
@@ -80,21 +100,33 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
 
     /// Starts receiving on the loop (loop thread).
     func start() throws(IOError) {
-        try ctx.loop.register(fd: fd, interest: .read, handler: self)
+        // Several loops on one socket: EPOLLEXCLUSIVE wakes one of them per readiness.
+        try ctx.loop.register(fd: fd, interest: group.steering.count > 1 ? Interest.acceptable.union(.exclusive) : .read,
+                              handler: self)
         do {
             try ctx.loop.register(fd: timerFD, interest: .read, handler: timer)
         } catch {
             ctx.loop.deregister(fd: fd)
             throw error
         }
+        do {
+            try ctx.loop.register(fd: group.inboxes[index].eventFD, interest: .read, handler: inboxEvents)
+        } catch {
+            ctx.loop.deregister(fd: fd)
+            ctx.loop.deregister(fd: timerFD)
+            throw error
+        }
         ctx.add(fd, self)
-        Log.info("http", "enabling HTTP/3 listener", [("addr", .string(displayName))])
+        if index == 0 {
+            Log.info("http", "enabling HTTP/3 listener", [("addr", .string(displayName)), ("loops", .int(group.steering.count))])
+        }
     }
 
     /// A reload: new connections use `server`'s handlers and certificates.
     func update(server: RuntimeServer, runtime: ServerRuntime) {
         exchange = HTTP3Exchange(server: server, runtime: runtime, context: ctx)
         certificates = server.certificates
+        clientAuth = server.quicClientAuth
         cached = nil
     }
 
@@ -108,21 +140,72 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
             do { n = try batch.receive(fd, localPort: localPort) } catch { break }
             if n == 0 { break }
             let now = Clock.monotonicNanos()
+            let steering = group.steering
+            var forwarded = false
             for i in 0..<n {
-                batch.withDatagram(i) { payload, remote, remoteLength, local, localLength, ecn in
-                    if localLength > 0 {
-                        endpoint.receive(payload, remote: remote, remoteLength: remoteLength, local: local,
-                                         localLength: localLength, ecn: ecn, now: now)
-                    } else {
-                        endpoint.receive(payload, remote: remote, remoteLength: remoteLength, local: UnsafeRawPointer(bound),
-                                         localLength: boundLength, ecn: ecn, now: now)
+                if steering.count > 1 {
+                    let owner = steering.owner(of: batch.payload(i), fallback: index)
+                    if owner != index {
+                        forward(i, to: owner)
+                        forwarded = true
+                        continue
                     }
                 }
+                deliver(batch, i, now: now)
             }
+            if forwarded { postForwarded() }
             endpoint.flush()
             if n < batch.count { break }
             rounds += 1
         }
+        afterWork()
+    }
+
+    @inline(__always)
+    private func deliver(_ b: UDPReceiveBatch, _ i: Int, now: UInt64) {
+        b.withDatagram(i) { payload, remote, remoteLength, local, localLength, ecn in
+            if localLength > 0 {
+                endpoint.receive(payload, remote: remote, remoteLength: remoteLength, local: local,
+                                 localLength: localLength, ecn: ecn, now: now)
+            } else {
+                endpoint.receive(payload, remote: remote, remoteLength: remoteLength, local: UnsafeRawPointer(bound),
+                                 localLength: boundLength, ecn: ecn, now: now)
+            }
+        }
+    }
+
+    /// Copies datagram `i` into the batch for loop `owner`.
+    private func forward(_ i: Int, to owner: Int) {
+        if let b = staging[owner], b.appendCopy(i, from: batch) { return }
+        if let full = staging[owner] { group.inboxes[owner].post(full) }
+        let b = group.inboxes[owner].takeFree()
+        _ = b.appendCopy(i, from: batch)
+        staging[owner] = b
+    }
+
+    /// Hands this round's forwarded datagrams to their loops.
+    private func postForwarded() {
+        for t in staging.indices {
+            if let b = staging[t] {
+                staging[t] = nil
+                group.inboxes[t].post(b)
+            }
+        }
+    }
+
+    /// Datagrams other loops read for this loop's connections.
+    fileprivate func inboxReady() {
+        if stopped { return }
+        let inbox = group.inboxes[index]
+        inbox.take(into: &received)
+        if received.isEmpty { return }
+        let now = Clock.monotonicNanos()
+        for b in received {
+            for i in 0..<b.filled { deliver(b, i, now: now) }
+        }
+        inbox.recycle(received)
+        received.removeAll(keepingCapacity: true)
+        endpoint.flush()
         afterWork()
     }
 
@@ -174,11 +257,11 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
         if draining { return nil }
         guard let source = certificates else { return nil }
         let store = source.current
-        if let c = cached, c.store === store { return QUICAcceptance(responder: exchange, credentials: c.credentials) }
+        if let c = cached, c.store === store { return QUICAcceptance(responder: exchange, credentials: c.credentials, clientAuth: clientAuth) }
         do {
             let creds = try HTTP3Runtime.credentials(for: store)
             cached = (store, creds)
-            return QUICAcceptance(responder: exchange, credentials: creds)
+            return QUICAcceptance(responder: exchange, credentials: creds, clientAuth: clientAuth)
         } catch {
             Log.error("http.quic", "loading certificates into GnuTLS failed", [("error", .string("\(error)"))])
             return nil
@@ -209,6 +292,7 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
         stopped = true
         ctx.loop.deregister(fd: fd)
         ctx.loop.deregister(fd: timerFD)
+        ctx.loop.deregister(fd: group.inboxes[index].eventFD)
         close(timerFD)
         ctx.remove(fd)
     }
@@ -218,6 +302,12 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
 private final class TimerEvents: EventHandler {
     weak var owner: HTTP3Listener?
     func handleEvents(_ events: UInt32) { owner?.timerFired() }
+}
+
+/// The inbox eventfd's epoll registration.
+private final class InboxEvents: EventHandler {
+    weak var owner: HTTP3Listener?
+    func handleEvents(_ events: UInt32) { owner?.inboxReady() }
 }
 
 /// Requests over HTTP/3 go to the server's handler tree; finished exchanges to its access log.

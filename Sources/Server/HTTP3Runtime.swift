@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HTTP3
+import HTTPCore
 import IOCore
 import TLS
 
@@ -59,5 +60,33 @@ enum HTTP3Runtime {
     /// GnuTLS credentials for a certificate snapshot (cached while the snapshot is current).
     static func credentials(for store: CertificateStore) throws(QUICTLSError) -> QUICTLSCredentials {
         try QUICTLSCredentials(certificates: store.certificates.map { ($0.certificateChainPEM(), $0.privateKeyPEM()) })
+    }
+}
+
+/// A server's `client_auth` policies for QUIC handshakes: the same `TLSClientAuthPolicy`
+/// objects decide as over TCP (OpenSSL verifies the chain GnuTLS received), so h1, h2 and h3
+/// accept and reject the same certificates.
+final class HTTP3ClientAuth: QUICClientAuthSelector {
+    private let policies: [Policy]
+
+    init?(_ policies: [TLSClientAuthPolicy]) {
+        if policies.isEmpty { return nil }
+        self.policies = policies.map(Policy.init)
+    }
+
+    func clientAuthPolicy(serverName: String?, localAddress: String?) -> (any QUICClientAuthPolicy)? {
+        policies.first { $0.policy.covers(serverName: serverName, localAddress: localAddress) }
+    }
+
+    final class Policy: QUICClientAuthPolicy {
+        let policy: TLSClientAuthPolicy
+        init(_ policy: TLSClientAuthPolicy) { self.policy = policy }
+        var requiresCertificate: Bool { policy.requiresCertificate }
+        func accepts(chain: [[UInt8]]) -> Bool { policy.accepts(chain: chain) }
+        func fields(leaf: [UInt8]) -> ClientCertificateFields? {
+            guard let c = TLSClientAuthPolicy.facts(leaf: leaf) else { return nil }
+            return ClientCertificateFields(subject: c.subject, issuer: c.issuer, serial: c.serial,
+                                           fingerprint: c.fingerprint, pem: c.pem)
+        }
     }
 }

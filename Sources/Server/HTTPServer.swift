@@ -63,6 +63,9 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     private var loopGenerations: [Generation]
     /// Per loop: HTTP/3 listeners by UDP fd (loop thread only; see HTTPServer+HTTP3.swift).
     var loopH3: [[Int32: HTTP3Listener]]
+    /// HTTP/3 socket groups by UDP fd (under `h3GroupLock`; see HTTPServer+HTTP3.swift).
+    var h3Groups: [Int32: HTTP3SocketGroup] = [:]
+    let h3GroupLock = Mutex()
     /// The generation most recently applied (control thread).
     package private(set) var listeners: [ServedListener]
 

@@ -62,10 +62,14 @@ package final class RuntimeServer: Sendable {
     /// Certificates obtained by ACME for this server (`ACMERuntime` swaps them into
     /// `certificates` as they arrive and renew).
     package let acmeSubjects: [ManagedCertificate]
+    /// `client_auth` policies for QUIC handshakes (nil: none).
+    let quicClientAuth: HTTP3ClientAuth?
     package init(name: String, handler: ServerHandler, accessLog: AccessLogPolicy?,
                  tlsContexts: [[HTTPProtocolName]: TLSContext]? = nil, certificates: CertificateSource? = nil,
-                 internalNames: [[String]] = [], acmeSubjects: [ManagedCertificate] = []) {
+                 internalNames: [[String]] = [], acmeSubjects: [ManagedCertificate] = [],
+                 clientAuthPolicies: [TLSClientAuthPolicy] = []) {
         self.acmeSubjects = acmeSubjects
+        quicClientAuth = HTTP3ClientAuth(clientAuthPolicies)
         self.name = name
         self.handler = handler
         self.accessLog = accessLog
@@ -119,7 +123,11 @@ package final class ServerRuntime: Sendable {
             var source: CertificateSource? = nil
             var internalNames: [[String]] = []
             var acmeSubjects: [ManagedCertificate] = []
+            var clientAuth: [TLSClientAuthPolicy] = []
             if let tls = s.tls {
+                if s.listeners.contains(where: { $0.address.isDatagram }) {
+                    for p in tls.clientAuth { clientAuth.append(try TLSRuntime.clientAuthPolicy(p)) }
+                }
                 let c = try TLSRuntime.certificates(for: tls)
                 source = c.source
                 internalNames = c.internalNames
@@ -133,7 +141,7 @@ package final class ServerRuntime: Sendable {
             }
             servers.append(RuntimeServer(name: s.name, handler: h, accessLog: s.logs.map { AccessLogPolicy($0, logging: logging) },
                                          tlsContexts: contexts, certificates: source, internalNames: internalNames,
-                                         acmeSubjects: acmeSubjects))
+                                         acmeSubjects: acmeSubjects, clientAuthPolicies: clientAuth))
         }
         return ServerRuntime(servers: servers, config: config, logging: logging)
     }

@@ -143,6 +143,56 @@ package final class TLSClientAuthPolicy: @unchecked Sendable {
         return true
     }
 
+    /// A certificate is required (require modes, or trusted leaves).
+    package var requiresCertificate: Bool {
+        mode == .require || mode == .requireAndVerify || !trustedLeaves.isEmpty
+    }
+
+    /// The same decision as the OpenSSL handshake's, for a chain (DER, leaf first) another
+    /// TLS stack received — QUIC's GnuTLS handshake, or a resumed QUIC session's stored
+    /// peer certificates. An empty chain passes only when no certificate is required.
+    package func accepts(chain: [[UInt8]]) -> Bool {
+        guard let leafDER = chain.first else { return !requiresCertificate }
+        if !trustedLeaves.isEmpty && !trustedLeaves.contains(leafDER) { return false }
+        guard mode.verifies, let store else { return true }
+        OpenSSLErrorQueue.clear()
+        defer { OpenSSLErrorQueue.clear() }
+        var certs: [OpaquePointer] = []
+        defer { for x in certs { X509_free(x) } }
+        for der in chain {
+            guard let x = try? Self.parse(der, what: "client certificate") else { return false }
+            certs.append(x)
+        }
+        guard let untrusted = berth_sk_x509_new_null() else { return false }
+        defer { berth_sk_x509_pop_free(untrusted) }
+        for x in certs.dropFirst() {
+            X509_up_ref(x)
+            _ = berth_sk_x509_push(untrusted, x)
+        }
+        guard let ctx = X509_STORE_CTX_new() else { return false }
+        defer { X509_STORE_CTX_free(ctx) }
+        guard X509_STORE_CTX_init(ctx, store, certs[0], untrusted) == 1 else { return false }
+        // What OpenSSL's server handshake checks for a client chain.
+        _ = X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT)
+        return X509_verify_cert(ctx) == 1
+    }
+
+    /// The placeholder facts of a DER leaf (nil when it does not parse).
+    package static func facts(leaf der: [UInt8]) -> TLSClientCertificateFacts? {
+        guard let x = try? parse(der, what: "client certificate") else {
+            OpenSSLErrorQueue.clear()
+            return nil
+        }
+        defer { X509_free(x) }
+        return TLSClientCertificateFacts(x)
+    }
+
+    /// True when this policy covers a handshake for `serverName` or, without SNI, arriving
+    /// on `localAddress` (package-wide: QUIC's handshakes pick their policy too).
+    package func covers(serverName: String?, localAddress: String?) -> Bool {
+        matches(serverName: serverName?.lowercased(), localAddress: localAddress)
+    }
+
     private static func parse(_ der: [UInt8], what: String) throws(TLSError) -> OpaquePointer {
         OpenSSLErrorQueue.clear()
         let x: OpaquePointer? = der.withUnsafeBufferPointer { b in

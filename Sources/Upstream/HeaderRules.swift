@@ -23,6 +23,19 @@ package enum HopByHop {
         }
     }
 
+    /// True for fields that are never forwarded inside a trailer section, either way (RFC
+    /// 9110 §6.5.1: framing, routing, connection-specific and request-modifier fields).
+    @inline(__always)
+    package static func isForbiddenTrailer(_ t: HeaderToken) -> Bool {
+        switch t {
+        case .contentLength, .transferEncoding, .host, .connection, .keepAlive, .proxyConnection, .te, .trailer,
+            .upgrade, .expect:
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Copies `source` into `dest` without hop-by-hop fields, without the names listed in
     /// Connection fields, and without fields whose token is in `skip`. Returns whether a TE
     /// field listed `trailers` (Caddy keeps `Te: trailers` towards the upstream).

@@ -309,10 +309,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
                 c.output.append("0\r\n")
                 for i in 0..<t.count {
                     t.withField(i) { name, value in
-                        switch HeaderToken.classify(name) {
-                        case .contentLength, .transferEncoding, .host, .connection, .te, .trailer: return
-                        default: break
-                        }
+                        if HopByHop.isForbiddenTrailer(HeaderToken.classify(name)) { return }
                         c.output.append(name)
                         c.output.append(": ")
                         c.output.append(value)

@@ -44,7 +44,7 @@ package enum RequestHead {
         if teTrailers { out.append(.te, "trailers") }
         // A chunked body's announced trailers (RFC 9110 §6.6.2) go on with the body; Go's
         // transport writes `Trailer` from the request's trailer keys.
-        if r.hasStreamingBody, r.contentLength == nil, let i = r.fields.firstIndex(.trailer) {
+        if r.bodySource != nil, framing(r) == .chunked, let i = r.fields.firstIndex(.trailer) {
             r.fields.withField(i) { _, v in out.append(.trailer, value: v) }
         }
         if let up = upgrade {
@@ -98,16 +98,23 @@ package enum RequestHead {
         return c.trustedProxies.contains { $0.contains(remote) }
     }
 
-    /// The framing for `r`'s body.
+    /// The framing for `r`'s body. An HTTP/2 or HTTP/3 request that announces trailers
+    /// (`Trailer`, RFC 9110 §6.6.2) goes chunked even with a content-length: only the last
+    /// chunk of an HTTP/1.1 body can carry them on (HTTP/1 requests with a length have none).
     package static func framing(_ r: HTTPRequest) -> RequestFraming {
         if r.bodySource != nil {
-            if let n = r.contentLength, !r.hasStreamingBody { return .length(n) }
+            if let n = r.contentLength, !r.hasStreamingBody, !announcesTrailersAfterLength(r) { return .length(n) }
             return .chunked
         }
         switch r.method {
         case .POST, .PUT, .PATCH: return .emptyLength
         default: return .none
         }
+    }
+
+    @inline(__always)
+    static func announcesTrailersAfterLength(_ r: HTTPRequest) -> Bool {
+        (r.version == .http2 || r.version == .http3) && r.fields.contains(.trailer)
     }
 
     /// Appends the request head to `out`: request line (RFC 9112 §3, always HTTP/1.1), the
@@ -192,7 +199,7 @@ package enum RequestHead {
             putField(name, value, into: out)
         }
         if teTrailers { putField(.te, "trailers", into: out) }
-        if r.hasStreamingBody, r.contentLength == nil, let i = r.fields.firstIndex(.trailer) {
+        if framing == .chunked, let i = r.fields.firstIndex(.trailer) {
             r.fields.withField(i) { _, v in putField(.trailer, v, into: out) }
         }
         if let up = upgrade {

@@ -192,13 +192,7 @@ extension ResponseBodyDecoder {
                 while lo < hi && (line[lo] == 0x20 || line[lo] == 0x09) { lo += 1 }
                 while hi > lo && (line[hi - 1] == 0x20 || line[hi - 1] == 0x09) { hi -= 1 }
                 let token = HeaderToken.classify(name)
-                switch token {
-                case .contentLength, .transferEncoding, .host, .connection, .keepAlive, .proxyConnection, .te,
-                    .trailer, .upgrade, .expect:
-                    continue
-                default:
-                    break
-                }
+                if HopByHop.isForbiddenTrailer(token) { continue }
                 fields.append(name: name, value: UnsafeRawBufferPointer(rebasing: line[lo..<hi]), token: token)
             }
         }

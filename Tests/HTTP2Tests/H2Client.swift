@@ -15,6 +15,8 @@ final class H2Client {
         var closeCode: UInt32 = 0
         /// Informational (1xx) statuses seen before the final one.
         var informational: [Int] = []
+        /// Fields of a trailing HEADERS frame (after DATA).
+        var trailers: [(String, String)] = []
 
         var bodyString: String { String(decoding: body, as: UTF8.self) }
         func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
@@ -25,6 +27,8 @@ final class H2Client {
         var bytes: [UInt8]
         var offset = 0
         var endStream: Bool
+        /// Sent as a trailing HEADERS frame once the body is out (RFC 9113 §8.1).
+        var trailers: [(String, String)] = []
         init(_ bytes: [UInt8], endStream: Bool) {
             self.bytes = bytes
             self.endStream = endStream
@@ -67,6 +71,8 @@ final class H2Client {
                 } else {
                     r.status = code
                 }
+            } else if frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS && r.status >= 200 {
+                r.trailers.append((n, v))
             } else {
                 r.headers.append((n, v))
             }
@@ -131,7 +137,8 @@ final class H2Client {
     @discardableResult
     func request(
         _ method: String = "GET", _ path: String = "/", authority: String? = "example.com",
-        headers: [(String, String)] = [], body: [UInt8]? = nil, endStream: Bool = true
+        headers: [(String, String)] = [], body: [UInt8]? = nil, endStream: Bool = true,
+        trailers: [(String, String)] = []
     ) -> Int32 {
         var pairs: [(String, String)] = [(":method", method), (":scheme", "https"), (":path", path)]
         if let authority { pairs.append((":authority", authority)) }
@@ -155,9 +162,10 @@ final class H2Client {
         let id: Int32 = withExtendedLifetime((names, values)) {
             if let body {
                 let src = BodySource(body, endStream: endStream)
+                src.trailers = trailers
                 var prd = nghttp2_data_provider(
                     source: nghttp2_data_source(ptr: Unmanaged.passUnretained(src).toOpaque()),
-                    read_callback: { _, _, buf, length, flags, source, _ in
+                    read_callback: { session, streamID, buf, length, flags, source, _ in
                         let src = Unmanaged<BodySource>.fromOpaque(source!.pointee.ptr!).takeUnretainedValue()
                         let n = min(length, src.bytes.count - src.offset)
                         if n > 0 {
@@ -169,6 +177,12 @@ final class H2Client {
                         if src.offset == src.bytes.count {
                             if src.endStream {
                                 flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                                if !src.trailers.isEmpty {
+                                    // nghttp2 documents submitting trailers from here.
+                                    flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                                    H2Client.submitTrailers(session, streamID, src.trailers)
+                                    src.trailers = []
+                                }
                             } else if n == 0 {
                                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)
                             }
@@ -183,6 +197,27 @@ final class H2Client {
         }
         responses[id] = Response()
         return id
+    }
+
+    /// A trailing HEADERS frame with END_STREAM on `id`.
+    static func submitTrailers(_ session: OpaquePointer?, _ id: Int32, _ pairs: [(String, String)]) {
+        let names = pairs.map { Array($0.0.utf8) }
+        let values = pairs.map { Array($0.1.utf8) }
+        withExtendedLifetime((names, values)) {
+            var nva: [nghttp2_nv] = []
+            for i in pairs.indices {
+                names[i].withUnsafeBufferPointer { nb in
+                    values[i].withUnsafeBufferPointer { vb in
+                        nva.append(
+                            nghttp2_nv(
+                                name: UnsafeMutablePointer(mutating: nb.baseAddress!),
+                                value: UnsafeMutablePointer(mutating: vb.baseAddress ?? UnsafePointer(bitPattern: 1)!),
+                                namelen: nb.count, valuelen: vb.count, flags: 0))
+                    }
+                }
+            }
+            _ = nghttp2_submit_trailer(session, id, nva, nva.count)
+        }
     }
 
     /// Adds more body to a request submitted with `endStream: false`.

@@ -235,22 +235,24 @@ class H2Client:
 
     # ---- requests -----------------------------------------------------------------------
 
-    def request(self, method="GET", path="/", headers=(), body=None, end_stream=True, authority=None):
-        """Sends a request (body respecting flow control); returns its stream id."""
+    def request(self, method="GET", path="/", headers=(), body=None, end_stream=True, authority=None,
+                trailers=None):
+        """Sends a request (body respecting flow control); returns its stream id. With
+        `trailers` (pairs), the body is followed by a trailing HEADERS frame that ends the stream."""
         sid = self.conn.get_next_available_stream_id()
         hdrs = [(":method", method), (":scheme", self.scheme), (":path", path),
                 (":authority", authority or self.authority)] + list(headers)
         self.responses[sid] = Response(sid)
         self.conn.send_headers(sid, hdrs, end_stream=(body is None and end_stream))
         if body is not None:
-            self._pending_bodies[sid] = [memoryview(bytes(body)), end_stream]
+            self._pending_bodies[sid] = [memoryview(bytes(body)), end_stream, trailers]
             self._send_pending_bodies()
         self.flush()
         return sid
 
     def _send_pending_bodies(self):
         for sid in list(self._pending_bodies):
-            buf, end = self._pending_bodies[sid]
+            buf, end, trailers = self._pending_bodies[sid]
             while buf:
                 try:
                     window = self.conn.local_flow_control_window(sid)
@@ -263,12 +265,15 @@ class H2Client:
                 self.conn.send_data(sid, buf[:n].tobytes())
                 buf = buf[n:]
             if buf:
-                self._pending_bodies[sid] = [buf, end]
+                self._pending_bodies[sid] = [buf, end, trailers]
             else:
                 del self._pending_bodies[sid]
                 if end:
                     try:
-                        self.conn.end_stream(sid)
+                        if trailers:
+                            self.conn.send_headers(sid, list(trailers), end_stream=True)
+                        else:
+                            self.conn.end_stream(sid)
                     except h2.exceptions.StreamClosedError:
                         pass
         self.flush()

@@ -3,14 +3,15 @@
 
     h3get [-v] [--cafile PEM | -k] [--sni NAME] [--connect ADDR] [--keylog FILE] [--timeout S] [-X METHOD]
           [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] [--peer-serial]
-          [--session-ticket FILE [--early]] https://HOST:PORT/PATH
+          [--session-ticket FILE [--early]] [-T 'Name: value']... [--no-content-length] https://HOST:PORT/PATH
 
 The body goes to stdout; `ALPN=h3 status=NNN` (plus the headers with -v) to stderr. With -n N
 the request is sent N times as N concurrent streams on one connection (bodies concatenated).
 With --session-ticket FILE, a ticket saved there by an earlier run is offered (TLS session
 resumption, RFC 8446 §2.2) and the ticket the server sends is saved there; `resumed=0|1` goes
 to stderr; with --early the requests are sent at once, as 0-RTT data when the ticket allows
-it, and `early_data_accepted=0|1` goes to stderr too. With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
+it, and `early_data_accepted=0|1` goes to stderr too. -T sends request trailers (a HEADERS frame
+after the body); response trailers print as `<T name: value` with -v. With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
 goes to stderr too. Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
 """
 import argparse
@@ -46,9 +47,11 @@ class H3Client(QuicConnectionProtocol):
         for ev in self.h3.handle_event(event):
             if not isinstance(ev, (HeadersReceived, DataReceived)):
                 continue
-            r = self.responses.setdefault(ev.stream_id, {"headers": [], "body": bytearray()})
+            r = self.responses.setdefault(ev.stream_id, {"headers": [], "body": bytearray(), "trailers": []})
             if isinstance(ev, HeadersReceived):
-                r["headers"].extend(ev.headers)
+                # A second field section after the final head is the trailer section.
+                final = any(k == b":status" and not v.startswith(b"1") for k, v in r["headers"])
+                (r["trailers"] if final else r["headers"]).extend(ev.headers)
             else:
                 r["body"] += ev.data
             if ev.stream_ended and ev.stream_id in self.waiters:
@@ -56,15 +59,17 @@ class H3Client(QuicConnectionProtocol):
                 if not w.done():
                     w.set_result(r)
 
-    async def request(self, method, authority, path, headers, body):
+    async def request(self, method, authority, path, headers, body, trailers=(), content_length=True):
         sid = self._quic.get_next_available_stream_id()
         hs = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", authority.encode()),
               (b":path", path.encode())] + headers
-        if body is not None:
+        if body is not None and content_length:
             hs.append((b"content-length", str(len(body)).encode()))
-        self.h3.send_headers(sid, hs, end_stream=not body)
+        self.h3.send_headers(sid, hs, end_stream=not body and not trailers)
         if body:
-            self.h3.send_data(sid, body, end_stream=True)
+            self.h3.send_data(sid, body, end_stream=not trailers)
+        if trailers:
+            self.h3.send_headers(sid, list(trailers), end_stream=True)
         fut = asyncio.get_running_loop().create_future()
         self.waiters[sid] = fut
         self.transmit()
@@ -81,6 +86,8 @@ async def run(args):
         cfg.verify_mode = ssl.CERT_NONE
     elif args.cafile:
         cfg.load_verify_locations(args.cafile)
+    if args.cert:
+        cfg.load_cert_chain(args.cert, args.key)
     if args.keylog:
         cfg.secrets_log_file = open(args.keylog, "a")
     body = None
@@ -92,6 +99,10 @@ async def run(args):
     for h in args.header:
         k, v = h.split(":", 1)
         headers.append((k.strip().lower().encode(), v.strip().encode()))
+    trailers = []
+    for h in args.trailer:
+        k, v = h.split(":", 1)
+        trailers.append((k.strip().lower().encode(), v.strip().encode()))
     saver = None
     if args.session_ticket:
         try:
@@ -105,7 +116,8 @@ async def run(args):
                 pickle.dump(ticket, f)
     async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client,
                        session_ticket_handler=saver, wait_connected=not args.early) as client:
-        rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body) for _ in range(args.n)])
+        rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body, trailers,
+                                                      not args.no_content_length) for _ in range(args.n)])
         if args.session_ticket:
             # The ticket follows the handshake; give it a moment if the responses came first.
             for _ in range(50):
@@ -126,6 +138,8 @@ async def run(args):
         if args.verbose:
             for k, v in r["headers"]:
                 print(f"< {k.decode()}: {v.decode()}", file=sys.stderr)
+            for k, v in r["trailers"]:
+                print(f"<T {k.decode()}: {v.decode()}", file=sys.stderr)
         sys.stdout.buffer.write(bytes(r["body"]))
     sys.stdout.flush()
     bad = [r for r in rs if not 200 <= int(next((v for k, v in r["headers"] if k == b":status"), b"0")) < 400]
@@ -141,12 +155,16 @@ def main():
     p.add_argument("--sni")
     p.add_argument("--connect", help="connect to this address instead of the URL's host (like curl --resolve)")
     p.add_argument("--keylog")
+    p.add_argument("--cert", help="client certificate (PEM)")
+    p.add_argument("--key", help="client certificate's key (PEM)")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("-X", "--method", default="GET")
     p.add_argument("--data")
     p.add_argument("--data-file")
     p.add_argument("-H", "--header", action="append", default=[])
     p.add_argument("-n", type=int, default=1)
+    p.add_argument("-T", "--trailer", action="append", default=[], help="a request trailer field, after the body")
+    p.add_argument("--no-content-length", action="store_true", help="send the body without content-length")
     p.add_argument("--session-ticket", help="offer the ticket saved in FILE; save the one received")
     p.add_argument("--early", action="store_true", help="send the requests as 0-RTT data (with --session-ticket)")
     p.add_argument("--peer-serial", action="store_true", help="print the server certificate's serial number")

@@ -16,7 +16,12 @@ Echo server routes (any method):
   /close       answers with Connection: close
   /ws          WebSocket echo (RFC 6455): text and binary frames echoed unmasked; close echoed
   /reject-expect  answers 417 without reading the body
-Every response carries `Server: echo` and `X-Backend: <name>`.
+  /trailers[?extra=1]
+               a chunked response `hello` announcing and sending trailers X-Checksum (of the
+               request body) and X-Got-Trailers (the request's trailers, `name=value; ...`);
+               with extra=1 also an unannounced X-Unannounced and a forbidden Content-Length
+Every response carries `Server: echo` and `X-Backend: <name>`. Every request is recorded in
+`received` (method, target, headers as a list of pairs, trailers, body_len) after its body.
 """
 import base64
 import hashlib
@@ -55,6 +60,7 @@ class EchoBackend:
         self.sock.listen(256)
         self.connections = 0
         self.requests = 0
+        self.received = []
         self.lock = threading.Lock()
         self.running = True
         self.thread = threading.Thread(target=self._accept, daemon=True)
@@ -128,6 +134,9 @@ class EchoBackend:
             digest.update(piece)
             if keep and len(body) < (1 << 20):
                 body += piece
+        with self.lock:
+            self.received.append({"method": method, "target": target, "headers": headers,
+                                  "trailers": list(r.trailers), "body_len": body_len})
         if path == "/slow":
             time.sleep(float(q.get("delay", "2")))
         if path == "/die":
@@ -137,10 +146,11 @@ class EchoBackend:
         if path == "/trailers":
             # A chunked response with announced trailers; the request's trailers are echoed.
             got = "; ".join(f"{k}={v}" for k, v in r.trailers)
+            extra = "X-Unannounced: 1\r\nContent-Length: 99\r\n" if q.get("extra") == "1" else ""
             c.sendall(("HTTP/1.1 200 OK\r\nServer: echo\r\nTransfer-Encoding: chunked\r\n"
                        "Trailer: X-Checksum, X-Got-Trailers\r\n\r\n").encode()
                       + b"5\r\nhello\r\n0\r\n" + f"X-Checksum: {digest.hexdigest()[:16]}\r\n"
-                      f"X-Got-Trailers: {got}\r\n\r\n".encode())
+                      f"X-Got-Trailers: {got}\r\n{extra}\r\n".encode())
             return True
         if path.startswith("/status/"):
             return self._respond(c, int(path[8:]), reason="Status")

@@ -220,14 +220,43 @@ def test_many_streams_on_one_connection(fdgram_server, tmp_path):
     assert len(h3) == 560, (len(h3), r.stderr[-2000:])
 
 
+def loop_cpu_ns(pid):
+    """CPU time (ns) of each event-loop thread of `pid`, by thread name (berth-loop-N)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            if not name.startswith("berth-loop-"):
+                continue
+            for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
+                if line.startswith("se.sum_exec_runtime"):
+                    out[name] = float(line.split(":")[1]) * 1e6
+        except FileNotFoundError:
+            continue
+    return out
+
+
 def test_parallel_connections(fdgram_server, tmp_path):
-    p, tport, uport = fdgram_server()
+    """24 connections at once, on one inherited UDP socket served by two loops: every
+    request is answered, and the connections are spread over both loops (connection-ID
+    steering) — each loop thread does a fair share of the work."""
+    p, tport, uport = fdgram_server(env={"BERTH_LOOPS": "2"})
     cmd = H3GET + ["--cafile", root_of(tmp_path / "data"), "--timeout", "25", "-n", "3", f"https://localhost:{uport}/"]
+    before = loop_cpu_ns(p.p.pid) if Path(f"/proc/{p.p.pid}/sched").exists() else None
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(24)]
     outs = [pr.communicate(timeout=40) for pr in procs]
     for pr, (out, err) in zip(procs, outs):
         assert pr.returncode == 0, err.decode() + p.stderr()[-3000:]
         assert out == b"hello h3\n" * 3
+    if before is None:
+        pytest.skip("no /proc/PID/sched on this kernel: cannot see per-thread CPU time")
+    after = loop_cpu_ns(p.p.pid)
+    assert sorted(after) == ["berth-loop-0", "berth-loop-1"], after
+    used = {k: after[k] - before.get(k, 0) for k in after}
+    total = sum(used.values())
+    assert total > 0, used
+    for k, v in used.items():
+        assert v >= 0.15 * total, (used, "one loop did almost nothing: connections were not spread")
 
 
 @pytest.mark.parametrize("loss", ["0.1", "0.3"])

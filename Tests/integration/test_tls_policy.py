@@ -7,13 +7,16 @@ and refused names fail with a file:line error."""
 import base64
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import free_port, launch, run_cli, tcp_listener, write_caddyfile
+from conftest import free_port, launch, run_cli, tcp_listener, udp_socket, write_caddyfile
 
 OPENSSL = shutil.which("openssl")
 CADDY = shutil.which("caddy")
@@ -100,6 +103,22 @@ https://a.test{addr_suffix} {{
 """
 
 
+def start_caddy(tmp, text, port):
+    """A real Caddy running `text`, once it accepts TCP connections on `port`."""
+    ccf = tmp / "caddy.Caddyfile"
+    ccf.write_text(text)
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp / "cd"), XDG_CONFIG_HOME=str(tmp / "cc"), HOME=str(tmp))
+    p = subprocess.Popen([CADDY, "run", "--config", str(ccf), "--adapter", "caddyfile"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return p
+
+
 class Servers:
     """Berth (socket-activated) and, when installed, Caddy on its own port, same Caddyfile."""
 
@@ -114,17 +133,7 @@ class Servers:
             port = free_port()
             text = caddyfile(pki, client_auth, addr_suffix=f":{port}", bind="127.0.0.1",
                              global_extra=f"\thttp_port {free_port()}\n\tauto_https disable_redirects\n\tskip_install_trust\n")
-            ccf = tmp / "caddy.Caddyfile"
-            ccf.write_text(text)
-            env = dict(os.environ, XDG_DATA_HOME=str(tmp / "cd"), XDG_CONFIG_HOME=str(tmp / "cc"), HOME=str(tmp))
-            self.caddy = subprocess.Popen([CADDY, "run", "--config", str(ccf), "--adapter", "caddyfile"], env=env,
-                                          stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            self.caddy = start_caddy(tmp, text, port)
             self.ports["caddy"] = port
 
     def stop(self):
@@ -358,3 +367,178 @@ def test_alpn_subdirective_limits_the_listener(pki, tmp_path):
     cf = write_caddyfile(tmp_path, caddyfile(pki, "", extra_tls="\t\talpn h3\n"))
     r = run_cli(["validate", "--config", str(cf)])
     assert r.returncode == 1 and "tls alpn h3: none of these is spoken" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------- client_auth over HTTP/3
+
+H3GET = [sys.executable, str(Path(__file__).resolve().parent / "h3get.py")]
+HAVE_AIOQUIC = subprocess.run([sys.executable, "-c", "import aioquic"], capture_output=True).returncode == 0
+
+
+def h3_caddyfile(pki, client_auth, addr_suffix="", binds=("fd/3", "fdgram/4"), global_extra=""):
+    """The two sites of `caddyfile`, reachable over h1/h2 and h3."""
+    crt, key = pki["server"]
+    b = "".join(f"\tbind {a} {{\n\t\tprotocols {'h3' if a.startswith('fdgram') else 'h1 h2'}\n\t}}\n" for a in binds)
+    return (f"{{\n\tadmin off\n{global_extra}}}\n\n"
+            f"https://localhost{addr_suffix}, https://b.test{addr_suffix} {{\n\ttls {crt} {key} {{\n{client_auth}\t}}\n{b}"
+            f"\trespond \"{BODY}\"\n}}\n\n"
+            f"https://a.test{addr_suffix} {{\n\ttls {crt} {key}\n{b}\trespond \"open\"\n}}\n")
+
+
+def h3(pki, port, cert, host="localhost", ticket=None, extra=()):
+    args = H3GET + ["--cafile", pki["server_ca"], "--connect", "127.0.0.1", "--timeout", "6", *extra]
+    if cert and cert != "none":
+        args += ["--cert", pki[cert][0], "--key", pki[cert][1]]
+    if ticket:
+        args += ["--session-ticket", ticket]
+    r = subprocess.run(args + [f"https://{host}:{port}/"], capture_output=True, timeout=15)
+    if ticket:
+        # h3get reports whether the session was resumed.
+        return ("ok" if r.returncode == 0 else "fail", r.stdout.decode(), r.stderr.decode(errors="replace"))
+    return ("ok", r.stdout.decode()) if r.returncode == 0 else ("fail", r.stderr.decode(errors="replace")[-400:])
+
+
+class H3Servers:
+    """Berth on an inherited TCP + UDP socket pair and, when installed, Caddy binding
+    127.0.0.1 (TCP and UDP) on its own port: same sites, same client_auth."""
+
+    def __init__(self, pki, client_auth, tmp):
+        t, u = tcp_listener(), udp_socket()
+        self.udp = u.getsockname()[1]
+        cf = write_caddyfile(tmp, h3_caddyfile(pki, client_auth), name="berth.Caddyfile")
+        self.berth = launch(["run", "--config", str(cf)], sockets=[t, u])
+        assert self.berth.alive(), self.berth.stderr()
+        self.ports = {"berth": self.udp}
+        self.caddy = None
+        if CADDY:
+            port = free_udp_tcp_port()
+            text = h3_caddyfile(pki, client_auth, addr_suffix=f":{port}", binds=("127.0.0.1",),
+                                global_extra=f"\thttp_port {free_port()}\n\tauto_https disable_redirects\n\tskip_install_trust\n")
+            text = text.replace("protocols h1 h2", "protocols h1 h2 h3")
+            self.caddy = start_caddy(tmp, text, port)
+            time.sleep(0.3)  # the UDP listener comes up next to the TCP one
+            self.ports["caddy"] = port
+
+    def stop(self):
+        self.berth.stop()
+        if self.caddy:
+            self.caddy.terminate()
+            self.caddy.wait(10)
+
+
+def free_udp_tcp_port():
+    for _ in range(50):
+        p = free_port()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            u.close()
+    raise RuntimeError("no port free on both TCP and UDP")
+
+
+@pytest.mark.skipif(not HAVE_AIOQUIC, reason="aioquic is not installed")
+@pytest.mark.parametrize("case", list(CASES))
+def test_client_auth_modes_h3_same_as_h1_h2_and_caddy(pki, tmp_path, case):
+    """The same certificates pass and fail over QUIC (GnuTLS handshake, OpenSSL verification)
+    as over TCP, with the same placeholders; and as a real Caddy over h3."""
+    opts, expected = CASES[case]
+    s = H3Servers(pki, ca_block(pki, **opts), tmp_path)
+    try:
+        for cert, want in expected.items():
+            got, body = h3(pki, s.ports["berth"], cert)
+            assert got == want, f"{case} h3 cert={cert}: berth {got}, want {want}\n{body}\n{s.berth.stderr()[-2000:]}"
+            if got == "ok":
+                assert "proto=h3" in body and "v=tls1.3 cs=TLS_AES_128_GCM_SHA256" in body and "sn=localhost" in body, body
+                if cert in ("good", "rogue", "leaf1"):
+                    assert "subject=CN=" in body, body
+                else:
+                    assert body.startswith("subject= issuer= serial= fp= "), body
+            if s.caddy:
+                c, cbody = h3(pki, s.ports["caddy"], cert)
+                assert c == got, f"{case} h3 cert={cert}: caddy {c}, berth {got}: {cbody}"
+                if got == "ok":
+                    cbody = cbody.replace("serial=<nil> fp=" + EMPTY_SHA256, "serial= fp=")
+                    assert cbody == body, f"caddy: {cbody}\nberth: {body}"
+        # The open site on the same socket asks for nothing.
+        got, body = h3(pki, s.ports["berth"], None, host="a.test")
+        assert got == "ok" and body == "open", body
+    finally:
+        s.stop()
+
+
+@pytest.mark.skipif(not HAVE_AIOQUIC, reason="aioquic is not installed")
+def test_h3_client_certificate_placeholders_and_strict_sni(pki, tmp_path):
+    s = H3Servers(pki, ca_block(pki, mode="require_and_verify"), tmp_path)
+    try:
+        got, body = h3(pki, s.ports["berth"], "good")
+        assert got == "ok", body
+        fp = subprocess.run([OPENSSL, "x509", "-in", pki["good"][0], "-noout", "-fingerprint", "-sha256"],
+                            capture_output=True, text=True, check=True).stdout.split("=", 1)[1].strip()
+        assert f"fp={fp.replace(':', '').lower()} " in body, body
+        assert "subject=CN=alice,O=Berth Test issuer=CN=client-ca,O=Berth Test serial=4242 " in body, body
+        # Strict SNI/Host (as over TCP): the open site's handshake cannot reach the protected site.
+        r = subprocess.run(H3GET + ["--cafile", pki["server_ca"], "--connect", "127.0.0.1", "--timeout", "6", "-v",
+                                    "--sni", "a.test", f"https://localhost:{s.ports['berth']}/"],
+                           capture_output=True, timeout=15)
+        assert b"status=421" in r.stderr, r.stderr[-500:]
+    finally:
+        s.stop()
+
+
+@pytest.mark.skipif(not HAVE_AIOQUIC, reason="aioquic is not installed")
+def test_h3_resumption_keeps_the_client_certificate_and_open_site_tickets_do_not_unlock(pki, tmp_path):
+    s = H3Servers(pki, ca_block(pki, mode="require_and_verify"), tmp_path)
+    try:
+        port = s.ports["berth"]
+        # A ticket from the protected site, after a full handshake with a good certificate:
+        # the resumed session still carries (and is checked against) that certificate.
+        t1 = str(tmp_path / "t1")
+        got, body, err = h3(pki, port, "good", ticket=t1)
+        assert got == "ok" and os.path.exists(t1), err
+        got, body, err = h3(pki, port, "good", ticket=t1)
+        assert got == "ok" and "resumed=1" in err and "subject=CN=alice" in body, (body, err)
+        # A ticket from the open site, offered to the protected one without a certificate:
+        # the session resumes, but no request is served (no 0-RTT either).
+        t2 = str(tmp_path / "t2")
+        got, body, err = h3(pki, port, None, host="a.test", ticket=t2)
+        assert got == "ok" and body == "open" and os.path.exists(t2), err
+        got, body, err = h3(pki, port, None, host="a.test", ticket=t2)
+        assert got == "ok" and "resumed=1" in err, err  # the ticket works where it was issued
+        for extra in ((), ("--early",)):
+            got, body, err = h3(pki, port, None, host="localhost", ticket=t2, extra=extra)
+            assert got == "fail" and "subject=" not in body, (extra, body, err)
+    finally:
+        s.stop()
+
+
+@pytest.mark.skipif(not HAVE_AIOQUIC, reason="aioquic is not installed")
+def test_h3_tightened_policy_after_reload_is_not_bypassed_by_resumption(pki, tmp_path):
+    """A ticket issued while the site only requested a certificate (none sent) resumes fine;
+    after a reload to require_and_verify the same ticket must not get a request served — the
+    resumed session's (absent) certificate is checked against the new policy."""
+    t, u = tcp_listener(), udp_socket()
+    port = u.getsockname()[1]
+    cf = write_caddyfile(tmp_path, h3_caddyfile(pki, ca_block(pki, mode="request")), name="b.Caddyfile")
+    b = launch(["run", "--config", str(cf)], sockets=[t, u])
+    try:
+        ticket = str(tmp_path / "ticket")
+        got, body, err = h3(pki, port, None, ticket=ticket)
+        assert got == "ok" and os.path.exists(ticket), err
+        got, body, err = h3(pki, port, None, ticket=ticket)
+        assert got == "ok" and "resumed=1" in err, err
+        write_caddyfile(tmp_path, h3_caddyfile(pki, ca_block(pki, mode="require_and_verify")), name="b.Caddyfile")
+        os.kill(b.p.pid, signal.SIGHUP)
+        for _ in range(100):
+            if "config reloaded" in b.stderr():
+                break
+            time.sleep(0.05)
+        got, body, err = h3(pki, port, None, ticket=ticket)
+        assert got == "fail" and "subject=" not in body, (body, err)
+        got, body = h3(pki, port, "good")
+        assert got == "ok" and "subject=CN=alice" in body, body
+    finally:
+        b.stop()

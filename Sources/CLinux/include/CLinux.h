@@ -63,5 +63,7 @@ ssize_t berth_udp_send(int fd, const void *buf, size_t len, size_t segment, cons
 int berth_udp_gso_supported(int fd);
 /* timerfd_settime with an absolute CLOCK_MONOTONIC deadline in nanoseconds (0 disarms). */
 int berth_timerfd_set_abs(int fd, unsigned long long deadline_ns);
+/* Names the calling thread (at most 15 bytes are kept). */
+int berth_set_thread_name(const char *name);
 
 #endif
