@@ -183,14 +183,28 @@ package enum RequestHead {
         _ r: HTTPRequest, proxy: ReverseProxy, upstream: UpstreamHost, upgrade: [UInt8]?,
         framing: RequestFraming, into out: ByteBuffer
     ) {
-        putRequestLine(r, into: out)
-        if let a = r.authorityRange {
-            r.withLineBytes(a) { putField(.host, $0, into: out) }
-        } else {
-            var hp = upstream.address.hostport
-            hp.withUTF8 { putField(.host, UnsafeRawBufferPointer($0), into: out) }
+        // The request line's bytes and the fields are taken once (each access to the
+        // request's arrays is a retain and a release).
+        let fields = r.fields
+        let authority = r.authorityRange
+        r.line.withUnsafeBytes { lb in
+            out.append(UnsafeRawBufferPointer(rebasing: lb[r.methodRange]))
+            out.append(byte: 0x20)
+            let target = r.targetRange
+            if target.isEmpty {
+                out.append(byte: UInt8(ascii: "/"))
+            } else {
+                out.append(UnsafeRawBufferPointer(rebasing: lb[target]))
+            }
+            out.append(" HTTP/1.1\r\n")
+            if let a = authority {
+                putField(.host, UnsafeRawBufferPointer(rebasing: lb[a]), into: out)
+            } else {
+                var hp = upstream.address.hostport
+                hp.withUTF8 { putField(.host, UnsafeRawBufferPointer($0), into: out) }
+            }
         }
-        let teTrailers = HopByHop.forEachForwarded(r.fields, skipping: { t in
+        let teTrailers = HopByHop.forEachForwarded(fields, skipping: { t in
             switch t {
             case .host, .contentLength, .xForwardedFor, .xForwardedProto, .xForwardedHost: return true
             default: return false
@@ -199,8 +213,8 @@ package enum RequestHead {
             putField(name, value, into: out)
         }
         if teTrailers { putField(.te, "trailers", into: out) }
-        if framing == .chunked, let i = r.fields.firstIndex(.trailer) {
-            r.fields.withField(i) { _, v in putField(.trailer, v, into: out) }
+        if framing == .chunked, let i = fields.firstIndex(.trailer) {
+            fields.withField(i) { _, v in putField(.trailer, v, into: out) }
         }
         if let up = upgrade {
             putField(.connection, "Upgrade", into: out)
@@ -213,7 +227,7 @@ package enum RequestHead {
             out.append("\r\n")
         }
         putField(.xForwardedProto, r.connection.isTLS ? "https" : "http", into: out)
-        if let a = r.authorityRange { r.withLineBytes(a) { putField(.xForwardedHost, $0, into: out) } }
+        if let a = authority { r.withLineBytes(a) { putField(.xForwardedHost, $0, into: out) } }
         out.append("Via: ")
         switch r.version {
         case .http1_0: out.append("1.0 ")
