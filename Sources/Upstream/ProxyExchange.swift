@@ -47,6 +47,9 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     var attempts = 0
     var startNanos: UInt64 = 0
     var headStartNanos: UInt64 = 0
+    /// Debug logging only (`ProxyDebug`): the request head as sent, and when.
+    var debugHead: [UInt8]? = nil
+    var debugSentNanos: UInt64 = 0
     var upFields = HTTPFields()
     /// `response.fields` before the upstream's head: the head is parsed straight into the
     /// client response's fields after these (no second copy), and cut back to them when a
@@ -123,6 +126,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     /// Returns the object to its loop's free list (never while a request refers to it).
     func recycle() {
         if inStart { return }
+        debugHead = nil
         generation &+= 1
         if let t = continueTimer { uloop.loop.cancel(t) }
         continueTimer = nil
@@ -168,6 +172,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
             h = picked
         }
         host = h
+        if ProxyDebug.enabled.load(ordering: .relaxed) { ProxyDebug.selected(h.address.dial, total: balancer.hosts.count) }
         h.inFlight.wrappingAdd(1, ordering: .relaxed)
         let p = uloop.pool(for: h, proxy: px)
         pool = p
@@ -248,11 +253,18 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         // Only `unhealthy_latency` needs the head's latency (one clock read less per request).
         let p = proxy.unsafelyUnwrapped
         if p.measuresHeadLatency { headStartNanos = Clock.monotonicNanos() }
+        let debug = ProxyDebug.enabled.load(ordering: .relaxed)
+        let queued = debug ? c.output.readableBytes : 0
         if p.directRequestHead {
             RequestHead.encodeDirect(request, proxy: p, upstream: h, upgrade: upgrade, framing: framing, into: c.output)
         } else {
             RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
             RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
+        }
+        if debug {
+            let o = c.output
+            debugHead = Array(UnsafeRawBufferPointer(start: o.base + o.readerIndex + queued, count: o.readableBytes - queued))
+            debugSentNanos = Clock.monotonicNanos()
         }
         switch bodyPhase {
         case .notStarted where expectContinue:
