@@ -22,9 +22,11 @@ import IOCore
 ///   drops the old exchange's references: file region, body reader, decorators, error
 ///   router, variables) and on the way out (`reopen`: the driver's per-socket fields).
 extension HTTP1ServerConnection {
-    /// Most objects kept per loop. A loop needs only as many as close between two accepts;
-    /// the cap bounds the memory a burst leaves behind (each object is ~10 KiB idle).
-    static let poolLimit = 32
+    /// Most objects kept per loop: enough to absorb the swings in a loop's live connection
+    /// count under `Connection: close` load (`wrk -c50`: with 32, 10% of accepts still
+    /// allocated; with 64, none), while bounding what a burst leaves behind (an idle object
+    /// holds ~14 KiB: 4 KiB input, 4 KiB output, request, response, scratch buffers).
+    static let poolLimit = 64
 
     /// Puts this closed connection into its loop's pool; false when it may not be reused.
     func recycleIntoPool(_ c: HTTP1Connection) -> Bool {
