@@ -12,9 +12,6 @@ let package = Package(
     products: [
         .executable(name: "berth", targets: ["berth"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    ],
     targets: [
         // C boundary: only what Swift cannot import.
         .target(name: "CLinux", path: "Sources/CLinux"),
@@ -53,8 +50,7 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "IOCore", "Server", "Config", "Caddyfile", "SystemD",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Server",
             ],
             path: "Sources/berth", swiftSettings: fast),
 

@@ -223,6 +223,8 @@ extension Placeholder {
                 HTTPDate.format(epochSeconds: Int(ts.tv_sec), into: b.baseAddress!)
                 out.append(UnsafeRawBufferPointer(start: b.baseAddress!, count: HTTPDate.length))
             }
+        case .timeNow:
+            appendGoTimeString(out)
         case .timeNowCommonLog, .timeNowYear:
             var t = time(nil)
             var tm = tm()
@@ -254,6 +256,62 @@ extension Placeholder {
             two(Int32(abs(off) % 60))
         }
         return true
+    }
+
+    /// Go's `time.Now().String()`: local date and time with nanoseconds (trailing zeros
+    /// trimmed), numeric offset, zone abbreviation, and the monotonic reading `m=+S.NNNNNNNNN`
+    /// (seconds since the process started).
+    static func appendGoTimeString(_ out: ByteBuffer) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tm = tm()
+        localtime_r(&t, &tm)
+        func digits(_ v: Int, _ n: Int) {
+            var d = 1
+            for _ in 1..<n { d *= 10 }
+            var v = v
+            while d > 0 {
+                out.append(byte: UInt8(48 + v / d % 10))
+                v %= d
+                d /= 10
+            }
+        }
+        digits(Int(tm.tm_year) + 1900, 4)
+        out.append(byte: UInt8(ascii: "-"))
+        digits(Int(tm.tm_mon) + 1, 2)
+        out.append(byte: UInt8(ascii: "-"))
+        digits(Int(tm.tm_mday), 2)
+        out.append(byte: UInt8(ascii: " "))
+        digits(Int(tm.tm_hour), 2)
+        out.append(byte: UInt8(ascii: ":"))
+        digits(Int(tm.tm_min), 2)
+        out.append(byte: UInt8(ascii: ":"))
+        digits(Int(tm.tm_sec), 2)
+        var ns = Int(ts.tv_nsec)
+        if ns > 0 {
+            var width = 9
+            while ns % 10 == 0 {
+                ns /= 10
+                width -= 1
+            }
+            out.append(byte: UInt8(ascii: "."))
+            digits(ns, width)
+        }
+        let off = tm.tm_gmtoff / 60
+        out.append(byte: UInt8(ascii: " "))
+        out.append(byte: UInt8(ascii: off < 0 ? "-" : "+"))
+        digits(abs(off) / 60, 2)
+        digits(abs(off) % 60, 2)
+        out.append(byte: UInt8(ascii: " "))
+        if let z = tm.tm_zone {
+            out.append(UnsafeRawBufferPointer(start: z, count: strlen(z)))
+        }
+        let m = max(0, Int(Clock.monotonicNanos()) - ProcessStart.monotonicNanos)
+        out.append(" m=+")
+        out.appendDecimal(m / 1_000_000_000)
+        out.append(byte: UInt8(ascii: "."))
+        digits(m % 1_000_000_000, 9)
     }
 
     /// `ip:port`, with brackets for IPv6 (not for v4-mapped addresses), like Go's RemoteAddr.
@@ -459,4 +517,24 @@ enum TLSPlaceholder {
         default: id == 0 ? "" : "0x" + String(id, radix: 16, uppercase: true)
         }
     }
+}
+
+/// When this process started, on the monotonic clock: its start time from /proc/self/stat
+/// (clock ticks since boot) against CLOCK_BOOTTIME, read once.
+enum ProcessStart {
+    static let monotonicNanos: Int = {
+        let now = Int(Clock.monotonicNanos())
+        var boot = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        guard let stat = try? FileIO.readAll("/proc/self/stat", limit: 4096),
+            let close = stat.lastIndex(of: UInt8(ascii: ")"))
+        else { return now }
+        // Fields after the command name: state is field 3; starttime is field 22.
+        let fields = stat[(close + 2)...].split(separator: UInt8(ascii: " "))
+        guard fields.count > 19, let ticks = Int(String(decoding: fields[19], as: UTF8.self)) else { return now }
+        let hz = max(1, sysconf(Int32(_SC_CLK_TCK)))
+        let startBoot = ticks * (1_000_000_000 / hz)
+        let bootNow = Int(boot.tv_sec) * 1_000_000_000 + Int(boot.tv_nsec)
+        return now - max(0, bootNow - startBoot)
+    }()
 }

@@ -36,6 +36,10 @@ package enum Placeholder: Sendable, Equatable {
     /// `{time.now.http}` (IMF-fixdate), `{time.now.common_log}` (`02/Jan/2006:15:04:05 -0700`,
     /// local time), `{time.now.year}`.
     case timeNowHTTP, timeNowCommonLog, timeNowYear
+    /// `{time.now}`: Go's `time.Time.String()` of the local time, as Caddy prints it —
+    /// `2006-01-02 15:04:05.999999999 -0700 MST m=+1.234567890` (the `m=` part is Go's
+    /// monotonic reading: seconds since the process started).
+    case timeNow
 
     /// Maps a placeholder name (without braces) to a placeholder, or nil when unknown.
     package static func parse(_ name: String) -> Placeholder? {
@@ -73,6 +77,7 @@ package enum Placeholder: Sendable, Equatable {
         case "http.request.local.port": return .localPort
         case "client_ip": return .vars("client_ip")
         case "uuid", "http.request.uuid": return .uuid
+        case "time.now": return .timeNow
         case "time.now.unix": return .timeNowUnix
         case "time.now.unix_ms": return .timeNowUnixMs
         case "time.now.http": return .timeNowHTTP

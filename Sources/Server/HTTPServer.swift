@@ -116,6 +116,7 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     package func accepted(fd: Int32, peer: SocketAddress?, listener: Listener, loop: EventLoop) {
         let i = loop.index
         let ctx = contexts[i]
+        ctx.acceptedTotal &+= 1
         let gen = loopGenerations[i]
         if ctx.draining || ctx.connectionCount >= perLoopMaxConnections || listener.tag >= gen.listeners.count {
             close(fd)
@@ -167,6 +168,28 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
         }
     }
 
+    /// Open connections (TCP, QUIC) over every loop, and how many were ever accepted: `done`
+    /// runs on the last loop to answer. Each loop counts its own, on its thread.
+    package func activity(_ done: @escaping @Sendable (_ open: Int, _ accepted: Int) -> Void) {
+        let tally = ActivityTally(loops: group.loops.count, done: done)
+        for (i, loop) in group.loops.enumerated() {
+            let server = self
+            loop.execute {
+                let ctx = server.contexts[i]
+                var open = ctx.connectionCount - server.loopH3[i].count  // the UDP listeners are managed too
+                var accepted = ctx.acceptedTotal
+                for h in server.loopH3[i].values {
+                    open += h.endpoint.connectionCount + h.endpoint.lingeringCount
+                    accepted &+= h.endpoint.acceptedConnections
+                }
+                tally.add(open: open, accepted: accepted)
+            }
+        }
+    }
+
+    /// Whether every listener came from the service manager (so exiting loses nothing).
+    package var allListenersInherited: Bool { !listeners.contains { $0.ownedByBerth } }
+
     /// Starts a graceful shutdown: every loop stops accepting and its connections finish their
     /// current request and close. `drained` runs (on a loop thread) once every loop is empty.
     package func beginShutdown(drained: @escaping @Sendable () -> Void) {
@@ -215,5 +238,30 @@ final class AtomicCountdown: @unchecked Sendable {
         let done = value == 0
         pthread_mutex_unlock(&mutex)
         return done
+    }
+}
+
+/// Sums per-loop activity counts; the last loop to report calls `done`.
+final class ActivityTally: @unchecked Sendable {
+    private let lock = Mutex()
+    private var remaining: Int
+    private var open = 0
+    private var accepted = 0
+    private let done: @Sendable (Int, Int) -> Void
+
+    init(loops: Int, done: @escaping @Sendable (Int, Int) -> Void) {
+        remaining = loops
+        self.done = done
+    }
+
+    func add(open o: Int, accepted a: Int) {
+        lock.lock()
+        open += o
+        accepted &+= a
+        remaining -= 1
+        let finished = remaining == 0
+        let (fo, fa) = (open, accepted)
+        lock.unlock()
+        if finished { done(fo, fa) }
     }
 }

@@ -156,6 +156,13 @@ extension Launcher {
             do { try loadEnvFile(e) } catch { return fail(error.description) }
         }
         let env = environment()
+        var exitIdleMilliseconds: Int? = nil
+        if let text = o.exitIdle ?? env["BERTH_EXIT_IDLE"], !text.isEmpty {
+            guard let ms = DurationText.parseMilliseconds(text), ms > 0 else {
+                return fail("invalid exit-idle duration '\(text)' (e.g. 30s, 10m)")
+            }
+            exitIdleMilliseconds = ms
+        }
         var loaded: LoadedConfig
         do {
             if let l = try loadConfig(o, environment: env) {
@@ -181,6 +188,7 @@ extension Launcher {
         if resolved.listeners.isEmpty { return fail("no listener to serve: the config has no stream listener (h1)") }
 
         let loopCount = o.loops ?? env["BERTH_LOOPS"].flatMap { Int($0) } ?? EventLoopGroup.defaultLoopCount
+
         let server: HTTPServer
         do {
             server = try HTTPServer(runtime: runtime, listeners: resolved.listeners, loopCount: loopCount,
@@ -199,6 +207,7 @@ extension Launcher {
             return fail(error.description)
         }
         ACMERuntime.activate(runtime, control: supervisor.control)  // ACME: obtain in the background
+        if let ms = exitIdleMilliseconds { supervisor.watchIdle(milliseconds: ms) }
         let names = resolved.listeners.map(\.displayName)
         Log.info("http.log", "server running", [("listen", .strings(names)), ("loops", .int(loopCount))])
         Log.info("", "serving initial configuration")

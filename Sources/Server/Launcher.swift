@@ -15,7 +15,12 @@ package struct RunOptions: Sendable {
     package var envFile: String?
     package var loops: Int?
     package var pidFile: String?
-    package init(configPath: String?, adapter: String?, envFile: String? = nil, loops: Int? = nil, pidFile: String? = nil) {
+    /// `--exit-idle` (or `BERTH_EXIT_IDLE`): stop after this long without connections, when
+    /// every listener is inherited (socket activation starts the next instance on demand).
+    package var exitIdle: String?
+    package init(configPath: String?, adapter: String?, envFile: String? = nil, loops: Int? = nil, pidFile: String? = nil,
+                 exitIdle: String? = nil) {
+        self.exitIdle = exitIdle
         self.configPath = configPath
         self.adapter = adapter
         self.envFile = envFile

@@ -111,6 +111,8 @@ package final class LoopContext {
     }
 
     package var connectionCount: Int { connections.count }
+    /// Connections accepted on this loop so far (`--exit-idle` notices short-lived ones).
+    package var acceptedTotal = 0
 
     package func add(_ fd: Int32, _ c: ManagedConnection) {
         connections[fd] = c

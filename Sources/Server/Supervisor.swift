@@ -27,6 +27,11 @@ final class Supervisor: EventHandler, @unchecked Sendable {
     private(set) var stopping = false
     private var stopped = false
     var reloads = 0
+    /// `--exit-idle` state (control thread).
+    private var idleLimit = 0
+    private var idleSince: UInt64? = nil
+    private var idleLastAccepted = -1
+    private var idleWarned = false
 
     init(server: HTTPServer, notifier: SDNotifier?, options: RunOptions, current: LoadedConfig,
          inherited: InheritedSockets, signals: sigset_t, environment: [String: String]) throws(StartError) {
@@ -99,6 +104,61 @@ final class Supervisor: EventHandler, @unchecked Sendable {
                 Log.info("", "signal ignored", [("signal", .int(Int(sig)))])
             }
         }
+    }
+
+    // MARK: Exit when idle
+
+    /// `--exit-idle`: polls the loops and stops gracefully once no connection has been open or
+    /// accepted for `milliseconds`. Only while every listener is inherited — the service
+    /// manager keeps those sockets and starts the next instance when a client connects (its
+    /// connection waits in the listen backlog meanwhile); a listener Berth bound itself would
+    /// go away with the process, so then Berth stays up (and says so once).
+    func watchIdle(milliseconds: Int) {
+        idleLimit = milliseconds
+        Log.info("", "exit when idle enabled", [("idle_ms", .int(milliseconds))])
+        scheduleIdlePoll()
+    }
+
+    private func scheduleIdlePoll() {
+        let interval = max(50, min(1000, idleLimit / 4))
+        control.schedule(afterMilliseconds: interval) { [self] in pollIdle() }
+    }
+
+    /// Control thread: one poll of the loops' activity.
+    private func pollIdle() {
+        if stopping { return }
+        guard server.allListenersInherited else {
+            if !idleWarned {
+                idleWarned = true
+                Log.warn("", "exit when idle is off: some listeners are not inherited from the service manager, so exiting would stop serving them",
+                         [("listen", .strings(server.listeners.filter(\.ownedByBerth).map(\.displayName)))])
+            }
+            idleSince = nil
+            scheduleIdlePoll()
+            return
+        }
+        let control = self.control
+        server.activity { [self] open, accepted in
+            control.execute { [self] in idleReport(open: open, accepted: accepted) }
+        }
+    }
+
+    private func idleReport(open: Int, accepted: Int) {
+        if stopping { return }
+        let now = Clock.monotonicNanos()
+        if open > 0 || accepted != idleLastAccepted {
+            idleSince = nil
+            idleLastAccepted = accepted
+        } else if let since = idleSince {
+            if now &- since >= UInt64(idleLimit) &* 1_000_000 {
+                Log.info("", "exiting: idle", [("idle_ms", .int(idleLimit))])
+                beginStop()
+                return
+            }
+        } else {
+            idleSince = now
+        }
+        scheduleIdlePoll()
     }
 
     // MARK: Stop

@@ -88,6 +88,14 @@ struct DirectivePlaceholderTests {
         #expect(clf.range(of: #"^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$"#, options: .regularExpression) != nil, "\(clf)")
         let year = Int(directiveExpand("{time.now.year}", directiveRequest()))!
         #expect(year >= 2024 && clf.contains("/\(year):"))
+        // Go's time.Time.String(), as Caddy prints {time.now}.
+        let now = directiveExpand("{time.now}", directiveRequest())
+        #expect(now.range(of: #"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{0,8}[1-9])? [+-]\d{4} [A-Za-z0-9+-]+ m=\+\d+\.\d{9}$"#,
+                          options: .regularExpression) != nil, "\(now)")
+        #expect(now.hasPrefix("\(year)-"))
+        // The monotonic part counts from the process start: this test process is younger than a day.
+        let m = Double(now.split(separator: "=").last!.dropFirst())!
+        #expect(m >= 0 && m < 86_400, "\(now)")
     }
 
     @Test func requestVarsReplaceAndReset() {

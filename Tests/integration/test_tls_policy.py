@@ -7,6 +7,7 @@ and refused names fail with a file:line error."""
 import base64
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -512,3 +513,32 @@ def test_h3_resumption_keeps_the_client_certificate_and_open_site_tickets_do_not
             assert got == "fail" and "subject=" not in body, (extra, body, err)
     finally:
         s.stop()
+
+
+@pytest.mark.skipif(not HAVE_AIOQUIC, reason="aioquic is not installed")
+def test_h3_tightened_policy_after_reload_is_not_bypassed_by_resumption(pki, tmp_path):
+    """A ticket issued while the site only requested a certificate (none sent) resumes fine;
+    after a reload to require_and_verify the same ticket must not get a request served — the
+    resumed session's (absent) certificate is checked against the new policy."""
+    t, u = tcp_listener(), udp_socket()
+    port = u.getsockname()[1]
+    cf = write_caddyfile(tmp_path, h3_caddyfile(pki, ca_block(pki, mode="request")), name="b.Caddyfile")
+    b = launch(["run", "--config", str(cf)], sockets=[t, u])
+    try:
+        ticket = str(tmp_path / "ticket")
+        got, body, err = h3(pki, port, None, ticket=ticket)
+        assert got == "ok" and os.path.exists(ticket), err
+        got, body, err = h3(pki, port, None, ticket=ticket)
+        assert got == "ok" and "resumed=1" in err, err
+        write_caddyfile(tmp_path, h3_caddyfile(pki, ca_block(pki, mode="require_and_verify")), name="b.Caddyfile")
+        os.kill(b.p.pid, signal.SIGHUP)
+        for _ in range(100):
+            if "config reloaded" in b.stderr():
+                break
+            time.sleep(0.05)
+        got, body, err = h3(pki, port, None, ticket=ticket)
+        assert got == "fail" and "subject=" not in body, (body, err)
+        got, body = h3(pki, port, "good")
+        assert got == "ok" and "subject=CN=alice" in body, body
+    finally:
+        b.stop()
