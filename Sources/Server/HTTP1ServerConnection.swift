@@ -71,8 +71,14 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// True when nothing is waiting to be written (plaintext, ciphertext, or a file region the
     /// protocol left for sendfile(2)).
     private var allFlushed: Bool {
-        output.isEmpty && (cipherOut?.isEmpty ?? true) && !(conn?.hasPendingFile ?? false)
+        // `cipherOut` only exists with TLS (this runs several times per request).
+        guard output.isEmpty else { return false }
+        if hasTLS, let co = cipherOut, !co.isEmpty { return false }
+        return !(conn?.hasPendingFile ?? false)
     }
+    /// Set once: the connection was created with a TLS layer (`cipherIn`/`cipherOut` exist
+    /// until a hand-over).
+    private let hasTLS: Bool
 
     init(fd: Int32, peer: SocketAddress?, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
          tls tlsContext: TLSContext? = nil, allowH2C: Bool = false) {
@@ -81,6 +87,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         self.ctx = context
         self.server = server
         self.runtime = runtime
+        hasTLS = tlsContext != nil
         super.init()
         let info = ConnectionInfo(remote: peer, local: nil, isTLS: tlsContext != nil)
         if let tlsContext {
@@ -377,12 +384,12 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     private func updateTimer() {
         if closed { return }
         if !allFlushed {
-            if currentTimeoutList !== ctx.writeTimeouts { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
+            if !isArmed(in: ctx.writeTimeouts) { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
             armedKey = nil
             return
         }
         let key = protoTimerKey()
-        if let k = key, let a = armedKey, k == a, currentTimeoutList != nil { return }
+        if let k = key, let a = armedKey, k == a, isArmed { return }
         armedKey = key
         guard let (kind, _) = key else {
             disarmTimeout()
