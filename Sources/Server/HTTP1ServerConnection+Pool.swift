@@ -31,7 +31,7 @@ extension HTTP1ServerConnection {
     /// Puts this closed connection into its loop's pool; false when it may not be reused.
     func recycleIntoPool(_ c: HTTP1Connection) -> Bool {
         guard closed, !registered, !serviceRequested, h2 == nil, tls == nil, cipherIn == nil,
-            currentTimeoutList == nil, c.isRecyclable, !ctx.draining, runtime === ctx.runtime,
+            !isArmed, c.isRecyclable, !ctx.draining, runtime === ctx.runtime,
             ctx.connectionPool.count < HTTP1ServerConnection.poolLimit
         else { return false }
         c.recycle()
