@@ -152,6 +152,9 @@ public final class HTTP1Connection {
     // The current exchange.
     var needsReset = false
     var keepAlive = true
+    /// The current request asked to close the connection (`Connection: close`, or HTTP/1.0
+    /// without keep-alive): the client sends nothing after it (RFC 9112 §9.6).
+    var clientClosing = false
     var isHEAD = false
     var logExchange = true
     var expectContinuePending = false
