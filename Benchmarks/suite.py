@@ -126,6 +126,11 @@ def run_load(cell: modes.Cell, key: str, duration: float, logpath: Path) -> dict
             r["mib_s"] = mib / r["elapsed_s"]
             if mib:
                 r["cpu_us_per_mib"] = r["server_cpu_s"] * 1e6 / mib
+                if r.get("client_cpu_s") is not None:
+                    # Server + wrk: on loopback the receiver's TCP work runs in softirq on the
+                    # sending CPU, so a server that sends faster is charged part of the client's
+                    # work; the sum is what the transfer costs the machine.
+                    r["machine_cpu_us_per_mib"] = (r["server_cpu_s"] + r["client_cpu_s"]) * 1e6 / mib
         errs = sum(r.get("socket_errors", {}).values()) + r.get("non2xx", 0)
         r["errors"] = errs
         return r
@@ -359,7 +364,7 @@ def run(args) -> dict:
             ok = [x for x in runs if not x.get("exception") and not x.get("died")]
             res["medians"].setdefault(key, {})[name] = {
                 k: med([x.get(k) for x in ok]) for k in ("rps", "cpu_us_per_req", "cpu_us_per_mib", "p99_ms", "mib_s",
-                                                   "other_cores")}
+                                                   "other_cores", "machine_cpu_us_per_mib")}
             res["medians"][key][name]["errors"] = sum(x.get("errors", 0) or 0 for x in runs)
             res["medians"][key][name]["rounds"] = len(ok)
     for name, xs in res["cold"].items():
@@ -399,7 +404,10 @@ def markdown(res: dict) -> str:
     L += [f"Each load: {a['rounds']} interleaved round(s) × {a['duration']:g} s per cell, median shown; "
           "client (wrk / h2load / Python) on the same cores, loopback only. **server CPU µs/req** is "
           "user+sys of the server's processes per request (pasta mode: pasta included, it is the mode's "
-          "forwarding cost; podman-none: the container's processes). Ratios are Berth ÷ other, "
+          "forwarding cost; podman-none: the container's processes). **machine CPU** (1 MiB and 100 MiB "
+          "files) adds wrk's CPU: on loopback the receiver's TCP processing runs in softirq on the "
+          "sending CPU, so the faster sender is charged part of the client's work in its own counters; "
+          "the sum is what a transfer costs the machine. Ratios are Berth ÷ other, "
           "req/s > 1 and CPU < 1 favour Berth. n/a: the combination cannot run here (reason below). "
           "Every server uses all cores the way it ships: Berth one event loop per core, Caddy "
           "GOMAXPROCS = cores, nginx `worker_processes auto`; HTTPS serves the same self-signed P-256 "
@@ -414,6 +422,9 @@ def markdown(res: dict) -> str:
         hdr = ["mode"] + [f"{s} {unit}" for s in servers] + [f"{s} {clabel}" for s in servers]
         ratios = [s for s in servers if s != "berth"] if "berth" in servers else []
         hdr += [f"berth/{s} {unit}" for s in ratios] + [f"berth/{s} CPU" for s in ratios]
+        big = key in BIG
+        if big:
+            hdr += [f"berth/{s} machine CPU" for s in ratios]
         hdr += ["p99 ms (" + "/".join(servers) + ")", "errors"]
         L += ["| " + " | ".join(hdr) + " |", "|" + "---|" + "---:|" * (len(hdr) - 1)]
         for mode in modes_:
@@ -423,6 +434,9 @@ def markdown(res: dict) -> str:
                   for s in ratios]
             rc = [fmt(ratio(cellv(res, key, f"berth/{mode}", cfield),
                             cellv(res, key, f"{s}/{mode}", cfield)), ".2f") for s in ratios]
+            if big:
+                rc += [fmt(ratio(cellv(res, key, f"berth/{mode}", "machine_cpu_us_per_mib"),
+                                 cellv(res, key, f"{s}/{mode}", "machine_cpu_us_per_mib")), ".2f") for s in ratios]
             p99 = "/".join(fmt(cellv(res, key, f"{s}/{mode}", "p99_ms"), ".1f") for s in servers)
             errs = sum((cellv(res, key, f"{s}/{mode}", "errors") or 0) for s in servers)
             L.append("| " + " | ".join([f"`{mode}`", *thr, *cpu, *rr, *rc, p99, str(errs)]) + " |")

@@ -38,14 +38,36 @@ static int berth_setint(int fd, int level, int name, int v) {
     return setsockopt(fd, level, name, &v, sizeof v) == 0 ? 0 : -errno;
 }
 
+/* Raises a socket buffer to `bytes` (never lowers it: an inherited socket may come with a
+   larger one, e.g. systemd's ReceiveBuffer=): the FORCE option first (works with
+   CAP_NET_ADMIN, beyond net.core.[rw]mem_max), else the capped one. The kernel reports twice
+   what was set. */
+static void berth_udp_grow_buffer(int fd, int name, int force_name, int bytes) {
+    int cur = 0;
+    socklen_t len = sizeof(cur);
+    if (getsockopt(fd, SOL_SOCKET, name, &cur, &len) == 0 && cur / 2 >= bytes) return;
+    if (berth_setint(fd, SOL_SOCKET, force_name, bytes) == 0) return;
+    int after = 0;
+    len = sizeof(after);
+    berth_setint(fd, SOL_SOCKET, name, bytes);
+    if (getsockopt(fd, SOL_SOCKET, name, &after, &len) == 0 && after < cur) berth_setint(fd, SOL_SOCKET, name, cur / 2);
+}
+
+int berth_udp_buffer_bytes(int fd, int receive) {
+    int v = 0;
+    socklen_t len = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, receive ? SO_RCVBUF : SO_SNDBUF, &v, &len) != 0) return -1;
+    return v / 2;
+}
+
 int berth_udp_configure(int fd, int family, int buffer_bytes) {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     int fdfl = fcntl(fd, F_GETFD);
     if (fdfl >= 0 && !(fdfl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
     if (buffer_bytes > 0) {
-        berth_setint(fd, SOL_SOCKET, SO_RCVBUF, buffer_bytes);
-        berth_setint(fd, SOL_SOCKET, SO_SNDBUF, buffer_bytes);
+        berth_udp_grow_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, buffer_bytes);
+        berth_udp_grow_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, buffer_bytes);
     }
     int rc;
     if (family == AF_INET6) {

@@ -11,11 +11,15 @@ package protocol EventHandler: AnyObject {
 }
 
 /// Readiness interests for `EventLoop.register`.
-package struct Interest: OptionSet, Sendable {
-    package let rawValue: UInt32
-    package init(rawValue: UInt32) { self.rawValue = rawValue }
-    package static let read = Interest(rawValue: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
-    package static let write = Interest(rawValue: EPOLLOUT.rawValue)
+/// (`public` with `@inlinable` members: only public bodies are inlined into other modules.)
+public struct Interest: OptionSet, Sendable {
+    public let rawValue: UInt32
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Compares the bits directly (the generic `RawRepresentable` `==` goes through witnesses).
+    @inlinable @inline(__always)
+    public static func == (a: Interest, b: Interest) -> Bool { a.rawValue == b.rawValue }
+    @inlinable public static var read: Interest { Interest(rawValue: EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
+    @inlinable public static var write: Interest { Interest(rawValue: EPOLLOUT.rawValue) }
     /// Readable only (listening sockets: EPOLLEXCLUSIVE allows no EPOLLRDHUP).
     package static let acceptable = Interest(rawValue: EPOLLIN.rawValue)
     /// Wake only one of the loops waiting on a shared listening socket (Linux ≥ 4.5).

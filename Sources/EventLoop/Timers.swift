@@ -70,57 +70,86 @@ struct TimerHeap {
 
 /// A member of a `TimeoutList`: connections subclass this to get O(1), allocation-free
 /// timeouts (the list is intrusive).
+///
+/// The list does not own its members (every link is `unowned(unsafe)`, so arming and
+/// disarming, several times per request, retain and release nothing): a node is kept alive
+/// by its owner (the loop's handler table, a connection table, a pool) while it is armed,
+/// and a node that goes away while armed leaves its list in `deinit`.
 open class TimeoutNode {
-    fileprivate var next: TimeoutNode?
-    fileprivate unowned(unsafe) var prev: TimeoutNode?
-    fileprivate unowned(unsafe) var list: TimeoutList?
+    fileprivate var next: Unmanaged<TimeoutNode>?
+    fileprivate var prev: Unmanaged<TimeoutNode>?
+    fileprivate var list: Unmanaged<TimeoutList>?
     fileprivate var deadline: UInt64 = 0
 
     public init() {}
+
+    deinit {
+        if let l = list { l._withUnsafeGuaranteedRef { $0.unlink(self) } }
+    }
 
     /// Called on the loop thread when the node's deadline passes; the node is already unlinked.
     open func timeoutExpired() {}
 
     /// The list the node is in, if any.
-    package var currentTimeoutList: TimeoutList? { list }
+    package var currentTimeoutList: TimeoutList? { list?.takeUnretainedValue() }
+
+    /// True when the node is armed in `l`.
+    @inline(__always)
+    package func isArmed(in l: TimeoutList) -> Bool {
+        list?.toOpaque() == Unmanaged.passUnretained(l).toOpaque()
+    }
+
+    /// True when the node is armed in any list.
+    @inline(__always)
+    package var isArmed: Bool { list != nil }
 }
 
 /// Nodes waiting for the same fixed duration. Because every member waits equally long, appending
 /// at the tail keeps the list sorted by deadline; the loop only looks at the head.
+///
+/// Links are `Unmanaged` and followed with `_withUnsafeGuaranteedRef`: an `unowned(unsafe)`
+/// reference is still retained and released around every use, an unmanaged one is not.
 package final class TimeoutList {
     /// The duration every member waits.
     package let durationNanos: UInt64
-    private var head: TimeoutNode?
-    private unowned(unsafe) var tail: TimeoutNode?
+    private var head: Unmanaged<TimeoutNode>?
+    private var tail: Unmanaged<TimeoutNode>?
     /// Number of members.
     package private(set) var count = 0
 
     init(durationNanos: UInt64) { self.durationNanos = durationNanos }
 
     /// Deadline of the first member.
-    var nextDeadline: UInt64? { head?.deadline }
+    var nextDeadline: UInt64? { head?._withUnsafeGuaranteedRef { $0.deadline } }
 
     /// (Re)starts `node`'s timeout in this list, taking it out of any other list first.
     @inline(__always)
     package func arm(_ node: TimeoutNode, now: UInt64) {
-        if let l = node.list { l.remove(node) }
+        if let old = node.list { old._withUnsafeGuaranteedRef { $0.unlink(node) } }
+        let me = Unmanaged.passUnretained(node)
         node.deadline = now &+ durationNanos
-        node.list = self
+        node.list = Unmanaged.passUnretained(self)
         node.next = nil
         node.prev = tail
-        if let t = tail { t.next = node } else { head = node }
-        tail = node
+        if let t = tail { t._withUnsafeGuaranteedRef { $0.next = me } } else { head = me }
+        tail = me
         count += 1
     }
 
     /// Removes `node` if it is in this list.
     @inline(__always)
     package func remove(_ node: TimeoutNode) {
-        guard node.list === self else { return }
+        guard node.isArmed(in: self) else { return }
+        unlink(node)
+    }
+
+    /// Takes `node`, a member of this list, out of it.
+    @inline(__always)
+    fileprivate func unlink(_ node: TimeoutNode) {
         let n = node.next
         let p = node.prev
-        if let p { p.next = n } else { head = n }
-        if let n { n.prev = p } else { tail = p }
+        if let p { p._withUnsafeGuaranteedRef { $0.next = n } } else { head = n }
+        if let n { n._withUnsafeGuaranteedRef { $0.prev = p } } else { tail = p }
         node.next = nil
         node.prev = nil
         node.list = nil
@@ -129,9 +158,10 @@ package final class TimeoutList {
 
     /// Unlinks and notifies every member whose deadline has passed.
     func expire(now: UInt64) {
-        while let h = head, h.deadline <= now {
-            remove(h)
-            h.timeoutExpired()
+        while let h = head, h._withUnsafeGuaranteedRef({ $0.deadline }) <= now {
+            let node = h.takeUnretainedValue()
+            unlink(node)
+            node.timeoutExpired()
         }
     }
 }
@@ -140,6 +170,7 @@ extension TimeoutNode {
     /// Takes the node out of whatever timeout list it is in.
     @inline(__always)
     package func disarmTimeout() {
-        if let l = list { l.remove(self) }
+        if let l = list { l._withUnsafeGuaranteedRef { $0.unlink(self) } }
     }
 }
+

@@ -33,6 +33,12 @@ package enum UDPSocket {
         return owned
     }
 
+    /// The usable receive buffer of `fd` in bytes (nil when unknown).
+    package static func receiveBufferBytes(_ fd: Int32) -> Int? {
+        let v = berth_udp_buffer_bytes(fd, 1)
+        return v < 0 ? nil : Int(v)
+    }
+
     /// True when the kernel supports UDP GSO (`UDP_SEGMENT`) on `fd`.
     package static func supportsGSO(_ fd: Int32) -> Bool { berth_udp_gso_supported(fd) != 0 }
 

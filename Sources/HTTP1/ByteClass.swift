@@ -16,6 +16,43 @@ enum ByteClass {
         return false
     }
 
+    /// `tchar` as a 256-entry table ("1" = tchar): one load and compare per byte.
+    @inline(__always) static var tcharTable: StaticString { "0000000000000000000000000000000001011111001101101111111111000000011111111111111111111111111000111111111111111111111111111110101000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" }
+
+    /// True when the `count` bytes at `p` are all tchars (a field name).
+    @inline(__always)
+    static func allTchar(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        let t = tcharTable.utf8Start
+        var i = 0
+        while i < count {
+            if t[Int(p.load(fromByteOffset: i, as: UInt8.self))] != 0x31 { return false }
+            i &+= 1
+        }
+        return true
+    }
+
+    /// Replaces CR and LF in the `count` bytes at `p` by SP (a field value being written, so
+    /// that no value can split the head). Eight bytes at a time: a word without any byte
+    /// below 0x0E (the "has less than" bit trick, exact for existence) holds neither; a word
+    /// that trips the test (HTAB does) is rewritten byte by byte.
+    @inline(__always)
+    static func replaceCRLF(_ p: UnsafeMutablePointer<UInt8>, _ count: Int) {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var k = 0
+        while k &+ 8 <= count {
+            let x = UnsafeRawPointer(p + k).loadUnaligned(as: UInt64.self)
+            if (x &- ones &* 0x0E) & ~x & highs != 0 {
+                for i in k..<(k &+ 8) where p[i] == 0x0D || p[i] == 0x0A { p[i] = 0x20 }
+            }
+            k &+= 8
+        }
+        while k < count {
+            if p[k] == 0x0D || p[k] == 0x0A { p[k] = 0x20 }
+            k &+= 1
+        }
+    }
+
     @inline(__always)
     static func isHostByte(_ b: UInt8) -> Bool {
         if b < 64 { return (hostLow >> UInt64(b)) & 1 != 0 }

@@ -27,9 +27,6 @@ extension HTTP1Connection {
     /// Largest body copied into `output` rather than sent with sendfile(2).
     package static let inlineFileLimit: Int64 = 32 * 1024
 
-    /// True while a file region waits for the driver.
-    @inline(__always)
-    package var hasPendingFile: Bool { fileRegion != nil }
 
     package func sendFileRegion(_ response: HTTPResponse, file: SharedFile, offset: Int64, count: Int64) -> Bool {
         guard accepts(response), responseMode == .notStarted, !isHEAD, count > 0,

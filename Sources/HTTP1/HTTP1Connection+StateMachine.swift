@@ -52,6 +52,7 @@ extension HTTP1Connection {
     func onHeadComplete() {
         request.startNanos = Clock.monotonicNanos()
         keepAlive = parser.keepAlive
+        clientClosing = !parser.keepAlive
         isHEAD = request.method == .HEAD
         bodyFraming = parser.framing
         switch bodyFraming {
@@ -158,6 +159,7 @@ extension HTTP1Connection {
         trailerFields.removeAll()
         needsReset = false
         keepAlive = true
+        clientClosing = false
         isHEAD = false
         logExchange = true
         expectContinuePending = false

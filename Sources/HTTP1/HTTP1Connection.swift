@@ -81,7 +81,7 @@ package protocol HTTP1ConnectionDelegate: AnyObject {
 /// response refers to it) and must only append to `input` between calls. The connection
 /// holds its responder strongly (a router is shared by many connections) and its delegate
 /// weakly; a driver that is itself the responder must drop the connection once closed.
-package final class HTTP1Connection {
+public final class HTTP1Connection {
     /// The explicit exchange state (see `HTTP1Connection+StateMachine.swift`).
     package enum State: Equatable, Sendable {
         /// Waiting for, or parsing, a request head.
@@ -152,6 +152,9 @@ package final class HTTP1Connection {
     // The current exchange.
     var needsReset = false
     var keepAlive = true
+    /// The current request asked to close the connection (`Connection: close`, or HTTP/1.0
+    /// without keep-alive): the client sends nothing after it (RFC 9112 §9.6).
+    var clientClosing = false
     var isHEAD = false
     var logExchange = true
     var expectContinuePending = false
@@ -166,7 +169,13 @@ package final class HTTP1Connection {
     /// Flow control of a streaming handler (see `HTTP1Connection+Flow.swift`).
     var flow = HTTP1FlowState()
     /// A file body the driver sends after `output` (see `HTTP1Connection+File.swift`).
-    package internal(set) var fileRegion: HTTP1FileRegion? = nil
+    package internal(set) var fileRegion: HTTP1FileRegion? = nil {
+        didSet { hasPendingFile = fileRegion != nil }
+    }
+    /// True while a file region waits for the driver. Stored, in a `public` class: the
+    /// driver reads it several times per request straight from the object (a `package`
+    /// getter is an out-of-line call, with a retain and release of the connection around it).
+    public private(set) var hasPendingFile = false
     /// Set by the driver on plain TCP: large file bodies may be left to it as a
     /// `fileRegion` for sendfile(2). Off on TLS (the bytes must pass through the cipher).
     package var zeroCopyFiles = false

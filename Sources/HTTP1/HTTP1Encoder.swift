@@ -85,23 +85,13 @@ enum HTTP1Encoder {
                 case .contentLength, .transferEncoding, .connection: continue
                 default: break
                 }
-                let name = UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength))
-                if name.isEmpty { continue }
-                var valid = true
-                for b in name where !ByteClass.isTchar(b) {
-                    valid = false
-                    break
-                }
-                if !valid { continue }
-                w.put(name)
+                let nameLength = Int(e.nameLength)
+                if nameLength == 0 || !ByteClass.allTchar(base + Int(e.nameStart), nameLength) { continue }
+                w.put(UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: nameLength))
                 w.put(": ")
                 let vstart = w.p
                 w.put(UnsafeRawBufferPointer(start: base + Int(e.valueStart), count: Int(e.valueLength)))
-                var q = vstart
-                while q < w.p {
-                    if q.pointee == 0x0D || q.pointee == 0x0A { q.pointee = 0x20 }
-                    q += 1
-                }
+                ByteClass.replaceCRLF(vstart, Int(e.valueLength))
                 w.put("\r\n")
             }
         }

@@ -1,6 +1,6 @@
 /// Header names Berth looks at, interned once when a field is parsed so lookups compare a byte,
 /// not a string. `other` covers every name not listed.
-package enum HeaderToken: UInt8, Sendable {
+public enum HeaderToken: UInt8, Sendable {
     case other = 0
     case host, contentLength, transferEncoding, connection, expect, upgrade, te, trailer
     case keepAlive, proxyConnection, contentType, acceptEncoding, userAgent, accept
@@ -9,6 +9,12 @@ package enum HeaderToken: UInt8, Sendable {
     case ifModifiedSince, ifMatch, ifUnmodifiedSince, ifRange, range, acceptRanges
     case contentRange, cacheControl, altSvc, xForwardedFor, xForwardedProto, xForwardedHost
     case via, forwarded, http2Settings, origin
+
+    /// Compares the raw bytes: without this, `==` resolves to the standard library's generic
+    /// `RawRepresentable` one, which calls through the Equatable witness on every comparison.
+    /// (`public`: only public `@inlinable` bodies are inlined into other modules.)
+    @inlinable @inline(__always)
+    public static func == (a: HeaderToken, b: HeaderToken) -> Bool { a.rawValue == b.rawValue }
 
     /// Canonical (Go-style) spelling, used when Berth itself emits the name.
     package var canonicalName: StaticString {
@@ -163,22 +169,37 @@ package enum HeaderToken: UInt8, Sendable {
 /// A field with an empty name is never written; with the `.server` or `.date` token it is a
 /// suppression marker: the protocol then omits the Server/Date field it would add (how
 /// `header -Server` removes Berth's own Server header; HTTP/1 and HTTP/2 encoders honour it).
-package struct HTTPField: Sendable {
-    package var nameStart: Int32
-    package var nameLength: Int32
-    package var valueStart: Int32
-    package var valueLength: Int32
-    package var token: HeaderToken
+public struct HTTPField: Sendable {
+    public var nameStart: Int32
+    public var nameLength: Int32
+    public var valueStart: Int32
+    public var valueLength: Int32
+    public var token: HeaderToken
 }
 
 /// An ordered list of header fields whose bytes live in one reusable arena, so filling and
 /// clearing it per request allocates nothing once its capacity has grown.
-@usableFromInline
-package struct HTTPFields: Sendable {
+public struct HTTPFields: Sendable {
     /// Bytes of every name and value, back to back.
-    package private(set) var arena: [UInt8] = []
+    public private(set) var arena: [UInt8] = []
     /// The fields, in order.
-    package private(set) var entries: [HTTPField] = []
+    public private(set) var entries: [HTTPField] = []
+    /// Bit `token.rawValue` is set once a field with that token was appended (since the last
+    /// `removeAll`); removals leave it set. A clear bit means the token is certainly absent,
+    /// so per-request checks for rare fields (Connection, Expect, TE, Trailer…) cost one AND
+    /// instead of a scan. (`public`: only public `@inlinable` bodies inline across modules.)
+    public private(set) var tokenMask: UInt64 = 0
+
+    /// False when no field with `token` is present (true: maybe; look with `firstIndex`).
+    @inlinable @inline(__always)
+    public func mayContain(_ token: HeaderToken) -> Bool {
+        tokenMask & (1 &<< UInt64(token.rawValue)) != 0
+    }
+
+    @inline(__always)
+    private mutating func noteToken(_ token: HeaderToken) {
+        tokenMask |= 1 &<< UInt64(token.rawValue)
+    }
 
     package init() {
         arena.reserveCapacity(512)
@@ -197,15 +218,16 @@ package struct HTTPFields: Sendable {
     }
 
     /// Number of fields.
-    @inline(__always) package var count: Int { entries.count }
+    @inlinable @inline(__always) public var count: Int { entries.count }
 
     /// Total bytes of names and values (used for header-size limits).
-    @inline(__always) package var byteCount: Int { arena.count }
+    @inlinable @inline(__always) public var byteCount: Int { arena.count }
 
     /// Removes every field, keeping storage.
     @inline(__always) package mutating func removeAll() {
         arena.removeAll(keepingCapacity: true)
         entries.removeAll(keepingCapacity: true)
+        tokenMask = 0
     }
 
     /// Appends raw bytes with one memcpy: `Array.append(contentsOf:)` with an
@@ -225,6 +247,7 @@ package struct HTTPFields: Sendable {
         HTTPFields.appendBytes(&arena, value)
         entries.append(HTTPField(nameStart: ns, nameLength: Int32(name.count), valueStart: vs,
                                  valueLength: Int32(value.count), token: token))
+        noteToken(token)
     }
 
     /// Appends a field whose name and value lie in one span of a parsed line: the name from
@@ -236,6 +259,7 @@ package struct HTTPFields: Sendable {
         HTTPFields.appendBytes(&arena, span)
         entries.append(HTTPField(nameStart: s, nameLength: Int32(nameLength), valueStart: s + Int32(valueOffset),
                                  valueLength: Int32(span.count - valueOffset), token: token))
+        noteToken(token)
     }
 
     /// Appends a field with a well-known name and raw value bytes.
@@ -325,20 +349,21 @@ package struct HTTPFields: Sendable {
         HTTPFields.appendBytes(&arena, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         entries.append(HTTPField(nameStart: ns, nameLength: Int32(name.utf8CodeUnitCount), valueStart: field.valueStart,
                                  valueLength: field.valueLength, token: token))
+        noteToken(token)
     }
 
     /// Index of the first field with this token.
-    @inline(__always) package func firstIndex(_ token: HeaderToken) -> Int? {
+    @inlinable @inline(__always) public func firstIndex(_ token: HeaderToken) -> Int? {
         for i in entries.indices where entries[i].token == token { return i }
         return nil
     }
 
     /// True when a field with this token exists.
-    @inline(__always) package func contains(_ token: HeaderToken) -> Bool { firstIndex(token) != nil }
+    @inlinable @inline(__always) public func contains(_ token: HeaderToken) -> Bool { firstIndex(token) != nil }
 
     /// Calls `body` with the name and value bytes of field `i`.
-    @inline(__always)
-    package func withField<R>(_ i: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    @inlinable @inline(__always)
+    public func withField<R>(_ i: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let e = entries[i]
         return try arena.withUnsafeBytes { ab in
             try body(UnsafeRawBufferPointer(rebasing: ab[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)]),
@@ -347,8 +372,8 @@ package struct HTTPFields: Sendable {
     }
 
     /// Calls `body` with the value of the first field with this token, or returns nil.
-    @inline(__always)
-    package func withValue<R>(_ token: HeaderToken, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+    @inlinable @inline(__always)
+    public func withValue<R>(_ token: HeaderToken, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
         guard let i = firstIndex(token) else { return nil }
         return try withField(i) { _, v in try body(v) }
     }

@@ -4,8 +4,13 @@ import Glibc
 import IOCore
 
 /// Request methods Berth distinguishes; anything else is `.other` with its bytes kept.
-package enum HTTPMethod: UInt8, Sendable {
+public enum HTTPMethod: UInt8, Sendable {
     case GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH, other
+
+    /// Compares the raw bytes (the generic `RawRepresentable` `==` goes through witnesses;
+    /// `public` so that other modules inline it).
+    @inlinable @inline(__always)
+    public static func == (a: HTTPMethod, b: HTTPMethod) -> Bool { a.rawValue == b.rawValue }
 
     /// Classifies method bytes (case-sensitive, as RFC 9110 §9.1 says).
     package static func classify(_ m: UnsafeRawBufferPointer) -> HTTPMethod {
@@ -93,9 +98,9 @@ package final class ClientCertificateFields: Sendable {
 ///
 /// The request line pieces (method, target, authority) live in `line`; header fields in
 /// `fields`. Ranges index into `line`.
-package final class HTTPRequest {
+public final class HTTPRequest {
     /// Bytes of the method, target and authority.
-    package var line: [UInt8] = []
+    public var line: [UInt8] = []
     package var methodRange: Range<Int> = 0..<0
     /// Raw request target as sent (origin-form path+query; for absolute-form, the path+query part).
     package var targetRange: Range<Int> = 0..<0
@@ -169,8 +174,8 @@ package final class HTTPRequest {
     }
 
     /// Calls `body` with the bytes of `range` in `line`.
-    @inline(__always)
-    package func withLineBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    @inlinable @inline(__always)
+    public func withLineBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try line.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 

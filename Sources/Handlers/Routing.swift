@@ -87,8 +87,11 @@ package struct Route: Sendable {
 
     @inline(__always)
     func matches(_ r: HTTPRequest) -> Bool {
-        for m in matchers where !m.matches(r) { return false }
-        return true
+        if matchers.isEmpty { return true }
+        return matchers.withUnsafeBufferPointer { ms in
+            for i in ms.indices where !ms[i].matches(r) { return false }
+            return true
+        }
     }
 }
 
@@ -98,21 +101,32 @@ package final class RouteList: Handler {
     package init(_ routes: [Route]) { self.routes = routes }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        // Walked through buffer pointers: `for route in routes` copies each `Route` (retaining
+        // its matcher and handler arrays) and each handler existential, per request. The
+        // arrays are immutable and owned by this list for its whole life.
         var satisfied: UInt64 = 0
-        for route in routes where route.matches(request) {
-            if route.group >= 0 {
-                let bit: UInt64 = 1 << UInt64(route.group)
-                if satisfied & bit != 0 { continue }
-                satisfied |= bit
+        return routes.withUnsafeBufferPointer { rs in
+            for i in rs.indices {
+                guard rs[i].matches(request) else { continue }
+                let group = rs[i].group
+                if group >= 0 {
+                    let bit: UInt64 = 1 << UInt64(group)
+                    if satisfied & bit != 0 { continue }
+                    satisfied |= bit
+                }
+                let r: HandlerResult? = rs[i].handlers.withUnsafeBufferPointer { hs in
+                    for j in hs.indices {
+                        let r = hs[j].handle(request, response)
+                        if case .next = r { continue }
+                        return r
+                    }
+                    return nil
+                }
+                if let r { return r }
+                if rs[i].terminal { return .next }
             }
-            for h in route.handlers {
-                let r = h.handle(request, response)
-                if case .next = r { continue }
-                return r
-            }
-            if route.terminal { return .next }
+            return .next
         }
-        return .next
     }
 }
 

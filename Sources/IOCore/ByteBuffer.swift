@@ -7,16 +7,19 @@ import Glibc
 ///
 /// Bytes in `readerIndex..<writerIndex` are readable; the space after `writerIndex` is free.
 /// Not thread-safe: a buffer lives on one event-loop thread.
-@usableFromInline
-package final class ByteBuffer {
+///
+/// `public` (not `package`) with `@inlinable` accessors: this toolchain only inlines
+/// `@inlinable` bodies of public declarations into other modules, and every protocol module
+/// calls these per request (a call, plus a retain and release of the buffer around it).
+public final class ByteBuffer {
     /// Start of the storage.
-    @usableFromInline package private(set) var base: UnsafeMutablePointer<UInt8>
+    public private(set) var base: UnsafeMutablePointer<UInt8>
     /// Size of the storage.
-    package private(set) var capacity: Int
+    public private(set) var capacity: Int
     /// First readable byte.
-    @usableFromInline package var readerIndex: Int = 0
+    public var readerIndex: Int = 0
     /// One past the last readable byte.
-    package var writerIndex: Int = 0
+    public var writerIndex: Int = 0
 
     /// Creates a buffer with `capacity` bytes of storage.
     package init(capacity: Int = 4096) {
@@ -28,25 +31,25 @@ package final class ByteBuffer {
     deinit { base.deallocate() }
 
     /// Number of readable bytes.
-    @inline(__always) @usableFromInline package var readableBytes: Int { writerIndex - readerIndex }
+    @inlinable @inline(__always) public var readableBytes: Int { writerIndex - readerIndex }
     /// Free bytes after the write index.
-    @inline(__always) package var writableBytes: Int { capacity - writerIndex }
+    @inlinable @inline(__always) public var writableBytes: Int { capacity - writerIndex }
     /// True when nothing is readable.
-    @inline(__always) @usableFromInline package var isEmpty: Bool { writerIndex == readerIndex }
+    @inlinable @inline(__always) public var isEmpty: Bool { writerIndex == readerIndex }
 
     /// The readable bytes, valid until the next mutation.
-    @inline(__always) package var readable: UnsafeRawBufferPointer {
+    @inlinable @inline(__always) public var readable: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: base + readerIndex, count: writerIndex - readerIndex)
     }
 
     /// Drops everything.
-    @inline(__always) @usableFromInline package func clear() {
+    @inlinable @inline(__always) public func clear() {
         readerIndex = 0
         writerIndex = 0
     }
 
     /// Marks `n` readable bytes as consumed; resets both indexes when the buffer empties.
-    @inline(__always) @usableFromInline package func consume(_ n: Int) {
+    @inlinable @inline(__always) public func consume(_ n: Int) {
         readerIndex += n
         if readerIndex >= writerIndex {
             readerIndex = 0
@@ -55,7 +58,7 @@ package final class ByteBuffer {
     }
 
     /// Moves the readable bytes to the front of the storage.
-    package func compact() {
+    @inlinable public func compact() {
         guard readerIndex > 0 else { return }
         let n = readableBytes
         if n > 0 { memmove(base, base + readerIndex, n) }
@@ -64,13 +67,13 @@ package final class ByteBuffer {
     }
 
     /// Ensures at least `n` writable bytes, compacting first and growing only if needed.
-    @inline(__always) package func reserveWritable(_ n: Int) {
+    @inlinable @inline(__always) public func reserveWritable(_ n: Int) {
         if writableBytes >= n { return }
         grow(n)
     }
 
-    @inline(never)
-    private func grow(_ n: Int) {
+    @usableFromInline @inline(never)
+    func grow(_ n: Int) {
         compact()
         if writableBytes >= n { return }
         var newCap = capacity * 2
@@ -94,13 +97,13 @@ package final class ByteBuffer {
     }
 
     /// Pointer to the first writable byte; call `commit` after filling.
-    @inline(__always) package var writePointer: UnsafeMutablePointer<UInt8> { base + writerIndex }
+    @inlinable @inline(__always) public var writePointer: UnsafeMutablePointer<UInt8> { base + writerIndex }
 
     /// Records `n` bytes written at `writePointer`.
-    @inline(__always) package func commit(_ n: Int) { writerIndex += n }
+    @inlinable @inline(__always) public func commit(_ n: Int) { writerIndex += n }
 
     /// Appends raw bytes.
-    @inline(__always) @usableFromInline package func append(_ p: UnsafeRawBufferPointer) {
+    @inlinable @inline(__always) public func append(_ p: UnsafeRawBufferPointer) {
         let n = p.count
         guard n > 0, let src = p.baseAddress else { return }
         reserveWritable(n)
@@ -109,12 +112,12 @@ package final class ByteBuffer {
     }
 
     /// Appends the bytes of an array.
-    @inline(__always) package func append(_ a: [UInt8]) {
+    @inlinable @inline(__always) public func append(_ a: [UInt8]) {
         a.withUnsafeBytes { append($0) }
     }
 
     /// Appends a static string's UTF-8 bytes.
-    @inline(__always) package func append(_ s: StaticString) {
+    @inlinable @inline(__always) public func append(_ s: StaticString) {
         append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
@@ -125,7 +128,7 @@ package final class ByteBuffer {
     }
 
     /// Appends one byte.
-    @inline(__always) package func append(byte b: UInt8) {
+    @inlinable @inline(__always) public func append(byte b: UInt8) {
         reserveWritable(1)
         base[writerIndex] = b
         writerIndex += 1

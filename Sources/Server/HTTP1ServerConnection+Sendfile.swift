@@ -47,7 +47,7 @@ extension HTTP1ServerConnection {
     /// the write timeout is touched (a pointer compare on the fast path).
     @inline(__always)
     func noteWriteProgress() {
-        if currentTimeoutList === ctx.writeTimeouts { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
+        if isArmed(in: ctx.writeTimeouts) { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
     }
 
     /// Writes `output` with send(2) `MSG_MORE` (more data — the file region — follows).

@@ -14,12 +14,17 @@ package struct HTTP1ConnectionFactory: ConnectionFactory {
 
     package func makeConnection(fd: Int32, peer: SocketAddress?, listener: ServedListener, server: RuntimeServer,
                                 runtime: ServerRuntime, context: LoopContext) {
-        // Responses are written whole in one write(); Nagle would only delay the last segment.
-        var one: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let tls = server.tlsContexts?[listener.protocols]
-        let c = HTTP1ServerConnection(fd: fd, peer: peer, server: server, runtime: runtime, context: context, tls: tls,
-                                      allowH2C: tls == nil && listener.protocols.contains(.h2c))
+        let allowH2C = tls == nil && listener.protocols.contains(.h2c)
+        let c: HTTP1ServerConnection
+        if tls == nil, let pooled = context.pooledConnection(for: runtime) {
+            // A plain connection that closed on this loop, reset (HTTP1ServerConnection+Pool).
+            pooled.reopen(fd: fd, peer: peer, server: server, allowH2C: allowH2C)
+            c = pooled
+        } else {
+            c = HTTP1ServerConnection(fd: fd, peer: peer, server: server, runtime: runtime, context: context, tls: tls,
+                                      allowH2C: allowH2C)
+        }
         c.altSvc = listener.altSvc
         c.start()
     }
@@ -30,39 +35,50 @@ package struct HTTP1ConnectionFactory: ConnectionFactory {
 final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection, HTTP1ConnectionDelegate,
     HTTP1Responder, ServiceRequester, HTTP1TransportDelegate
 {
-    let fd: Int32
+    /// The socket; a pooled object gets another one in `reopen` (HTTP1ServerConnection+Pool).
+    var fd: Int32
     unowned(unsafe) let ctx: LoopContext
-    let server: RuntimeServer
-    /// Keeps the runtime (handler tree) alive while the connection uses it.
+    var server: RuntimeServer
+    /// Keeps the runtime (handler tree) alive while the connection uses it. A pooled object is
+    /// only ever reused for connections of the same runtime.
     let runtime: ServerRuntime
     let input = ByteBuffer(capacity: 4096)
     let output = ByteBuffer(capacity: 4096)
     var conn: HTTP1Connection!
-    private var interest: Interest = .read
-    private var registered = false
-    private var closed = false
-    private var lingering = false
-    private var lastAction: HTTP1Action = .readMore
-    private var serviceRequested = false
+    // Per-socket state: every field below is reset by `reopen` (HTTP1ServerConnection+Pool).
+    var interest: Interest = .read
+    var registered = false
+    var closed = false
+    var lingering = false
+    var lastAction: HTTP1Action = .readMore
+    var serviceRequested = false
     /// Shutdown or reload asked this connection to finish its current request and close.
-    private var draining = false
+    var draining = false
+    /// TCP_NODELAY is set (lazily: see `flush`).
+    var noDelay = false
     /// HTTP/2 once ALPN chose `h2` (or an h2c preface arrived); then `conn` is released.
-    private var h2: HTTP2Connection?
-    private let allowH2C: Bool
+    var h2: HTTP2Connection?
+    var allowH2C: Bool
     /// `Alt-Svc` for every response when the server also serves HTTP/3 (RFC 7838, RFC 9114 §3.1.1).
     var altSvc: [UInt8]? = nil
     /// The timer period armed now: kind (0 header/preface, 1 idle, 2 body) and epoch.
-    private var armedKey: (UInt8, UInt64)?
+    var armedKey: (UInt8, UInt64)?
     /// TLS layer on HTTPS listeners: socket bytes go through `cipherIn`/`cipherOut`, and the
     /// protocol sees plaintext in `input`/`output` exactly as on plain HTTP.
-    private var tls: TLSConnection?
-    private var cipherIn: ByteBuffer?
+    private(set) var tls: TLSConnection?
+    private(set) var cipherIn: ByteBuffer?
     private var cipherOut: ByteBuffer?
     /// True when nothing is waiting to be written (plaintext, ciphertext, or a file region the
     /// protocol left for sendfile(2)).
     private var allFlushed: Bool {
-        output.isEmpty && (cipherOut?.isEmpty ?? true) && !(conn?.hasPendingFile ?? false)
+        // `cipherOut` only exists with TLS (this runs several times per request).
+        guard output.isEmpty else { return false }
+        if hasTLS, let co = cipherOut, !co.isEmpty { return false }
+        return !(conn?.hasPendingFile ?? false)
     }
+    /// Set once: the connection was created with a TLS layer (`cipherIn`/`cipherOut` exist
+    /// until a hand-over).
+    private let hasTLS: Bool
 
     init(fd: Int32, peer: SocketAddress?, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
          tls tlsContext: TLSContext? = nil, allowH2C: Bool = false) {
@@ -71,6 +87,7 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         self.ctx = context
         self.server = server
         self.runtime = runtime
+        hasTLS = tlsContext != nil
         super.init()
         let info = ConnectionInfo(remote: peer, local: nil, isTLS: tlsContext != nil)
         if let tlsContext {
@@ -302,6 +319,11 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// Writes pending output; false when the connection was closed by an error.
     @inline(__always)
     private func flush() -> Bool {
+        // TCP_NODELAY only once a connection writes for something other than its last
+        // response: a response followed by close(2) needs none (the FIN pushes the last
+        // segment out, Nagle or not), so a `Connection: close` exchange saves a setsockopt.
+        // Keep-alive, streaming and TLS handshakes get it before their first write.
+        if !noDelay && lastAction != .flushAndClose { setNoDelay() }
         if let tls {
             if !output.isEmpty {
                 do {
@@ -362,12 +384,12 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     private func updateTimer() {
         if closed { return }
         if !allFlushed {
-            if currentTimeoutList !== ctx.writeTimeouts { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
+            if !isArmed(in: ctx.writeTimeouts) { ctx.writeTimeouts.arm(self, now: Clock.monotonicNanos()) }
             armedKey = nil
             return
         }
         let key = protoTimerKey()
-        if let k = key, let a = armedKey, k == a, currentTimeoutList != nil { return }
+        if let k = key, let a = armedKey, k == a, isArmed { return }
         armedKey = key
         guard let (kind, _) = key else {
             disarmTimeout()
@@ -399,6 +421,13 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// response before it sees a reset.
     private func beginLinger() {
         if lingering { return }
+        if tls == nil, let c = conn, c.peerFinishedSending {
+            // Nothing more will arrive (the request said `close` and was read whole, or the
+            // peer already sent its FIN): close(2) now sends our FIN after the response; no
+            // unread input can turn it into a reset. Saves shutdown, a read and a wake-up.
+            close()
+            return
+        }
         if let tls {
             // close_notify first (RFC 8446 §6.1), then the TCP half-close.
             tls.shutdown()
@@ -472,7 +501,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
     /// pair is freed — but not while an asynchronous handler still owns the response.
     private func releaseProtocolIfIdle() {
         if closed, let c = conn, !c.isHandlerPending {
-            conn = nil
+            // Reused for a later socket on this loop when it can be; otherwise dropped.
+            if !recycleIntoPool(c) { conn = nil }
         }
         if closed, let c = h2, !c.isHandlerPending {
             h2 = nil

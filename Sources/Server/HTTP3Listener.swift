@@ -44,6 +44,10 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
     private var clientAuth: HTTP3ClientAuth?
     private var cached: (store: CertificateStore, credentials: QUICTLSCredentials)?
 
+    /// Below this receive buffer Berth warns at start (quic-go warns below 7 MB; 1 MiB holds
+    /// ~700 full-size datagrams).
+    static let wantedReceiveBuffer = 1 << 20
+
     init(fd: Int32, displayName: String, server: RuntimeServer, runtime: ServerRuntime, context: LoopContext,
          group: HTTP3SocketGroup, index: Int) throws(IOError) {
         self.fd = fd
@@ -119,6 +123,14 @@ final class HTTP3Listener: EventHandler, ManagedConnection, ServiceRequester, QU
         ctx.add(fd, self)
         if index == 0 {
             Log.info("http", "enabling HTTP/3 listener", [("addr", .string(displayName)), ("loops", .int(group.steering.count))])
+            // A small receive buffer drops bursts of datagrams (QUIC then retransmits and
+            // slows down). Berth raises it as far as it may, never lowers an inherited one;
+            // beyond net.core.rmem_max it needs the socket unit's ReceiveBuffer=.
+            if let b = UDPSocket.receiveBufferBytes(fd), b < HTTP3Listener.wantedReceiveBuffer {
+                Log.warn("http", "the UDP receive buffer is small for HTTP/3; set ReceiveBuffer=4M in the socket unit (or raise net.core.rmem_max)",
+                         [("addr", .string(displayName)), ("receive_buffer_bytes", .int(b)),
+                          ("wanted_bytes", .int(HTTP3Listener.wantedReceiveBuffer))])
+            }
         }
     }
 

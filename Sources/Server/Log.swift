@@ -22,7 +22,6 @@ package enum Log {
         let lv = LogLevel(caddyName: level) ?? .info
         let sinks = LoggingRuntime.current?.sinks(for: logger, level: lv)
         if let sinks, sinks.isEmpty { return }
-        let (s, ns) = Clock.realtime()
         var fieldsJSON = ""
         for (k, v) in fields {
             let jv: JSONValue
@@ -36,6 +35,21 @@ package enum Log {
             JSONValue.quote(k, into: &kq)
             fieldsJSON += "," + kq + ":" + jv.serialized()
         }
+        write(level, logger, msg, fieldsJSON: fieldsJSON, sinks: sinks)
+    }
+
+    /// One line whose fields are already JSON (`,"k":v…`): nested objects, as Caddy's debug
+    /// lines carry.
+    package static func write(_ level: String, _ logger: String, _ msg: String, fieldsJSON: String) {
+        let lv = LogLevel(caddyName: level) ?? .info
+        let sinks = LoggingRuntime.current?.sinks(for: logger, level: lv)
+        if let sinks, sinks.isEmpty { return }
+        write(level, logger, msg, fieldsJSON: fieldsJSON, sinks: sinks)
+    }
+
+    private static func write(_ level: String, _ logger: String, _ msg: String, fieldsJSON: String, sinks: [LogSink]?) {
+        let lv = LogLevel(caddyName: level) ?? .info
+        let (s, ns) = Clock.realtime()
         guard let sinks else {
             FileIO.writeAll(2, jsonLine(level, logger, msg, fieldsJSON, s, ns))
             return

@@ -5,6 +5,7 @@ import ACME
 import Config
 import HTTPCore
 import IOCore
+import Upstream
 
 /// One configured log (Caddy's `logging.logs.NAME`): where, how and what it writes.
 package final class LogSink: Sendable {
@@ -106,6 +107,10 @@ package final class LoggingRuntime: Sendable {
     }
 
     package static func install(_ r: LoggingRuntime) {
+        ProxyDebug.enabled.store(!r.sinks(for: ProxyDebug.logger, level: .debug).isEmpty, ordering: .relaxed)
+        if ProxyDebug.sink == nil {
+            ProxyDebug.sink = { msg, fields in Log.write("debug", ProxyDebug.logger, msg, fieldsJSON: fields) }
+        }
         lock.lock()
         installed = r
         lock.unlock()

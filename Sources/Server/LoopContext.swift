@@ -62,8 +62,15 @@ package final class LoopContext {
     private var serviceBatch: [ServiceRequester] = []
     /// The runtime new connections use.
     package var runtime: ServerRuntime {
-        didSet { if runtime !== oldValue { accessLog.forgetWriters() } }
+        didSet {
+            if runtime !== oldValue {
+                accessLog.forgetWriters()
+                emptyConnectionPool()
+            }
+        }
     }
+    /// Closed HTTP/1 connection objects kept for reuse (HTTP1ServerConnection+Pool).
+    var connectionPool: [HTTP1ServerConnection] = []
     /// Live connections by fd.
     package private(set) var connections: [Int32: ManagedConnection] = [:]
     /// Set once shutdown started: connections close after their current request.
@@ -126,6 +133,7 @@ package final class LoopContext {
     package func beginDrain(_ done: @escaping () -> Void) {
         draining = true
         onDrained = done
+        emptyConnectionPool()
         for c in Array(connections.values) { c.drain() }
         if connections.isEmpty { fireDrained() }
     }
@@ -133,6 +141,7 @@ package final class LoopContext {
     /// Closes every connection now (grace period over).
     package func closeAll() {
         for c in Array(connections.values) { c.forceClose() }
+        emptyConnectionPool()
         accessLog.flush()
     }
 }

@@ -55,7 +55,8 @@ package enum HopByHop {
     ) -> Bool {
         var teTrailers = false
         var hasConnection = false
-        for i in source.entries.indices {
+        let listsNames = source.mayContain(.connection) || source.mayContain(.te)
+        for i in source.entries.indices where listsNames {
             switch source.entries[i].token {
             case .connection:
                 // Only names other than keep-alive and upgrade (which name fields that are
@@ -96,7 +97,8 @@ package enum HopByHop {
     package static func removeHopByHop(_ fields: inout HTTPFields, from start: Int) {
         guard start < fields.count else { return }
         var hasConnection = false
-        for i in start..<fields.count where fields.entries[i].token == .connection {
+        let mayList = fields.mayContain(.connection)
+        for i in start..<fields.count where mayList && fields.entries[i].token == .connection {
             fields.withField(i) { _, v in
                 UpstreamBytes.forEachListElement(v) { el in
                     if !UpstreamBytes.equalsLowercase(el, "keep-alive") && !UpstreamBytes.equalsLowercase(el, "upgrade") {

@@ -30,9 +30,15 @@ package final class UpstreamHost: Sendable {
 
     /// Healthy for passive (`maxFails` within `fail_duration`) and active checks.
     package func isHealthy(_ h: HealthOptions) -> Bool {
+        isHealthy(failDurationMilliseconds: h.failDurationMilliseconds, maxFails: h.maxFails,
+                  unhealthyRequestCount: h.unhealthyRequestCount)
+    }
+
+    @inline(__always)
+    package func isHealthy(failDurationMilliseconds: Int, maxFails: Int, unhealthyRequestCount: Int) -> Bool {
         if activeUnhealthy.load(ordering: .relaxed) { return false }
-        if h.failDurationMilliseconds > 0 && fails.load(ordering: .relaxed) >= max(1, h.maxFails) { return false }
-        if h.unhealthyRequestCount > 0 && inFlight.load(ordering: .relaxed) >= h.unhealthyRequestCount { return false }
+        if failDurationMilliseconds > 0 && fails.load(ordering: .relaxed) >= max(1, maxFails) { return false }
+        if unhealthyRequestCount > 0 && inFlight.load(ordering: .relaxed) >= unhealthyRequestCount { return false }
         return true
     }
 

@@ -13,11 +13,30 @@ package final class LoadBalancer: Sendable {
     package let hosts: [UpstreamHost]
     package let health: HealthOptions
     private let counter = Atomic<Int>(0)
+    /// The upstream when there is exactly one: every policy picks it while it is available
+    /// (the exchange then skips building a selection context).
+    package let single: UpstreamHost?
+
+    /// `health`'s scalars, so the single-upstream check copies no struct (with its arrays).
+    private let failDurationMilliseconds: Int
+    private let maxFails: Int
+    private let unhealthyRequestCount: Int
 
     package init(policy: SelectionPolicy, hosts: [UpstreamHost], health: HealthOptions) {
         self.policy = policy
         self.hosts = hosts
         self.health = health
+        single = hosts.count == 1 ? hosts[0] : nil
+        failDurationMilliseconds = health.failDurationMilliseconds
+        maxFails = health.maxFails
+        unhealthyRequestCount = health.unhealthyRequestCount
+    }
+
+    /// `single.isHealthy(health)` without copying `health`.
+    @inline(__always)
+    package func singleIsAvailable(_ h: UpstreamHost) -> Bool {
+        h.isHealthy(failDurationMilliseconds: failDurationMilliseconds, maxFails: maxFails,
+                    unhealthyRequestCount: unhealthyRequestCount)
     }
 
     /// What the policy may look at besides the hosts.

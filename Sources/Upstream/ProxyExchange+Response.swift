@@ -51,6 +51,11 @@ extension ProxyExchange {
             response.fields.truncate(count: headBaseCount, byteCount: headBaseBytes)
             return true
         }
+        if let head = debugHead {
+            debugHead = nil
+            ProxyDebug.roundtrip(upstream: host?.address.dial ?? "", nanos: Clock.monotonicNanos() &- debugSentNanos,
+                                 request: request, head: head, response: response.fields, from: headBaseCount, status: status)
+        }
         if status == 101 {
             startTunnel(c)
             return false

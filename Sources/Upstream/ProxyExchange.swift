@@ -26,10 +26,15 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     enum Phase: Equatable { case idle, selecting, waitingSlot, resolving, connecting, awaitingHead, streaming, retryWait, done }
     enum BodyPhase: Equatable { case none, waitingContinue, notStarted, reading, paused, finished }
 
-    unowned let uloop: UpstreamLoop
+    /// Strong: an `unowned` reference costs an unowned-to-strong retain on every access.
+    /// The loop state lives as long as its thread (`UpstreamLoop.of`); the cycle through
+    /// its free list is broken there when a thread's loop changes.
+    let uloop: UpstreamLoop
     var proxy: ReverseProxy?
-    unowned(unsafe) var request: HTTPRequest! = nil
-    unowned(unsafe) var response: HTTPResponse! = nil
+    /// Held strongly for the exchange (released in `recycle`): an `unowned(unsafe)` reference
+    /// is retained and released around every use, a strong one once per request.
+    var request: HTTPRequest! = nil
+    var response: HTTPResponse! = nil
     var flow: (any ResponseFlowControl)?
     var host: UpstreamHost?
     var pool: HostPool?
@@ -42,6 +47,9 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     var attempts = 0
     var startNanos: UInt64 = 0
     var headStartNanos: UInt64 = 0
+    /// Debug logging only (`ProxyDebug`): the request head as sent, and when.
+    var debugHead: [UInt8]? = nil
+    var debugSentNanos: UInt64 = 0
     var upFields = HTTPFields()
     /// `response.fields` before the upstream's head: the head is parsed straight into the
     /// client response's fields after these (no second copy), and cut back to them when a
@@ -88,14 +96,18 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         readingPaused = false
         framing = RequestHead.framing(req)
         isHEAD = req.method == .HEAD
-        upgrade = HopByHop.upgradeType(req.fields)
-        expectContinue = req.bodySource != nil && ProxyExchange.expectsContinue(req.fields)
-        bodyPhase = req.bodySource == nil ? .none : .notStarted
+        // Upgrade needs a Connection field, 100-continue an Expect field: the token mask
+        // answers "absent" without scanning the fields.
+        upgrade = req.fields.mayContain(.connection) ? HopByHop.upgradeType(req.fields) : nil
+        let hasBody = req.bodySource != nil
+        expectContinue = hasBody && req.fields.mayContain(.expect) && ProxyExchange.expectsContinue(req.fields)
+        bodyPhase = hasBody ? .notStarted : .none
         headBaseCount = resp.fields.count
         headBaseBytes = resp.fields.byteCount
         flow = resp.flowControl
         flow?.setFlowObserver(self, for: resp)
-        startNanos = Clock.monotonicNanos()
+        // Only `lb_try_duration` needs the start time (one clock read less per request).
+        startNanos = p.configuration.tryDurationMilliseconds > 0 ? Clock.monotonicNanos() : 0
         inStart = true
         attempt()
         inStart = false
@@ -114,6 +126,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     /// Returns the object to its loop's free list (never while a request refers to it).
     func recycle() {
         if inStart { return }
+        debugHead = nil
         generation &+= 1
         if let t = continueTimer { uloop.loop.cancel(t) }
         continueTimer = nil
@@ -122,12 +135,13 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         response = nil
         flow = nil
         proxy = nil
-        host = nil
+        // Usually nil already (finished exchanges dropped them): no store, no release call.
+        if host != nil { host = nil }
         pool = nil
-        conn = nil
-        upgrade = nil
-        cookieToSet = nil
-        lastUpstream = nil
+        if conn != nil { conn = nil }
+        if upgrade != nil { upgrade = nil }
+        if cookieToSet != nil { cookieToSet = nil }
+        if lastUpstream != nil { lastUpstream = nil }
         if upFields.count > 0 { upFields.removeAll() }
         if uloop.freeExchanges.count < 1024 { uloop.freeExchanges.append(self) }
     }
@@ -137,15 +151,30 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     func attempt() {
         attempts += 1
         phase = .selecting
-        cookieToSet = nil
-        let ctx = LoadBalancer.Context(request: request, rng: uloop.rng, excluded: failedSlots)
-        guard let h = proxy!.balancer.select(ctx, cookieToSet: &cookieToSet) else {
-            failBeforeHead(.noUpstream)
-            return
+        if cookieToSet != nil { cookieToSet = nil }
+        let px = proxy.unsafelyUnwrapped
+        let balancer = px.balancer
+        let h: UpstreamHost
+        if let only = balancer.single {
+            // One upstream: what every policy picks while it is available (no selection
+            // context to build, no cookie to set: `pick` answers the same).
+            guard balancer.singleIsAvailable(only) else {
+                failBeforeHead(.noUpstream)
+                return
+            }
+            h = only
+        } else {
+            let ctx = LoadBalancer.Context(request: request, rng: uloop.rng, excluded: failedSlots)
+            guard let picked = balancer.select(ctx, cookieToSet: &cookieToSet) else {
+                failBeforeHead(.noUpstream)
+                return
+            }
+            h = picked
         }
         host = h
+        if ProxyDebug.enabled.load(ordering: .relaxed) { ProxyDebug.selected(h.address.dial, total: balancer.hosts.count) }
         h.inFlight.wrappingAdd(1, ordering: .relaxed)
-        let p = uloop.pool(for: h, proxy: proxy.unsafelyUnwrapped)
+        let p = uloop.pool(for: h, proxy: px)
         pool = p
         acquire(p)
     }
@@ -224,11 +253,18 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         // Only `unhealthy_latency` needs the head's latency (one clock read less per request).
         let p = proxy.unsafelyUnwrapped
         if p.measuresHeadLatency { headStartNanos = Clock.monotonicNanos() }
+        let debug = ProxyDebug.enabled.load(ordering: .relaxed)
+        let queued = debug ? c.output.readableBytes : 0
         if p.directRequestHead {
-            RequestHead.encodeDirect(request, viaName: p.configuration.viaName, upstream: h.address, upgrade: upgrade, framing: framing, into: c.output)
+            RequestHead.encodeDirect(request, proxy: p, upstream: h, upgrade: upgrade, framing: framing, into: c.output)
         } else {
             RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
             RequestHead.encode(request, fields: upFields, framing: framing, into: c.output)
+        }
+        if debug {
+            let o = c.output
+            debugHead = Array(UnsafeRawBufferPointer(start: o.base + o.readerIndex + queued, count: o.readableBytes - queued))
+            debugSentNanos = Clock.monotonicNanos()
         }
         switch bodyPhase {
         case .notStarted where expectContinue:

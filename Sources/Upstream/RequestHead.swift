@@ -136,17 +136,12 @@ package enum RequestHead {
     /// become SP.
     @inline(__always)
     static func putField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into out: ByteBuffer) {
-        if name.isEmpty || name.contains(where: { !UpstreamBytes.isTchar($0) }) { return }
+        guard let nb = name.baseAddress, name.count > 0, UpstreamBytes.allTchar(nb, name.count) else { return }
         out.append(name)
         out.append(": ")
         let mark = out.writerIndex
         out.append(value)
-        var p = out.base + mark
-        let end = out.base + out.writerIndex
-        while p < end {
-            if p.pointee == 0x0D || p.pointee == 0x0A || p.pointee == 0 { p.pointee = 0x20 }
-            p += 1
-        }
+        UpstreamBytes.sanitizeValue(UnsafeMutableRawPointer(out.base + mark), out.writerIndex &- mark)
         out.append("\r\n")
     }
 
@@ -184,18 +179,32 @@ package enum RequestHead {
     /// `buildFields` + `encode` in one pass, straight from the client's fields to `out`
     /// (the same bytes, without building the field list in between). Only when
     /// `canEncodeDirectly(c)`; `viaName` is `c.viaName`.
-    package static func encodeDirect(
-        _ r: HTTPRequest, viaName: String, upstream: UpstreamAddress, upgrade: [UInt8]?,
+    static func encodeDirect(
+        _ r: HTTPRequest, proxy: ReverseProxy, upstream: UpstreamHost, upgrade: [UInt8]?,
         framing: RequestFraming, into out: ByteBuffer
     ) {
-        putRequestLine(r, into: out)
-        if let a = r.authorityRange {
-            r.withLineBytes(a) { putField(.host, $0, into: out) }
-        } else {
-            var hp = upstream.hostport
-            hp.withUTF8 { putField(.host, UnsafeRawBufferPointer($0), into: out) }
+        // The request line's bytes and the fields are taken once (each access to the
+        // request's arrays is a retain and a release).
+        let fields = r.fields
+        let authority = r.authorityRange
+        r.line.withUnsafeBytes { lb in
+            out.append(UnsafeRawBufferPointer(rebasing: lb[r.methodRange]))
+            out.append(byte: 0x20)
+            let target = r.targetRange
+            if target.isEmpty {
+                out.append(byte: UInt8(ascii: "/"))
+            } else {
+                out.append(UnsafeRawBufferPointer(rebasing: lb[target]))
+            }
+            out.append(" HTTP/1.1\r\n")
+            if let a = authority {
+                putField(.host, UnsafeRawBufferPointer(rebasing: lb[a]), into: out)
+            } else {
+                var hp = upstream.address.hostport
+                hp.withUTF8 { putField(.host, UnsafeRawBufferPointer($0), into: out) }
+            }
         }
-        let teTrailers = HopByHop.forEachForwarded(r.fields, skipping: { t in
+        let teTrailers = HopByHop.forEachForwarded(fields, skipping: { t in
             switch t {
             case .host, .contentLength, .xForwardedFor, .xForwardedProto, .xForwardedHost: return true
             default: return false
@@ -204,8 +213,8 @@ package enum RequestHead {
             putField(name, value, into: out)
         }
         if teTrailers { putField(.te, "trailers", into: out) }
-        if framing == .chunked, let i = r.fields.firstIndex(.trailer) {
-            r.fields.withField(i) { _, v in putField(.trailer, v, into: out) }
+        if framing == .chunked, let i = fields.firstIndex(.trailer) {
+            fields.withField(i) { _, v in putField(.trailer, v, into: out) }
         }
         if let up = upgrade {
             putField(.connection, "Upgrade", into: out)
@@ -218,23 +227,15 @@ package enum RequestHead {
             out.append("\r\n")
         }
         putField(.xForwardedProto, r.connection.isTLS ? "https" : "http", into: out)
-        if let a = r.authorityRange { r.withLineBytes(a) { putField(.xForwardedHost, $0, into: out) } }
+        if let a = authority { r.withLineBytes(a) { putField(.xForwardedHost, $0, into: out) } }
         out.append("Via: ")
-        let mark = out.writerIndex
         switch r.version {
         case .http1_0: out.append("1.0 ")
         case .http1_1: out.append("1.1 ")
         case .http2: out.append("2.0 ")
         case .http3: out.append("3.0 ")
         }
-        out.append(string: viaName)
-        var p = out.base + mark
-        let end = out.base + out.writerIndex
-        while p < end {
-            if p.pointee == 0x0D || p.pointee == 0x0A || p.pointee == 0 { p.pointee = 0x20 }
-            p += 1
-        }
-        out.append("\r\n")
+        out.append(proxy.viaNameLine)
         putFramingAndEnd(framing, into: out)
     }
 

@@ -147,13 +147,16 @@ package struct ResponseHeadParser: Sendable {
         let colon = lb.distance(to: UnsafeRawPointer(hit))
         guard colon > 0 else { return false }
         let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
-        for b in name where !UpstreamBytes.isTchar(b) { return false }
+        // A name `classify` recognises matched one of its (token) spellings byte for byte,
+        // up to ASCII case: only unknown names need the tchar check.
+        let token = HeaderToken.classify(name)
+        guard token != .other || UpstreamBytes.allTchar(lb, colon) else { return false }
         var vs = colon + 1, ve = line.count
         while vs < ve, line[vs] == 0x20 || line[vs] == 0x09 { vs += 1 }
         while ve > vs, line[ve - 1] == 0x20 || line[ve - 1] == 0x09 { ve -= 1 }
         let value = UnsafeRawBufferPointer(rebasing: line[vs..<ve])
-        for b in value where b == 0 || b == 0x0D || b == 0x0A { return false }
-        let token = HeaderToken.classify(name)
+        // The line holds no LF (it ends at the first one); NUL and CR are refused.
+        if UpstreamBytes.containsNulCRLF(lb + vs, ve - vs) { return false }
         switch token {
         case .contentLength:
             guard let n = UpstreamBytes.parseContentLength(value) else {
@@ -203,13 +206,64 @@ package struct ResponseHeadParser: Sendable {
 
 /// Byte helpers shared by the upstream parsers (the HTTP/1 server's are module-internal).
 package enum UpstreamBytes {
-    /// RFC 9110 §5.6.2 tchar.
+    /// RFC 9110 §5.6.2 tchar (`!#$%&'*+-.^_`|~`, DIGIT, ALPHA) as two 64-bit masks: one
+    /// shift and test per byte instead of a chain of range compares.
     @inline(__always)
     package static func isTchar(_ b: UInt8) -> Bool {
-        switch b {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
-        default: return false
+        if b < 64 { return (0x03ff_6cfa_0000_0000 as UInt64) >> UInt64(b) & 1 != 0 }
+        if b < 128 { return (0x57ff_ffff_c7ff_fffe as UInt64) >> UInt64(b &- 64) & 1 != 0 }
+        return false
+    }
+
+    /// `tchar` as a 256-entry table ("1" = tchar): one load and compare per byte.
+    @inline(__always) static var tcharTable: StaticString { "0000000000000000000000000000000001011111001101101111111111000000011111111111111111111111111000111111111111111111111111111110101000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" }
+
+    /// True when the `count` bytes at `p` are all tchars (a field name).
+    @inline(__always)
+    package static func allTchar(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        let t = tcharTable.utf8Start
+        var i = 0
+        while i < count {
+            if t[Int(p.load(fromByteOffset: i, as: UInt8.self))] != 0x31 { return false }
+            i &+= 1
+        }
+        return true
+    }
+
+    /// True when the `count` bytes at `p` hold a NUL, CR or LF (never allowed in a field
+    /// value). Eight bytes at a time: a word without any byte below 0x0E (the "has less
+    /// than" bit trick, exact for existence) cannot hold one; a word that trips the test
+    /// (HTAB does) is rechecked byte by byte.
+    @inline(__always)
+    package static func containsNulCRLF(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var k = 0
+        while k &+ 8 <= count {
+            let x = p.loadUnaligned(fromByteOffset: k, as: UInt64.self)
+            if (x &- ones &* 0x0E) & ~x & highs != 0 {
+                for i in k..<(k &+ 8) {
+                    let b = p.load(fromByteOffset: i, as: UInt8.self)
+                    if b == 0 || b == 0x0D || b == 0x0A { return true }
+                }
+            }
+            k &+= 8
+        }
+        while k < count {
+            let b = p.load(fromByteOffset: k, as: UInt8.self)
+            if b == 0 || b == 0x0D || b == 0x0A { return true }
+            k &+= 1
+        }
+        return false
+    }
+
+    /// Replaces NUL, CR and LF in the `count` bytes at `p` by SP (a value being forwarded).
+    @inline(__always)
+    package static func sanitizeValue(_ p: UnsafeMutableRawPointer, _ count: Int) {
+        guard containsNulCRLF(UnsafeRawPointer(p), count) else { return }
+        for i in 0..<count {
+            let b = p.load(fromByteOffset: i, as: UInt8.self)
+            if b == 0 || b == 0x0D || b == 0x0A { p.storeBytes(of: 0x20, toByteOffset: i, as: UInt8.self) }
         }
     }
 

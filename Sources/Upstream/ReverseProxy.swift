@@ -24,11 +24,14 @@ package final class ReverseProxy: Sendable {
     let directRequestHead: Bool
     /// Passive checks with `unhealthy_latency`: the response head's latency is measured.
     let measuresHeadLatency: Bool
+    /// `viaName` followed by CRLF, CR/LF/NUL made SP: the end of the `Via` line (built once).
+    let viaNameLine: [UInt8]
 
     package init(_ c: ProxyConfiguration) {
         configuration = c
         directRequestHead = RequestHead.canEncodeDirectly(c)
         measuresHeadLatency = c.health.failDurationMilliseconds > 0 && c.health.unhealthyLatencyMilliseconds != nil
+        viaNameLine = c.viaName.utf8.map { $0 == 0 || $0 == 0x0D || $0 == 0x0A ? 0x20 : $0 } + [0x0D, 0x0A]
         hosts = c.upstreams.map { UpstreamHost($0) }
         balancer = LoadBalancer(policy: c.policy, hosts: hosts, health: c.health)
     }

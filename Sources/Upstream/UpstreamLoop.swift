@@ -71,6 +71,8 @@ package final class UpstreamLoop {
         if let p = pthread_getspecific(key) {
             let u = Unmanaged<UpstreamLoop>.fromOpaque(p).takeUnretainedValue()
             if u.loop === loop { return u }
+            // Free exchanges hold their loop state strongly: let this one go.
+            u.freeExchanges.removeAll()
             Unmanaged<UpstreamLoop>.fromOpaque(p).release()
         }
         let u = UpstreamLoop(loop: loop)

@@ -166,3 +166,47 @@ struct TimerHeapTests {
         #expect(out.v.last == 200)
     }
 }
+
+/// The list's links are unmanaged (it does not own its members): a member that goes away
+/// while armed must leave the list intact.
+@Suite("TimeoutList ownership")
+struct TimeoutListOwnershipTests {
+    @Test func memberFreedWhileArmedLeavesTheList() {
+        let log = NamedNode.Log()
+        let list = TimeoutList(durationNanos: 100)
+        let a = NamedNode("a", log), c = NamedNode("c", log)
+        list.arm(a, now: 0)
+        do {
+            let b = NamedNode("b", log)
+            list.arm(b, now: 1)
+            list.arm(c, now: 2)
+            #expect(list.count == 3)
+            #expect(b.isArmed(in: list))
+        }  // b is released here, still armed
+        #expect(list.count == 2)
+        list.expire(now: 1000)
+        #expect(log.names == ["a", "c"])
+        #expect(list.count == 0 && list.nextDeadline == nil)
+        #expect(!a.isArmed && !c.isArmed)
+    }
+
+    @Test func armingInAnotherListMovesTheNode() {
+        let log = NamedNode.Log()
+        let short = TimeoutList(durationNanos: 10), long = TimeoutList(durationNanos: 1000)
+        let a = NamedNode("a", log), b = NamedNode("b", log)
+        short.arm(a, now: 0)
+        short.arm(b, now: 0)
+        long.arm(a, now: 0)
+        #expect(short.count == 1 && long.count == 1)
+        #expect(a.isArmed(in: long) && !a.isArmed(in: short) && b.isArmed(in: short))
+        short.remove(a)  // not a member: no effect
+        #expect(long.count == 1)
+        short.expire(now: 10)
+        long.expire(now: 999)
+        #expect(log.names == ["b"])
+        a.disarmTimeout()
+        #expect(long.count == 0 && long.nextDeadline == nil)
+        long.expire(now: 5000)
+        #expect(log.names == ["b"])
+    }
+}

@@ -201,3 +201,34 @@ struct ResponseTests {
         #expect(h.responder.calls == 10)
     }
 }
+
+@Suite("ByteClass word-at-a-time helpers")
+struct ByteClassHelperTests {
+    @Test func replaceCRLFAtEveryPosition() {
+        for n in 0...40 {
+            var clean: [UInt8] = []
+            for k in 0..<n {
+                let letter = UInt8(0x61 + k % 26)
+                clean.append(k % 3 == 0 ? 0x09 : letter)
+            }
+            for i in 0..<max(n, 1) {
+                for bad: UInt8 in [0x0D, 0x0A, 0x00] where n > 0 {
+                    var v = clean
+                    v[i] = bad
+                    v.withUnsafeMutableBufferPointer { ByteClass.replaceCRLF($0.baseAddress!, n) }
+                    var want = clean
+                    want[i] = bad == 0x00 ? 0x00 : 0x20
+                    #expect(v == want)
+                }
+            }
+        }
+    }
+
+    @Test func tcharTableMatchesTheMasks() {
+        for b in 0...255 {
+            var byte = UInt8(b)
+            let table = withUnsafeBytes(of: &byte) { ByteClass.allTchar($0.baseAddress!, 1) }
+            #expect(table == ByteClass.isTchar(UInt8(b)), "byte \(b)")
+        }
+    }
+}

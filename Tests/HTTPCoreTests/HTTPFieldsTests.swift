@@ -233,3 +233,25 @@ struct HTTPFieldsInPlaceTests {
         #expect(f.entries.last!.token == .trailer)
     }
 }
+
+@Suite("HTTPFields token mask")
+struct HTTPFieldsTokenMaskTests {
+    @Test func maskIsSetByEveryAppendAndClearedByRemoveAll() {
+        var f = HTTPFields()
+        for t in allTokens { #expect(!f.mayContain(t)) }
+        f.append(name: "Connection", value: "close")
+        f.append(.via, "1.1 x")
+        let line: [UInt8] = Array("Expect: 100-continue".utf8)
+        line.withUnsafeBytes { f.append(span: $0, nameLength: 6, valueOffset: 8, token: .expect) }
+        f.append(.trailer, valueOf: f.entries[0])
+        for t in allTokens {
+            #expect(f.mayContain(t) == [.connection, .via, .expect, .trailer].contains(t), "\(t)")
+            if !f.mayContain(t) { #expect(f.firstIndex(t) == nil) }
+        }
+        // Removals may leave a bit set ("maybe"), never clear one that is present.
+        f.remove(.via)
+        #expect(f.mayContain(.connection) && f.firstIndex(.connection) == 0)
+        f.removeAll()
+        for t in allTokens { #expect(!f.mayContain(t)) }
+    }
+}

@@ -157,8 +157,11 @@ struct RequestHeadTests {
             return String(decoding: out.readable, as: UTF8.self)
         }
         func direct(_ r: HTTPRequest, _ c: ProxyConfiguration, _ up: UpstreamAddress) -> String {
+            var withUpstream = c
+            withUpstream.upstreams = [up]
+            let proxy = ReverseProxy(withUpstream)
             let out = ByteBuffer()
-            RequestHead.encodeDirect(r, viaName: c.viaName, upstream: up, upgrade: HopByHop.upgradeType(r.fields), framing: RequestHead.framing(r), into: out)
+            RequestHead.encodeDirect(r, proxy: proxy, upstream: proxy.hosts[0], upgrade: HopByHop.upgradeType(r.fields), framing: RequestHead.framing(r), into: out)
             return String(decoding: out.readable, as: UTF8.self)
         }
         let tls = makeRequest("PUT", "/x", host: "h.test", fields: [("Content-Length", "0")], tls: true)

@@ -218,3 +218,55 @@ struct UpstreamAddressTests {
         #expect(throws: UpstreamAddressError.self) { try UpstreamAddress.parse(s) }
     }
 }
+
+@Suite("Upstream byte helpers")
+struct UpstreamByteHelperTests {
+    @Test func tcharTableMatchesTheDefinition() {
+        for b in 0...255 {
+            var byte = UInt8(b)
+            let table = withUnsafeBytes(of: &byte) { UpstreamBytes.allTchar($0.baseAddress!, 1) }
+            let expected = (b < 128) && (Character(UnicodeScalar(UInt8(b))).isLetter || Character(UnicodeScalar(UInt8(b))).isNumber
+                || "!#$%&'*+-.^_`|~".utf8.contains(UInt8(b)))
+            #expect(table == expected, "byte \(b)")
+            #expect(UpstreamBytes.isTchar(UInt8(b)) == expected, "byte \(b)")
+        }
+    }
+
+    /// NUL, CR and LF at every position of values of every length up to 40 (the eight-byte
+    /// words and the tail), next to HTAB, which trips the word test without being refused.
+    @Test func nulCRLFFoundAtEveryPosition() {
+        for n in 0...40 {
+            var clean = [UInt8](repeating: UInt8(ascii: "a"), count: n)
+            for i in stride(from: 0, to: n, by: 3) { clean[i] = 0x09 }
+            #expect(!clean.withUnsafeBytes { UpstreamBytes.containsNulCRLF($0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, n) })
+            for i in 0..<n {
+                for bad: UInt8 in [0x00, 0x0D, 0x0A] {
+                    var v = clean
+                    v[i] = bad
+                    #expect(v.withUnsafeBytes { UpstreamBytes.containsNulCRLF($0.baseAddress!, n) })
+                    v.withUnsafeMutableBytes { UpstreamBytes.sanitizeValue($0.baseAddress!, n) }
+                    var want = clean
+                    want[i] = 0x20
+                    #expect(v == want)
+                }
+            }
+        }
+    }
+
+    @Test func fieldNameAndValueChecks() {
+        for head in ["HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "HTTP/1.1 200 OK\r\nConnection\u{1}: x\r\n\r\n",
+                     "HTTP/1.1 200 OK\r\nX-Long-Value: 0123456789abcdef\u{0}0123\r\n\r\n",
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain;\rcharset=x\r\n\r\n"] {
+            var p = ResponseHeadParser()
+            var f = HTTPFields()
+            #expect(p.parse(buffer(head), into: &f) == .failure(.badFieldLine), "\(head)")
+        }
+        var p = ResponseHeadParser()
+        var f = HTTPFields()
+        let ok = "HTTP/1.1 200 OK\r\nCONTENT-length: 2\r\nX-Tab: a\tb\tc\td\te\tf\tg\th\r\nx~!#$%&'*+-.^_`|: 1\r\n\r\nhi"
+        #expect(p.parse(buffer(ok), into: &f) == .complete)
+        #expect(p.contentLength == 2)
+        #expect(f.pairs.map { $0.0 } == ["CONTENT-length", "X-Tab", "x~!#$%&'*+-.^_`|"])
+        #expect(f.entries[0].token == .contentLength && f.entries[2].token == .other)
+    }
+}

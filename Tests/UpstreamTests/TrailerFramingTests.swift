@@ -31,8 +31,11 @@ struct TrailerFramingTests {
         RequestHead.buildFields(r, ProxyConfiguration(), upstream: up, upgrade: nil, into: &f, scratch: ByteBuffer())
         let a = ByteBuffer()
         RequestHead.encode(r, fields: f, framing: RequestHead.framing(r), into: a)
+        var c = ProxyConfiguration()
+        c.upstreams = [up]
+        let proxy = ReverseProxy(c)
         let b = ByteBuffer()
-        RequestHead.encodeDirect(r, viaName: "Berth", upstream: up, upgrade: nil, framing: RequestHead.framing(r), into: b)
+        RequestHead.encodeDirect(r, proxy: proxy, upstream: proxy.hosts[0], upgrade: nil, framing: RequestHead.framing(r), into: b)
         return (String(decoding: a.readable, as: UTF8.self), String(decoding: b.readable, as: UTF8.self))
     }
 

@@ -147,6 +147,9 @@ def launch(args, sockets=(), names=None, env=None, set_pid=True, listen_pid=None
     outpath = os.path.join(tmp, "stdout.log")
     e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "XDG_DATA_HOME": tmp + "/data",
          "XDG_CONFIG_HOME": tmp + "/config"}
+    if os.environ.get("BERTH_LOOPS"):
+        # Lets a whole run use another loop count (e.g. BERTH_LOOPS=4 on a 2-core machine).
+        e["BERTH_LOOPS"] = os.environ["BERTH_LOOPS"]
     if env:
         e.update(env)
     srcs = [s if isinstance(s, int) else s.fileno() for s in list(sockets) + list(extra_fds)]

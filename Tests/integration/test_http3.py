@@ -729,3 +729,28 @@ def test_zero_rtt_replayed_flight_is_not_served_again(fdgram_server, tmp_path, e
     attacker.close()
     assert echo.requests == served, "the replayed early request reached the upstream again"
     assert p.alive()
+
+
+def test_inherited_udp_receive_buffer_is_never_lowered(tmp_path):
+    """systemd's ReceiveBuffer= (SO_RCVBUFFORCE, as root) gives the socket a larger buffer than
+    Berth asks for; Berth must keep it (it used to set its own 4 MiB, which the kernel then
+    capped at net.core.rmem_max)."""
+    u = udp_socket()
+    try:
+        u.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE
+    except PermissionError:
+        pytest.skip("SO_RCVBUFFORCE needs CAP_NET_ADMIN")
+    before = u.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    assert before >= 32 << 20
+    t = tcp_listener()
+    cf = write_caddyfile(tmp_path, site())
+    p = launch(["run", "--config", str(cf)], sockets=[t, u.fileno()], env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        assert p.alive(), p.stderr()
+        r = h3get(f"https://localhost:{u.getsockname()[1]}/", tmp_path / "data")
+        assert r.returncode == 0 and r.stdout == b"hello h3\n", r.stderr.decode()
+        assert u.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == before  # the same socket, unchanged
+        assert "UDP receive buffer is small" not in p.stderr()
+    finally:
+        p.stop()
+        u.close()

@@ -717,3 +717,83 @@ def test_response_trailers_to_h2_client(echo, tmp_path):
         assert "x-checksum: " in dump and "x-got-trailers:" in dump, dump
     finally:
         p.stop()
+
+
+# -- debug logging ---------------------------------------------------------------------------------
+
+def _debug_lines(text):
+    out = []
+    for line in text.splitlines():
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        if j.get("level") == "debug" and j.get("logger") == "http.handlers.reverse_proxy":
+            out.append(j)
+    return out
+
+
+def test_debug_lines_as_caddy(echo, tmp_path):
+    """With the `debug` global option, Caddy's two reverse_proxy debug lines ("selected
+    upstream", "upstream roundtrip") with the same fields; the headers are the ones sent
+    upstream; without `debug` there are none."""
+    text = "{\n\tadmin off\n\tdebug\n}\n\nhttp://proxy.test {\n\tbind fd/3\n\treverse_proxy 127.0.0.1:%d\n}\n" % echo.port
+    p = start(text)
+    try:
+        st, _, _ = request(p.port, path="/a?b=1", headers={"X-Test": "one"})
+        assert st == 200
+        lines = []
+        for _ in range(50):
+            lines = _debug_lines(p.stderr())
+            if len(lines) >= 2:
+                break
+            time.sleep(0.05)
+        sel = [j for j in lines if j["msg"] == "selected upstream"]
+        rt = [j for j in lines if j["msg"] == "upstream roundtrip"]
+        assert sel and rt, p.stderr()[-2000:]
+        assert sel[0]["dial"] == f"127.0.0.1:{echo.port}" and sel[0]["total_upstreams"] == 1
+        r = rt[0]
+        assert set(r) == {"level", "ts", "logger", "msg", "upstream", "duration", "request", "headers", "status"}, r
+        assert r["upstream"] == f"127.0.0.1:{echo.port}" and r["status"] == 200 and 0 <= r["duration"] < 5
+        req = r["request"]
+        assert set(req) == {"remote_ip", "remote_port", "client_ip", "proto", "method", "host", "uri", "headers"}, req
+        assert req["method"] == "GET" and req["uri"] == "/a?b=1" and req["host"] == "proxy.test" and req["proto"] == "HTTP/1.1"
+        # What went upstream, in Go's canonical spelling.
+        assert req["headers"]["X-Test"] == ["one"] and req["headers"]["X-Forwarded-For"] == ["127.0.0.1"], req
+        assert req["headers"]["Via"] == ["1.1 Berth"] and "Host" not in req["headers"]
+        assert "Content-Length" in r["headers"] or "Transfer-Encoding" in r["headers"], r["headers"]
+    finally:
+        p.stop()
+    quiet = start(site(f"reverse_proxy 127.0.0.1:{echo.port}"))
+    try:
+        assert request(quiet.port)[0] == 200
+        time.sleep(0.2)
+        assert not _debug_lines(quiet.stderr())
+    finally:
+        quiet.stop()
+    # The same request through a real Caddy gives lines with the same keys.
+    caddy = shutil.which("caddy")
+    if caddy:
+        port = free_port()
+        cf = tmp_path / "Caddyfile"
+        cf.write_text("{\n\tadmin off\n\tdebug\n}\n\nhttp://proxy.test:%d {\n\treverse_proxy 127.0.0.1:%d\n}\n" % (port, echo.port))
+        env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "d"), XDG_CONFIG_HOME=str(tmp_path / "c"))
+        log = open(tmp_path / "caddy.log", "wb")
+        c = subprocess.Popen([caddy, "run", "--config", str(cf), "--adapter", "caddyfile"], env=env, stdout=log, stderr=log)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            assert request(port, path="/a?b=1", headers={"X-Test": "one"})[0] == 200
+            time.sleep(0.3)
+            clines = _debug_lines((tmp_path / "caddy.log").read_text())
+            crt = [j for j in clines if j["msg"] == "upstream roundtrip"]
+            assert crt and set(crt[0]) == set(r) and set(crt[0]["request"]) == set(req), clines
+            # Go-only artefacts: an empty User-Agent (set to keep Go's default off the wire).
+            assert set(crt[0]["request"]["headers"]) - {"Accept-Encoding", "User-Agent"} == set(req["headers"]), (crt[0], req)
+        finally:
+            c.terminate()
+            c.wait(10)

@@ -50,6 +50,9 @@ typedef struct berth_udp_msg {
    O_NONBLOCK, FD_CLOEXEC and the buffer sizes. Returns 0, or -errno of the first failure that
    matters (PKTINFO). */
 int berth_udp_configure(int fd, int family, int buffer_bytes);
+/* The usable size of a socket's receive (receive != 0) or send buffer, in bytes (the kernel
+   reports twice this), or -1. */
+int berth_udp_buffer_bytes(int fd, int receive);
 /* Receives up to n datagrams with recvmmsg (MSG_DONTWAIT). Returns the count, 0 when none
    were waiting, or -errno. */
 int berth_udp_recv(int fd, berth_udp_msg *msgs, unsigned int n, unsigned short local_port);
