@@ -16,21 +16,6 @@ enum ByteClass {
         return false
     }
 
-    /// `tchar` as a 256-entry table ("1" = tchar): one load and compare per byte.
-    @inline(__always) static var tcharTable: StaticString { "0000000000000000000000000000000001011111001101101111111111000000011111111111111111111111111000111111111111111111111111111110101000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" }
-
-    /// True when the `count` bytes at `p` are all tchars (a field name).
-    @inline(__always)
-    static func allTchar(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
-        let t = tcharTable.utf8Start
-        var i = 0
-        while i < count {
-            if t[Int(p.load(fromByteOffset: i, as: UInt8.self))] != 0x31 { return false }
-            i &+= 1
-        }
-        return true
-    }
-
     /// Replaces CR and LF in the `count` bytes at `p` by SP (a field value being written, so
     /// that no value can split the head). Eight bytes at a time: a word without any byte
     /// below 0x0E (the "has less than" bit trick, exact for existence) holds neither; a word

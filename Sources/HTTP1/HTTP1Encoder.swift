@@ -86,7 +86,7 @@ enum HTTP1Encoder {
                 default: break
                 }
                 let nameLength = Int(e.nameLength)
-                if nameLength == 0 || !ByteClass.allTchar(base + Int(e.nameStart), nameLength) { continue }
+                if nameLength == 0 || !FieldBytes.allTchar(base + Int(e.nameStart), nameLength) { continue }
                 w.put(UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: nameLength))
                 w.put(": ")
                 let vstart = w.p

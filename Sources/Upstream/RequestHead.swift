@@ -136,7 +136,7 @@ package enum RequestHead {
     /// become SP.
     @inline(__always)
     static func putField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into out: ByteBuffer) {
-        guard let nb = name.baseAddress, name.count > 0, UpstreamBytes.allTchar(nb, name.count) else { return }
+        guard let nb = name.baseAddress, name.count > 0, FieldBytes.allTchar(nb, name.count) else { return }
         out.append(name)
         out.append(": ")
         let mark = out.writerIndex

@@ -150,7 +150,7 @@ package struct ResponseHeadParser: Sendable {
         // A name `classify` recognises matched one of its (token) spellings byte for byte,
         // up to ASCII case: only unknown names need the tchar check.
         let token = HeaderToken.classify(name)
-        guard token != .other || UpstreamBytes.allTchar(lb, colon) else { return false }
+        guard token != .other || FieldBytes.allTchar(lb, colon) else { return false }
         var vs = colon + 1, ve = line.count
         while vs < ve, line[vs] == 0x20 || line[vs] == 0x09 { vs += 1 }
         while ve > vs, line[ve - 1] == 0x20 || line[ve - 1] == 0x09 { ve -= 1 }
@@ -215,20 +215,6 @@ package enum UpstreamBytes {
         return false
     }
 
-    /// `tchar` as a 256-entry table ("1" = tchar): one load and compare per byte.
-    @inline(__always) static var tcharTable: StaticString { "0000000000000000000000000000000001011111001101101111111111000000011111111111111111111111111000111111111111111111111111111110101000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" }
-
-    /// True when the `count` bytes at `p` are all tchars (a field name).
-    @inline(__always)
-    package static func allTchar(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
-        let t = tcharTable.utf8Start
-        var i = 0
-        while i < count {
-            if t[Int(p.load(fromByteOffset: i, as: UInt8.self))] != 0x31 { return false }
-            i &+= 1
-        }
-        return true
-    }
 
     /// True when the `count` bytes at `p` hold a NUL, CR or LF (never allowed in a field
     /// value). Eight bytes at a time: a word without any byte below 0x0E (the "has less

@@ -227,7 +227,7 @@ struct ByteClassHelperTests {
     @Test func tcharTableMatchesTheMasks() {
         for b in 0...255 {
             var byte = UInt8(b)
-            let table = withUnsafeBytes(of: &byte) { ByteClass.allTchar($0.baseAddress!, 1) }
+            let table = withUnsafeBytes(of: &byte) { FieldBytes.allTchar($0.baseAddress!, 1) }
             #expect(table == ByteClass.isTchar(UInt8(b)), "byte \(b)")
         }
     }

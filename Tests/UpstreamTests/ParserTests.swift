@@ -224,7 +224,7 @@ struct UpstreamByteHelperTests {
     @Test func tcharTableMatchesTheDefinition() {
         for b in 0...255 {
             var byte = UInt8(b)
-            let table = withUnsafeBytes(of: &byte) { UpstreamBytes.allTchar($0.baseAddress!, 1) }
+            let table = withUnsafeBytes(of: &byte) { FieldBytes.allTchar($0.baseAddress!, 1) }
             let expected = (b < 128) && (Character(UnicodeScalar(UInt8(b))).isLetter || Character(UnicodeScalar(UInt8(b))).isNumber
                 || "!#$%&'*+-.^_`|~".utf8.contains(UInt8(b)))
             #expect(table == expected, "byte \(b)")

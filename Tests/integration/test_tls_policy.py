@@ -205,15 +205,20 @@ def test_client_auth_modes_h1_h2_same_as_caddy(pki, tmp_path, case):
         s.stop()
 
 
+def assert_alice(pki, body):
+    """`body` (BODY's placeholders) describes the "good" client certificate exactly."""
+    fp = subprocess.run([OPENSSL, "x509", "-in", pki["good"][0], "-noout", "-fingerprint", "-sha256"],
+                        capture_output=True, text=True, check=True).stdout.split("=", 1)[1].strip()
+    assert f"fp={fp.replace(':', '').lower()} " in body, body
+    assert "subject=CN=alice,O=Berth Test issuer=CN=client-ca,O=Berth Test serial=4242 " in body, body
+
+
 def test_client_certificate_placeholders(pki, tmp_path):
     s = Servers(pki, ca_block(pki, mode="require_and_verify"), tmp_path)
     try:
         got, body = get(pki, s.ports["berth"], "good", "--http2")
         assert got == "ok"
-        fp = subprocess.run([OPENSSL, "x509", "-in", pki["good"][0], "-noout", "-fingerprint", "-sha256"],
-                            capture_output=True, text=True, check=True).stdout.split("=", 1)[1].strip()
-        assert f"fp={fp.replace(':', '').lower()} " in body, body
-        assert "subject=CN=alice,O=Berth Test issuer=CN=client-ca,O=Berth Test serial=4242 " in body, body
+        assert_alice(pki, body)
     finally:
         s.stop()
 
@@ -476,10 +481,7 @@ def test_h3_client_certificate_placeholders_and_strict_sni(pki, tmp_path):
     try:
         got, body = h3(pki, s.ports["berth"], "good")
         assert got == "ok", body
-        fp = subprocess.run([OPENSSL, "x509", "-in", pki["good"][0], "-noout", "-fingerprint", "-sha256"],
-                            capture_output=True, text=True, check=True).stdout.split("=", 1)[1].strip()
-        assert f"fp={fp.replace(':', '').lower()} " in body, body
-        assert "subject=CN=alice,O=Berth Test issuer=CN=client-ca,O=Berth Test serial=4242 " in body, body
+        assert_alice(pki, body)
         # Strict SNI/Host (as over TCP): the open site's handshake cannot reach the protected site.
         r = subprocess.run(H3GET + ["--cafile", pki["server_ca"], "--connect", "127.0.0.1", "--timeout", "6", "-v",
                                     "--sni", "a.test", f"https://localhost:{s.ports['berth']}/"],
