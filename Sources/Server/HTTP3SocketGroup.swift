@@ -35,7 +35,7 @@ final class HTTP3SocketGroup: @unchecked Sendable {
 /// batches, further ones are dropped (UDP semantics: QUIC retransmits).
 final class HTTP3Inbox: @unchecked Sendable {
     let eventFD: Int32
-    private var lock = pthread_mutex_t()
+    private let lock = Mutex()
     private var pending: [UDPReceiveBatch] = []
     private var free: [UDPReceiveBatch] = []
     private var signalled = false
@@ -48,37 +48,33 @@ final class HTTP3Inbox: @unchecked Sendable {
         let e = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         if e < 0 { throw IOError("eventfd", errno: errno) }
         eventFD = e
-        pthread_mutex_init(&lock, nil)
         pending.reserveCapacity(HTTP3Inbox.maxPending)
     }
 
-    deinit {
-        close(eventFD)
-        pthread_mutex_destroy(&lock)
-    }
+    deinit { close(eventFD) }
 
     /// An empty batch to fill (producer side, any loop).
     func takeFree() -> UDPReceiveBatch {
-        pthread_mutex_lock(&lock)
+        lock.lock()
         let b = free.popLast()
-        pthread_mutex_unlock(&lock)
+        lock.unlock()
         return b ?? UDPReceiveBatch(count: HTTP3Inbox.batchSize)
     }
 
     /// Hands a filled batch to the owner and wakes it if it was not already woken.
     func post(_ b: UDPReceiveBatch) {
-        pthread_mutex_lock(&lock)
+        lock.lock()
         if pending.count >= HTTP3Inbox.maxPending {
             b.filled = 0
             free.append(b)
             dropped += 1
-            pthread_mutex_unlock(&lock)
+            lock.unlock()
             return
         }
         pending.append(b)
         let wake = !signalled
         signalled = true
-        pthread_mutex_unlock(&lock)
+        lock.unlock()
         if wake {
             var one: UInt64 = 1
             _ = write(eventFD, &one, 8)
@@ -89,20 +85,20 @@ final class HTTP3Inbox: @unchecked Sendable {
     func take(into out: inout [UDPReceiveBatch]) {
         var drain: UInt64 = 0
         _ = read(eventFD, &drain, 8)
-        pthread_mutex_lock(&lock)
+        lock.lock()
         out.append(contentsOf: pending)
         pending.removeAll(keepingCapacity: true)
         signalled = false
-        pthread_mutex_unlock(&lock)
+        lock.unlock()
     }
 
     /// Owner side: processed batches go back to the free list.
     func recycle(_ batches: [UDPReceiveBatch]) {
-        pthread_mutex_lock(&lock)
+        lock.lock()
         for b in batches {
             b.filled = 0
             free.append(b)
         }
-        pthread_mutex_unlock(&lock)
+        lock.unlock()
     }
 }

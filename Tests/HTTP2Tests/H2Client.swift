@@ -143,23 +143,7 @@ final class H2Client {
         var pairs: [(String, String)] = [(":method", method), (":scheme", "https"), (":path", path)]
         if let authority { pairs.append((":authority", authority)) }
         pairs += headers
-        let names = pairs.map { Array($0.0.utf8) }
-        let values = pairs.map { Array($0.1.utf8) }
-        var nva: [nghttp2_nv] = []
-        for i in pairs.indices {
-            names[i].withUnsafeBufferPointer { nb in
-                values[i].withUnsafeBufferPointer { vb in
-                    nva.append(
-                        nghttp2_nv(
-                            name: UnsafeMutablePointer(mutating: nb.baseAddress ?? UnsafePointer(bitPattern: 1)!),
-                            value: UnsafeMutablePointer(mutating: vb.baseAddress ?? UnsafePointer(bitPattern: 1)!),
-                            namelen: nb.count, valuelen: vb.count, flags: 0))
-                }
-            }
-        }
-        // nghttp2 copies the names and values (no NO_COPY flags), but the arrays must be alive
-        // during the call.
-        let id: Int32 = withExtendedLifetime((names, values)) {
+        let id: Int32 = withNV(pairs) { nva in
             if let body {
                 let src = BodySource(body, endStream: endStream)
                 src.trailers = trailers
@@ -201,23 +185,7 @@ final class H2Client {
 
     /// A trailing HEADERS frame with END_STREAM on `id`.
     static func submitTrailers(_ session: OpaquePointer?, _ id: Int32, _ pairs: [(String, String)]) {
-        let names = pairs.map { Array($0.0.utf8) }
-        let values = pairs.map { Array($0.1.utf8) }
-        withExtendedLifetime((names, values)) {
-            var nva: [nghttp2_nv] = []
-            for i in pairs.indices {
-                names[i].withUnsafeBufferPointer { nb in
-                    values[i].withUnsafeBufferPointer { vb in
-                        nva.append(
-                            nghttp2_nv(
-                                name: UnsafeMutablePointer(mutating: nb.baseAddress!),
-                                value: UnsafeMutablePointer(mutating: vb.baseAddress ?? UnsafePointer(bitPattern: 1)!),
-                                namelen: nb.count, valuelen: vb.count, flags: 0))
-                    }
-                }
-            }
-            _ = nghttp2_submit_trailer(session, id, nva, nva.count)
-        }
+        withNV(pairs) { nva in _ = nghttp2_submit_trailer(session, id, nva, nva.count) }
     }
 
     /// Adds more body to a request submitted with `endStream: false`.

@@ -254,21 +254,7 @@ final class HPACKEncoder {
     deinit { nghttp2_hd_deflate_del(deflater) }
 
     func encode(_ pairs: [(String, String)]) -> [UInt8] {
-        let names = pairs.map { Array($0.0.utf8) }
-        let values = pairs.map { Array($0.1.utf8) }
-        var nva: [nghttp2_nv] = []
-        for i in pairs.indices {
-            names[i].withUnsafeBufferPointer { nb in
-                values[i].withUnsafeBufferPointer { vb in
-                    nva.append(
-                        nghttp2_nv(
-                            name: UnsafeMutablePointer(mutating: nb.baseAddress!),
-                            value: UnsafeMutablePointer(mutating: vb.baseAddress ?? nb.baseAddress!),
-                            namelen: nb.count, valuelen: vb.count, flags: 0))
-                }
-            }
-        }
-        return withExtendedLifetime((names, values)) {
+        withNV(pairs) { nva in
             let bound = nghttp2_hd_deflate_bound(deflater, nva, nva.count)
             var out = [UInt8](repeating: 0, count: bound)
             let n = nghttp2_hd_deflate_hd(deflater, &out, bound, nva, nva.count)
@@ -326,4 +312,24 @@ extension Array where Element == ParsedFrame {
     func resets(_ code: UInt32) -> [UInt32] {
         filter { $0.rstCode == code }.map(\.stream)
     }
+}
+
+/// Calls `body` with `pairs` as nghttp2 header entries; the name and value bytes stay alive
+/// for the call (nghttp2 copies them: no NO_COPY flags).
+func withNV<R>(_ pairs: [(String, String)], _ body: ([nghttp2_nv]) -> R) -> R {
+    let names = pairs.map { Array($0.0.utf8) }
+    let values = pairs.map { Array($0.1.utf8) }
+    var nva: [nghttp2_nv] = []
+    for i in pairs.indices {
+        names[i].withUnsafeBufferPointer { nb in
+            values[i].withUnsafeBufferPointer { vb in
+                nva.append(
+                    nghttp2_nv(
+                        name: UnsafeMutablePointer(mutating: nb.baseAddress ?? UnsafePointer(bitPattern: 1)!),
+                        value: UnsafeMutablePointer(mutating: vb.baseAddress ?? UnsafePointer(bitPattern: 1)!),
+                        namelen: nb.count, valuelen: vb.count, flags: 0))
+            }
+        }
+    }
+    return withExtendedLifetime((names, values)) { body(nva) }
 }
