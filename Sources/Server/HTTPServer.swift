@@ -113,16 +113,59 @@ package final class HTTPServer: AcceptDelegate, @unchecked Sendable {
     }
 
     /// Loop thread: a connection arrived on one of this loop's listener registrations.
+    ///
+    /// Every loop watches the same listening socket with EPOLLEXCLUSIVE, and the kernel wakes
+    /// the first loop that sleeps in epoll_wait: connections that arrive one at a time (a
+    /// client pool opening its keep-alive connections, a proxy in front) would all land on
+    /// one loop and leave the other cores idle. So the accepting loop keeps a connection only
+    /// while no other loop has at least `balanceSlack` fewer; otherwise the connection goes to
+    /// the least loaded loop (one hand-off per connection, only while the loops are uneven).
     package func accepted(fd: Int32, peer: SocketAddress?, listener: Listener, loop: EventLoop) {
         let i = loop.index
         let ctx = contexts[i]
         ctx.acceptedTotal &+= 1
         let gen = loopGenerations[i]
-        if ctx.draining || ctx.connectionCount >= perLoopMaxConnections || listener.tag >= gen.listeners.count {
+        if contexts.count > 1 && !ctx.draining {
+            let mine = ctx.load.current
+            var best = i
+            var bestLoad = mine
+            for j in contexts.indices where j != i {
+                let l = contexts[j].load.current
+                if l < bestLoad { best = j; bestLoad = l }
+            }
+            if best != i && mine - bestLoad >= HTTPServer.balanceSlack {
+                handOff(fd: fd, peer: peer, tag: listener.tag, generation: gen, to: best)
+                return
+            }
+        }
+        serve(fd: fd, peer: peer, tag: listener.tag, generation: gen, context: ctx)
+    }
+
+    /// How much busier than the least loaded loop the accepting loop may be before it hands a
+    /// new connection over (2: a lone short-lived connection is never moved).
+    static let balanceSlack = 2
+
+    /// Moves an accepted connection to loop `j` (counted there at once, so that loops
+    /// accepting at the same time do not all pick the same target).
+    private func handOff(fd: Int32, peer: SocketAddress?, tag: Int, generation gen: Generation, to j: Int) {
+        let target = contexts[j]
+        target.load.add(1)
+        let server = self
+        target.loop.execute {
+            let ctx = server.contexts[j]
+            ctx.load.add(-1)
+            server.serve(fd: fd, peer: peer, tag: tag, generation: gen, context: ctx)
+        }
+    }
+
+    /// Loop thread of `ctx`: makes the protocol connection (or closes the socket when the loop
+    /// drains, is full, or the listener is gone from the generation it was accepted under).
+    private func serve(fd: Int32, peer: SocketAddress?, tag: Int, generation gen: Generation, context ctx: LoopContext) {
+        if ctx.draining || ctx.connectionCount >= perLoopMaxConnections || tag >= gen.listeners.count {
             close(fd)
             return
         }
-        let served = gen.listeners[listener.tag]
+        let served = gen.listeners[tag]
         guard served.serverIndex < gen.runtime.servers.count else {
             close(fd)
             return

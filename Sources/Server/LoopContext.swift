@@ -2,6 +2,7 @@ import Config
 import EventLoop
 import HTTPCore
 import IOCore
+import Synchronization
 
 /// Connection limits and timeouts of a server (Caddy's `servers` options).
 package struct ServerLimits: Sendable {
@@ -114,12 +115,16 @@ package final class LoopContext {
     /// Connections accepted on this loop so far (`--exit-idle` notices short-lived ones).
     package var acceptedTotal = 0
 
+    /// `connectionCount` as other loops see it, plus connections handed to this loop and not
+    /// yet taken (HTTPServer balances accepted connections with it).
+    package let load = LoopLoad()
+
     package func add(_ fd: Int32, _ c: ManagedConnection) {
-        connections[fd] = c
+        if connections.updateValue(c, forKey: fd) == nil { load.add(1) }
     }
 
     package func remove(_ fd: Int32) {
-        connections[fd] = nil
+        if connections.removeValue(forKey: fd) != nil { load.add(-1) }
         if draining && connections.isEmpty { fireDrained() }
     }
 
@@ -144,4 +149,12 @@ package final class LoopContext {
         emptyConnectionPool()
         accessLog.flush()
     }
+}
+
+/// A loop's open connections, readable from any thread (relaxed: a placement hint, not a limit).
+package final class LoopLoad: Sendable {
+    private let value = Atomic<Int>(0)
+    package init() {}
+    package var current: Int { value.load(ordering: .relaxed) }
+    package func add(_ n: Int) { value.wrappingAdd(n, ordering: .relaxed) }
 }

@@ -206,3 +206,65 @@ def test_sighup_reload_keeps_serving_and_bad_reload_keeps_old(tmp_path):
         assert hello(p.port).endswith(b"ok v2\n")
     finally:
         p.stop()
+
+
+def loop_cpu_ns(pid):
+    """CPU time (ns) of each event-loop thread of `pid`, by thread name (berth-loop-N)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            if name.startswith("berth-loop-"):
+                for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
+                    if line.startswith("se.sum_exec_runtime"):
+                        out[name] = float(line.split(":")[1]) * 1e6
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def test_connections_spread_over_loops_on_one_inherited_socket(tmp_path):
+    """One inherited listening socket, two loops: keep-alive connections opened one after the
+    other (each accepted while the other loop sleeps, so the kernel's exclusive wake-up always
+    picks the same loop) still end up spread over both loops, and both share the work. With
+    all connections on one loop, a proxy in front of busy keep-alive clients used one core."""
+    if not Path(f"/proc/{os.getpid()}/sched").exists():
+        pytest.skip("no /proc/PID/sched on this kernel: cannot see per-thread CPU time")
+    cf = write_caddyfile(tmp_path, SITE.format(bind="fd/3", label="spread"))
+    a = tcp_listener()
+    port = a.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[a], env={"BERTH_LOOPS": "2"})
+    conns = []
+    try:
+        req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=3)
+            s.sendall(req)
+            got = b""
+            while not got.endswith(b"ok spread\n"):
+                chunk = s.recv(4096)
+                assert chunk, got
+                got += chunk
+            conns.append(s)
+            time.sleep(0.01)
+        before = loop_cpu_ns(p.p.pid)
+        assert sorted(before) == ["berth-loop-0", "berth-loop-1"], before
+        for _ in range(150):
+            for s in conns:
+                s.sendall(req * 4)
+            for s in conns:
+                got = b""
+                while got.count(b"ok spread\n") < 4:
+                    chunk = s.recv(65536)
+                    assert chunk, got
+                    got += chunk
+        after = loop_cpu_ns(p.p.pid)
+        used = {k: after[k] - before[k] for k in after}
+        total = sum(used.values())
+        assert total > 0, used
+        for k, v in used.items():
+            assert v >= 0.25 * total, (used, "one loop served almost every connection")
+    finally:
+        for s in conns:
+            s.close()
+        p.stop()
