@@ -14,7 +14,7 @@ let package = Package(
     ],
     targets: [
         // C boundary: only what Swift cannot import.
-        .target(name: "CLinux", path: "Sources/CLinux"),
+        .target(name: "CLinux", path: "Sources/CLinux", linkerSettings: [.linkedLibrary("crypt")]),
 
         // System libraries (Debian -dev packages), each with a header of static-inline shims.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Upstream", dependencies: ["IOCore", "CLinux", "EventLoop", "HTTPCore", "HTTP1", "JSON", "TLS"], path: "Sources/Upstream", swiftSettings: fast),
         .target(name: "HTTP2", dependencies: ["IOCore", "HTTPCore", "CNGHTTP2"], path: "Sources/HTTP2", swiftSettings: fast),
         .target(name: "HTTP3", dependencies: ["IOCore", "HTTPCore", "CNGTCP2", "CNGHTTP3", "CGnuTLS"], path: "Sources/HTTP3", swiftSettings: fast),
-        .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "CZlib", "CZstd", "Upstream", "CLinux"], path: "Sources/Handlers", swiftSettings: fast),
+        .target(name: "Handlers", dependencies: ["IOCore", "HTTPCore", "EventLoop", "CZlib", "CZstd", "Upstream", "CLinux"], path: "Sources/Handlers", swiftSettings: fast),
         .target(name: "Caddyfile", path: "Sources/Caddyfile", swiftSettings: fast),
         .target(name: "ACME", dependencies: ["IOCore", "JSON", "TLS", "COpenSSL"], path: "Sources/ACME", swiftSettings: fast),
         .target(name: "Config", dependencies: ["IOCore", "JSON", "HTTPCore", "Handlers", "Caddyfile", "TLS", "Upstream"], path: "Sources/Config", swiftSettings: fast),

@@ -6,7 +6,7 @@ set -euo pipefail
 APT_PACKAGES=(
   # build
   pkg-config libssl-dev libnghttp2-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
-  libgnutls28-dev zlib1g-dev libzstd-dev
+  libgnutls28-dev zlib1g-dev libzstd-dev libcrypt-dev
   # peers used by the tests and benchmarks
   curl nghttp2-client ngtcp2-client wrk nginx-light systemd python3-pip
   # the h3 benchmark compiles its load generator (Benchmarks/h3client/h3bench.c)

@@ -35,6 +35,8 @@ package enum DirectiveRegistry {
         "tls": DirectiveParsers.tls,
         "root": DirectiveParsers.root,
         "file_server": DirectiveParsers.fileServer,
+        "basic_auth": DirectiveParsers.basicAuth,
+        "basicauth": DirectiveParsers.basicAuth,
     ]
 
     /// Dispatches `name`; unknown names get Caddy's error, known-but-unbuilt ones say so.
@@ -98,6 +100,7 @@ package enum JSONModules {
         "vars": { r throws(ConfigError) in try VarsSpec.decode(r) },
         "file_server": { r throws(ConfigError) in try FileServerSpec.decode(r) },
         "reverse_proxy": { r throws(ConfigError) in try ReverseProxySpec.decode(r) },
+        "authentication": { r throws(ConfigError) in try BasicAuthSpec.decode(r) },
     ]
 
     package static let matchers: [String: MatcherDecoder] = [

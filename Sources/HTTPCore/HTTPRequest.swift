@@ -140,6 +140,14 @@ public final class HTTPRequest {
     /// Scratch space for matchers (decoded and cleaned paths): reused, cleared by whoever
     /// uses it, never holding anything across calls.
     package let scratch = ByteBuffer(capacity: 256)
+    /// The authenticated user (`basic_auth`): `{http.auth.user.id}` and the access log's
+    /// `user_id`.
+    package var authUser: String? = nil
+    /// Set (to empty) by a handler that returns `.pending` and wants the route walk to go on
+    /// after it later (`basic_auth` verifying a password off the loop): each route list the
+    /// `.pending` passes through on its way up records where it stopped, innermost first.
+    /// `PendingErrorRouter.resumeRouting` continues from there.
+    package var routeSuspension: [RouteFrame]? = nil
 
     package init() {
         line.reserveCapacity(256)
@@ -163,6 +171,8 @@ public final class HTTPRequest {
         if !vars.isEmpty { vars.removeAll() }
         originalTargetRange = nil
         originalMethodRange = nil
+        authUser = nil
+        routeSuspension = nil
     }
 
     /// Appends bytes to `line` and returns their range.
@@ -214,4 +224,20 @@ public final class HTTPRequest {
     package var pathString: String { withLineBytes(pathRange) { String(decoding: $0, as: UTF8.self) } }
     /// Host (no port) as String (cold paths).
     package var hostString: String { withHost { String(decoding: $0, as: UTF8.self) } }
+}
+
+/// One level of a suspended route walk: the list (a `RouteList`, typed loosely because
+/// HTTPCore does not know it), the route and handler index where it stopped, and the route
+/// groups already satisfied.
+package struct RouteFrame {
+    package let list: AnyObject
+    package let route: Int
+    package let handler: Int
+    package let satisfied: UInt64
+    package init(list: AnyObject, route: Int, handler: Int, satisfied: UInt64) {
+        self.list = list
+        self.route = route
+        self.handler = handler
+        self.satisfied = satisfied
+    }
 }

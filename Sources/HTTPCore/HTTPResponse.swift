@@ -224,6 +224,9 @@ package protocol PendingErrorRouter: AnyObject {
     /// `response.errorStatus` is set and nothing was sent: run the error routes (or send an
     /// empty response with that status).
     func routePendingError(_ request: HTTPRequest, _ response: HTTPResponse)
+    /// A handler that suspended the route walk (`request.routeSuspension`) is done: run the
+    /// rest of the routes from where it stopped (on the request's loop).
+    func resumeRouting(_ request: HTTPRequest, _ response: HTTPResponse)
 }
 
 extension HTTPResponse {

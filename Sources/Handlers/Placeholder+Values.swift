@@ -170,6 +170,11 @@ extension Placeholder {
             }
         case .origMethod:
             r.withLineBytes(r.originalMethod) { out.append($0) }
+        case .authUserID:
+            // Set only once basic_auth authenticated the request; before that the placeholder
+            // is unknown (kept or emptied as the template says), as in Caddy.
+            guard let u = r.authUser else { return false }
+            out.append(Array(u.utf8))
         case .queryParam(let key):
             if let q = r.queryRange { r.withLineBytes(q) { QueryString.appendValues(of: key, in: $0, into: out) } }
         case .cookie(let name):

@@ -40,6 +40,8 @@ package enum Placeholder: Sendable, Equatable {
     /// `2006-01-02 15:04:05.999999999 -0700 MST m=+1.234567890` (the `m=` part is Go's
     /// monotonic reading: seconds since the process started).
     case timeNow
+    /// `{http.auth.user.id}`: the user `basic_auth` authenticated (empty otherwise).
+    case authUserID
 
     /// Maps a placeholder name (without braces) to a placeholder, or nil when unknown.
     package static func parse(_ name: String) -> Placeholder? {
@@ -72,6 +74,7 @@ package enum Placeholder: Sendable, Equatable {
         case "orig_query", "http.request.orig_uri.query": return .origQuery
         case "orig_?query", "http.request.orig_uri.prefixed_query": return .origQueryWithMark
         case "orig_method", "http.request.orig_method": return .origMethod
+        case "http.auth.user.id": return .authUserID
         case "http.request.local": return .localAddr
         case "http.request.local.host": return .localHost
         case "http.request.local.port": return .localPort

@@ -101,23 +101,40 @@ package final class RouteList: Handler {
     package init(_ routes: [Route]) { self.routes = routes }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        run(request, response, route: 0, handler: 0, satisfied: 0)
+    }
+
+    /// Walks the routes from handler `handler` of route `route` (a resumed walk: that route
+    /// already matched and its group is in `satisfied`).
+    @inline(__always)
+    private func run(_ request: HTTPRequest, _ response: HTTPResponse, route start: Int, handler first: Int,
+                     satisfied initial: UInt64) -> HandlerResult {
         // Walked through buffer pointers: `for route in routes` copies each `Route` (retaining
         // its matcher and handler arrays) and each handler existential, per request. The
         // arrays are immutable and owned by this list for its whole life.
-        var satisfied: UInt64 = 0
+        var satisfied = initial
         return routes.withUnsafeBufferPointer { rs in
-            for i in rs.indices {
-                guard rs[i].matches(request) else { continue }
-                let group = rs[i].group
-                if group >= 0 {
-                    let bit: UInt64 = 1 << UInt64(group)
-                    if satisfied & bit != 0 { continue }
-                    satisfied |= bit
+            var i = start
+            while i < rs.count {
+                defer { i += 1 }
+                let resumed = i == start && first > 0
+                if !resumed {
+                    guard rs[i].matches(request) else { continue }
+                    let group = rs[i].group
+                    if group >= 0 {
+                        let bit: UInt64 = 1 << UInt64(group)
+                        if satisfied & bit != 0 { continue }
+                        satisfied |= bit
+                    }
                 }
                 let r: HandlerResult? = rs[i].handlers.withUnsafeBufferPointer { hs in
-                    for j in hs.indices {
+                    var j = resumed ? first : 0
+                    while j < hs.count {
                         let r = hs[j].handle(request, response)
-                        if case .next = r { continue }
+                        if case .next = r { j += 1; continue }
+                        if case .pending = r, request.routeSuspension != nil {
+                            request.routeSuspension!.append(RouteFrame(list: self, route: i, handler: j, satisfied: satisfied))
+                        }
                         return r
                     }
                     return nil
@@ -127,6 +144,32 @@ package final class RouteList: Handler {
             }
             return .next
         }
+    }
+
+    /// Continues a suspended walk: `frames` innermost first, this list's frame at `level`.
+    /// The handler it stopped at is either the suspending handler (level 0: go on after it)
+    /// or a nested list that resumes first.
+    func resume(_ request: HTTPRequest, _ response: HTTPResponse, _ frames: [RouteFrame], _ level: Int) -> HandlerResult {
+        let f = frames[level]
+        if level > 0, let inner = routes[f.route].handlers[f.handler] as? RouteList {
+            let r = inner.resume(request, response, frames, level - 1)
+            switch r {
+            case .next:
+                break
+            case .pending:
+                if request.routeSuspension != nil {
+                    request.routeSuspension!.append(RouteFrame(list: self, route: f.route, handler: f.handler, satisfied: f.satisfied))
+                }
+                return r
+            case .done:
+                return r
+            }
+        }
+        if f.handler + 1 < routes[f.route].handlers.count {
+            return run(request, response, route: f.route, handler: f.handler + 1, satisfied: f.satisfied)
+        }
+        if routes[f.route].terminal { return .next }
+        return run(request, response, route: f.route + 1, handler: 0, satisfied: f.satisfied)
     }
 }
 
@@ -190,6 +233,20 @@ package final class ServerHandler: Handler, PendingErrorRouter {
     /// A `.pending` handler (reverse_proxy) failed later: the same error path.
     package func routePendingError(_ request: HTTPRequest, _ response: HTTPResponse) {
         _ = handleError(request, response)
+    }
+
+    package func resumeRouting(_ request: HTTPRequest, _ response: HTTPResponse) {
+        guard let frames = request.routeSuspension, let top = frames.last, top.list === routes else {
+            // Not a walk this server suspended: answer rather than leave the client waiting.
+            if !response.headSent { response.status = 500; response.sendEmpty() }
+            return
+        }
+        request.routeSuspension = nil
+        var r = routes.resume(request, response, frames, frames.count - 1)
+        if response.errorStatus != 0 && !response.headSent {
+            if case .pending = r {} else { r = handleError(request, response) }
+        }
+        if case .next = r, !response.headSent { response.sendEmpty() }
     }
 
     /// Caddy's server error path (`server.go` ServeHTTP): the original request is restored,

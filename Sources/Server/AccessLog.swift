@@ -69,7 +69,9 @@ package final class AccessLogWriter {
         }
         out.append("},\"bytes_read\":")
         out.appendDecimal(Int(r.bodyBytesRead))
-        out.append(",\"user_id\":\"\",\"duration\":")
+        out.append(",\"user_id\":\"")
+        if let u = r.authUser { appendEscaped(string: u) }
+        out.append("\",\"duration\":")
         let dur = nowNanos >= r.startNanos ? Int(nowNanos - r.startNanos) : 0
         out.appendDecimal(dur / 1_000_000_000)
         out.append(byte: UInt8(ascii: "."))

@@ -124,6 +124,18 @@ package enum CLI {
                     Option(long: "address", short: nil, value: "addr", help: "Admin endpoint (unix//path, host:port)."),
                 ], arguments: [],
                 run: { p in Launcher.healthCommand(runOptions(p), address: p.string("address")) }),
+        Command(path: ["hash-password"],
+                abstract: "Prints a bcrypt hash of a password for basic_auth (as `caddy hash-password`).",
+                options: [
+                    Option(long: "plaintext", short: "p", value: "password",
+                           help: "The password to hash; without it, one line is read from standard input."),
+                    Option(long: "algorithm", short: "a", value: "name", help: "bcrypt (the only one in this build)."),
+                    Option(long: "bcrypt-cost", short: nil, value: "n", help: "bcrypt cost, 4-31 (default 14, as Caddy)."),
+                ], arguments: [],
+                run: { p throws(CLIError) in
+                    try Launcher.hashPassword(plaintext: p.string("plaintext"), algorithm: p.string("algorithm"),
+                                              cost: try p.int("bcrypt-cost"))
+                }),
         Command(path: ["acme", "revoke"],
                 abstract: "Revokes a stored ACME certificate; the running server replaces it at its next check.",
                 options: configOptions + [

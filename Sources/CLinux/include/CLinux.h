@@ -68,5 +68,11 @@ int berth_udp_gso_supported(int fd);
 int berth_timerfd_set_abs(int fd, unsigned long long deadline_ns);
 /* Names the calling thread (at most 15 bytes are kept). */
 int berth_set_thread_name(const char *name);
+/* 1 when password hashes to hash (a crypt(5) string: bcrypt $2a$/$2b$/$2y$…), compared in
+   constant time; 0 when it does not; -1 when hash is not a hash libcrypt knows. Slow by design
+   (bcrypt cost 14: about a second): call it off the event loops. */
+int berth_password_check(const char *password, const char *hash);
+/* Writes a new bcrypt hash ($2a$, as Go's bcrypt) of password at cost into out. 0 or -1. */
+int berth_password_hash_bcrypt(const char *password, int cost, char *out, size_t out_len);
 
 #endif
