@@ -26,6 +26,10 @@ extension Launcher {
         do {
             let files = try generateUnits(c)
             if let dir = c.outDir {
+                if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                    FileIO.writeAll(2, "Error: \(IOError("creating \(dir)", errno: errno))\n")
+                    return 1
+                }
                 for f in files {
                     let path = (dir.hasSuffix("/") ? dir : dir + "/") + f.name
                     do {
