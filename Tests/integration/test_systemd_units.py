@@ -357,3 +357,69 @@ def test_end_to_end_with_the_generated_sockets(n):
         for b in backends.values():
             b.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The generated quadlet in Podman (container/quadlet2cmd.py: Podman 4.3 has no quadlet generator)
+
+from container_helpers import cleanup, podman_env  # noqa: E402,F401  (fixtures)
+import container_helpers as ch  # noqa: E402
+
+
+def test_generated_quadlet_runs_in_podman(podman_env, cleanup, tmp_path):
+    """Example 3 (ACME swapped for local_certs: no CA offline) as generated: the quadlet and its
+    socket unit run through quadlet2cmd; h1, h2 and h3 answer on the generated sockets from a
+    --network=none --read-only container without capabilities, the data volume holds the local
+    CA, and the generated ExecReload= reloads a changed Caddyfile."""
+    env = podman_env
+    etc = tmp_path / "caddy_etc"
+    etc.mkdir()
+    cf = etc / "Caddyfile"
+    cf.write_text((seed_dir(3) / "Caddyfile").read_text()
+                  .replace("auto_https disable_redirects", "auto_https disable_redirects\n\tlocal_certs"))
+    os.chmod(etc, 0o755)
+    os.chmod(cf, 0o644)
+    name = ch.unique("units")
+    files, out = generate(cf, "--name", name, "--image", env.image, out=tmp_path / "units")
+    q = files[f"{name}.container"]
+    assert keys(q, "Container", "Network") == ["none"]
+    assert keys(q, "Container", "Volume")[-1] == f"{name}_data.volume:/data"
+    cleanup.volume(f"{name}_data")
+    p80, p443 = free_port(), free_tcp_udp_port()
+    d = env.convert(out / f"{name}.container", ports=[(80, p80), (443, p443)], host="127.0.0.1")
+    assert [(s["kind"], s["address"]) for s in d["sockets"]] == [
+        ("stream", f"127.0.0.1:{p80}"), ("stream", f"127.0.0.1:{p443}"), ("datagram", f"127.0.0.1:{p443}")]
+    for c in d["checks"]:
+        assert subprocess.run(c["test"]).returncode == 0, c["message"]
+    launched = ch.launch(d["argv"], name, cleanup)
+    end = time.time() + 60
+    while True:
+        r = ch.curl(f"http://example.com:{p80}/", "--resolve", f"example.com:{p80}:127.0.0.1")
+        if r.returncode == 0 or time.time() > end:
+            break
+        time.sleep(0.2)
+    assert r.stdout == "Hello world\n", r.stderr + launched.output()
+    r = ch.curl(f"https://example.com:{p443}/", "-k", "--http2", "-w", "%{http_version}",
+                "--resolve", f"example.com:{p443}:127.0.0.1")
+    assert r.stdout == "Hello world\n2", r.stderr + launched.output()
+    assert h3(f"https://example.com:{p443}/", p443) == "Hello world\n"
+
+    info = ch.wait_running(env, name, launched)
+    hc = info["HostConfig"]
+    assert hc["NetworkMode"] == "none" and hc["ReadonlyRootfs"] is True
+    status = Path(f"/proc/{info['State']['Pid']}/status").read_text()
+    assert re.search(r"^CapEff:\s*0+$", status, re.M) and re.search(r"^NoNewPrivs:\s*1$", status, re.M), status
+
+    # ExecReload= as generated: `podman exec NAME caddy reload --address unix//run/admin.sock`.
+    cf.write_text(cf.read_text().replace("Hello world", "Hello reloaded"))
+    reload_cmd = list(d["reload"])
+    assert reload_cmd[:3] == ["podman", "exec", name]
+    reload_cmd[0] = env.podman
+    r = ch.run(reload_cmd, check=False, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr + launched.output()
+    assert ch.curl(f"http://example.com:{p80}/", "--resolve", f"example.com:{p80}:127.0.0.1").stdout == "Hello reloaded\n"
+    # The local CA went to the data volume (the root filesystem is read-only).
+    vol = env.p("volume", "inspect", f"{name}_data", "--format", "{{.Mountpoint}}").stdout.strip()
+    assert list(Path(vol).glob("berth/pki/authorities/local/root.crt")), "local CA not in the data volume"
+    env.p("stop", "-t", "10", name)
+    assert launched.wait(30) == 0, launched.output()
