@@ -82,6 +82,9 @@ package enum SystemdUnits {
         guard isUnitNamePart(name) else {
             throw ConfigError("--name '\(name)': a unit name may only contain letters, digits, '-', '_' and '.'")
         }
+        if config.listenerUses.isEmpty && config.servers.isEmpty {
+            throw ConfigError("nothing to socket-activate: \(config.sourceFile ?? "the config") has no site")
+        }
         if config.listenerUses.isEmpty {
             throw ConfigError("systemd-units needs a Caddyfile: \(config.sourceFile ?? "the config") records no site addresses for its listeners (Berth's JSON keeps no site ports for fd/N)")
         }

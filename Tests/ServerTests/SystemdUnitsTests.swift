@@ -223,6 +223,8 @@ import Testing
     @Test func nothingInheritedIsRefused() throws {
         let e = try planError(":8080 {\n\trespond \"a\"\n}\n")
         #expect(e.contains("nothing to socket-activate") && e.hasSuffix("at Caddyfile:1"), "\(e)")
+        let empty = try planError("{\n\tadmin off\n}\n")
+        #expect(empty == "nothing to socket-activate: Caddyfile has no site", "\(empty)")
     }
 
     @Test func jsonConfigsAreRefused() throws {
