@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import launch, raw_exchange, tcp_listener, udp_socket, write_caddyfile
+from conftest import launch, loop_cpu_ns, raw_exchange, tcp_listener, udp_socket, write_caddyfile
 
 SITE = """{{
 \tadmin off
@@ -206,21 +206,6 @@ def test_sighup_reload_keeps_serving_and_bad_reload_keeps_old(tmp_path):
         assert hello(p.port).endswith(b"ok v2\n")
     finally:
         p.stop()
-
-
-def loop_cpu_ns(pid):
-    """CPU time (ns) of each event-loop thread of `pid`, by thread name (berth-loop-N)."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            if name.startswith("berth-loop-"):
-                for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
-                    if line.startswith("se.sum_exec_runtime"):
-                        out[name] = float(line.split(":")[1]) * 1e6
-        except FileNotFoundError:
-            continue
-    return out
 
 
 def test_connections_spread_over_loops_on_one_inherited_socket(tmp_path):
