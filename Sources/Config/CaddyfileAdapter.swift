@@ -72,6 +72,7 @@ package enum CaddyfileAdapter {
         config.logs = NamedLog.assemble(global: options.logs, sites: siteLogs, debug: options.debug)
         config.storageRoot = options.storageRoot
         config.servers = try ServerGrouping.group(sites, options: options)
+        config.listenerUses = ServerGrouping.listenerUses(sites, options: options)
         return config
     }
 }

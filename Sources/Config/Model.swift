@@ -102,6 +102,41 @@ package struct ListenerConfig: Sendable, Hashable {
     }
 }
 
+/// One site address served on one listener, as the Caddyfile wrote it. The server grouping
+/// forgets the site's port for inherited listeners (`bind fd/3` serves whatever socket fd 3
+/// is); `berth systemd-units` needs it back to write the matching `ListenStream=` line.
+package struct ListenerUse: Sendable, Hashable {
+    /// How the listener was given.
+    package enum Origin: String, Sendable, Hashable {
+        /// The site's `bind` directive.
+        case bind
+        /// The `default_bind` global option.
+        case defaultBind = "default_bind"
+        /// No bind at all: the site's own address (Berth binds it).
+        case siteAddress = "site address"
+    }
+
+    /// The listener: `fd/3`, `fdgram/5`, `fdname/web`, or a TCP address (its port is the site's).
+    package var address: ListenAddress
+    /// The site address as written (`http://example.com`).
+    package var site: String
+    /// The site's port: its explicit port, else `http_port` for `http://`, else `https_port`.
+    package var port: Int
+    /// True when the site is served over HTTPS on this listener.
+    package var https: Bool
+    package var origin: Origin
+    /// The `bind` / `default_bind` line (the site's line when there is no bind).
+    package var location: SourceLocation
+    package init(address: ListenAddress, site: String, port: Int, https: Bool, origin: Origin, location: SourceLocation) {
+        self.address = address
+        self.site = site
+        self.port = port
+        self.https = https
+        self.origin = origin
+        self.location = location
+    }
+}
+
 /// A parsed site address (`http://localhost`, `:8080`, `example.com:443/path`).
 package struct SiteAddress: Sendable, Hashable, CustomStringConvertible {
     package var original: String
@@ -229,6 +264,9 @@ package struct BerthConfig: Sendable {
     package var logs: [NamedLog] = []
     /// `storage file_system <root>`: the data directory (nil: `$XDG_DATA_HOME/berth`).
     package var storageRoot: String? = nil
+    /// Every (site address, listener) pair, in Caddyfile order; recorded by the Caddyfile
+    /// adapter only (empty for Berth's JSON, which keeps no site ports for `fd/N`).
+    package var listenerUses: [ListenerUse] = []
     /// Warnings to log at load (e.g. "input is not formatted").
     package var warnings: [String] = []
     package init() {}

@@ -15,6 +15,37 @@ enum ServerGrouping {
 
     static let defaultProtocols: [HTTPProtocolName] = [.h1, .h2, .h3]
 
+    typealias Bind = (addresses: [ListenAddress], protocols: [HTTPProtocolName], location: SourceLocation)
+
+    /// A site's listeners: its `bind` lines, else `default_bind`, else its own address (port 0
+    /// here: the site's port is filled in per address).
+    static func binds(of site: SiteBuild, options: GlobalOptions) -> (binds: [Bind], origin: ListenerUse.Origin) {
+        if !site.state.binds.isEmpty { return (site.state.binds, .bind) }
+        if !options.defaultBinds.isEmpty { return (options.defaultBinds, .defaultBind) }
+        return ([([.tcp(host: "", port: 0)], [], site.location)], .siteAddress)
+    }
+
+    /// Every (site address, listener) pair in Caddyfile order (`BerthConfig.listenerUses`).
+    static func listenerUses(_ sites: [SiteBuild], options: GlobalOptions) -> [ListenerUse] {
+        var uses: [ListenerUse] = []
+        for site in sites {
+            let (binds, origin) = binds(of: site, options: options)
+            for addr in site.addresses {
+                let https = !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort)
+                let port = addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort)
+                for b in binds {
+                    for a in b.addresses {
+                        var la = a
+                        if case .tcp(let h, _) = a { la = .tcp(host: h, port: port) }
+                        uses.append(ListenerUse(address: la, site: addr.original, port: port, https: https,
+                                                origin: origin, location: b.location))
+                    }
+                }
+            }
+        }
+        return uses
+    }
+
     static func group(_ sites: [SiteBuild], options: GlobalOptions) throws(ConfigError) -> [ServerConfig] {
         var claims: [String: Claim] = [:]
         var seen: [String: Int] = [:]
@@ -28,10 +59,7 @@ enum ServerGrouping {
                 let siteKey = addr.original
                 let https = !addr.isPlainHTTP(httpPort: options.httpPort, httpsPort: options.httpsPort)
                 let port = addr.effectivePort(httpPort: options.httpPort, httpsPort: options.httpsPort)
-                var binds = site.state.binds
-                if binds.isEmpty { binds = options.defaultBinds }
-                if binds.isEmpty { binds = [([.tcp(host: "", port: 0)], [], site.location)] }
-                for b in binds {
+                for b in binds(of: site, options: options).binds {
                     for a in b.addresses {
                         var la = a
                         if case .tcp(let h, _) = a { la = .tcp(host: h, port: port) }

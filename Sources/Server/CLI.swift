@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The `caddy`-compatible command line (`berth run --config F`, `validate`, `adapt`, `fmt`,
-/// `reload`, `stop`, `healthcheck`, `acme revoke`, `version`), parsed by hand: a library
+/// `reload`, `stop`, `healthcheck`, `acme revoke`, `version`) and Berth's `systemd-units`, parsed by hand: a library
 /// for a dozen options would pull Foundation into the static binary (size, resident memory
 /// and start-up time every socket-activated start pays for).
 ///
@@ -144,6 +144,47 @@ package enum CLI {
                 ], arguments: [("name", "The site name whose certificate to revoke.", true)],
                 run: { p throws(CLIError) in
                     Launcher.acmeRevoke(runOptions(p), name: p.arguments[0], reason: try p.int("reason"))
+                }),
+        Command(path: ["systemd-units"],
+                abstract: "Writes the .socket unit(s) and quadlet (.container) or .service matching the config's inherited sockets.",
+                options: configOptions + [
+                    Option(long: "name", short: "n", value: "name",
+                           help: "Base name of the units and the container (default: caddy → caddy.socket, caddy.container)."),
+                    Option(long: "image", short: nil, value: "image", help: "Container image (default: localhost/berth:latest)."),
+                    Option(long: "service", short: nil, value: nil,
+                           help: "Write a .service running this Berth binary on the host instead of a Podman quadlet."),
+                    Option(long: "binary", short: nil, value: "path",
+                           help: "The Berth binary for --service (default: this one)."),
+                    Option(long: "port", short: "p", value: "old=new[,…]",
+                           help: "Listen on port NEW where the Caddyfile's sites say OLD (e.g. 80=8080,443=8443)."),
+                    Option(long: "network", short: nil, value: "value",
+                           help: "Network= of the container (default: none when nothing needs a network, else unset)."),
+                    Option(long: "exit-idle", short: nil, value: "duration",
+                           help: "Add Environment=BERTH_EXIT_IDLE=DURATION (stop when idle; socket activation restarts it)."),
+                    Option(long: "out", short: "o", value: "dir",
+                           help: "Write the files into this directory instead of printing them."),
+                ], arguments: [],
+                run: { p throws(CLIError) in
+                    var ports: [Int: Int] = [:]
+                    if let spec = p.string("port") {
+                        for item in spec.split(separator: ",") {
+                            let parts = item.split(separator: "=", omittingEmptySubsequences: false)
+                            guard parts.count == 2, let old = Int(parts[0]), let new = Int(parts[1]) else {
+                                throw CLIError("invalid value '\(item)' for --port: expected OLD=NEW, e.g. 80=8080")
+                            }
+                            ports[old] = new
+                        }
+                    }
+                    var o = SystemdUnitsCommand(run: runOptions(p))
+                    o.name = p.string("name") ?? "caddy"
+                    o.image = p.string("image")
+                    o.service = p.flag("service")
+                    o.binary = p.string("binary")
+                    o.ports = ports
+                    o.network = p.string("network")
+                    o.exitIdle = p.string("exit-idle")
+                    o.outDir = p.string("out")
+                    return Launcher.systemdUnits(o)
                 }),
         Command(path: ["version"], abstract: "Prints the version.", options: [], arguments: [],
                 run: { _ in
