@@ -228,7 +228,20 @@ extension DirectiveParsers {
                 t.maxConnsPerHost = try int(&d, sub)
             case "keepalive_interval", "dial_fallback_delay", "expect_continue_timeout":
                 _ = try duration(&d, sub)
-            case "compression", "versions", "read_buffer", "write_buffer", "max_response_header":
+            case "versions":
+                // Berth speaks HTTP/1.1 to upstreams. Caddy's default ["1.1", "2"] (h2 only when
+                // the upstream's TLS offers it) works the same over 1.1; a list without 1.1
+                // (h2c for gRPC, 2, 3) would silently break the backend, so it is refused.
+                var vs: [String] = []
+                while d.nextArg() { vs.append(d.val) }
+                if vs.isEmpty { throw d.argErr() }
+                for v in vs where !["1.1", "2", "h2c", "3"].contains(v) {
+                    throw d.err("transport http: unknown HTTP version '\(v)' (1.1, 2, h2c, 3)")
+                }
+                guard vs.contains("1.1") else {
+                    throw d.err("transport http: versions \(vs.joined(separator: " ")): HTTP/2 and HTTP/3 to upstreams (h2c, gRPC) are not supported by this Berth build yet; Berth proxies over HTTP/1.1 (versions 1.1)")
+                }
+            case "compression", "read_buffer", "write_buffer", "max_response_header":
                 while d.nextArg() {}
             case "tls":
                 if d.nextArg() { throw d.argErr() }
@@ -264,7 +277,19 @@ extension DirectiveParsers {
                 t.tls = true
                 t.tlsClientCertificateFile = args[0]
                 t.tlsClientKeyFile = args[1]
-            case "tls_timeout", "tls_renegotiation", "tls_except_ports", "tls_curves", "tls_trust_pool":
+            case "tls_timeout":
+                t.tls = true
+                t.tlsTimeoutMilliseconds = try duration(&d, sub)
+            case "tls_except_ports":
+                var ports: [String] = []
+                while d.nextArg() { ports.append(d.val) }
+                if ports.isEmpty { throw d.argErr() }
+                for p in ports where UInt16(p) == nil || p == "0" {
+                    throw d.err("tls_except_ports: bad port '\(p)'")
+                }
+                t.tls = true
+                t.tlsExceptPorts += ports
+            case "tls_renegotiation", "tls_curves", "tls_trust_pool":
                 throw d.err("transport http: subdirective '\(sub)' is not supported by this Berth build yet")
             default:
                 throw d.err("transport http: subdirective '\(sub)' is not supported by this Berth build yet")

@@ -174,6 +174,8 @@ package struct ReverseProxySpec: HandlerSpec {
             var tls: [(String, JSONValue)] = []
             if let c = t.tlsClientCertificateFile { tls.append(("client_certificate_file", .string(c))) }
             if let k = t.tlsClientKeyFile { tls.append(("client_certificate_key_file", .string(k))) }
+            if !t.tlsExceptPorts.isEmpty { tls.append(("except_ports", .array(t.tlsExceptPorts.map { .string($0) }))) }
+            if let h = t.tlsTimeoutMilliseconds { tls.append(("handshake_timeout", .int(h * 1_000_000))) }
             if t.tlsInsecureSkipVerify { tls.append(("insecure_skip_verify", .bool(true))) }
             if !t.tlsTrustedCAFiles.isEmpty { tls.append(("root_ca_pem_files", .array(t.tlsTrustedCAFiles.map { .string($0) }))) }
             if let n = t.tlsServerName { tls.append(("server_name", .string(n))) }
@@ -357,6 +359,11 @@ extension ReverseProxySpec {
                     throw tls.error(o.tlsClientKeyFile == nil ? "client_certificate_file" : "client_certificate_key_file",
                                     "client_certificate_file and client_certificate_key_file go together")
                 }
+                o.tlsExceptPorts = try tls.strings("except_ports") ?? []
+                for (i, p) in o.tlsExceptPorts.enumerated() where UInt16(p) == nil || p == "0" {
+                    throw tls.path.key("except_ports").index(i).error("bad port '\(p)'")
+                }
+                o.tlsTimeoutMilliseconds = try tls.milliseconds("handshake_timeout")
                 o.tlsInsecureSkipVerify = try tls.bool("insecure_skip_verify") ?? false
                 o.tlsTrustedCAFiles = try tls.strings("root_ca_pem_files") ?? []
                 o.tlsServerName = try tls.string("server_name")

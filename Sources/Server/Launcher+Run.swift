@@ -212,6 +212,7 @@ extension Launcher {
         Log.info("http.log", "server running", [("listen", .strings(names)), ("loops", .int(loopCount))])
         Log.info("", "serving initial configuration")
         try? notifier?.ready(status: supervisor.statusLine())
+        supervisor.watchStatus()
         return supervisor.run()
     }
 

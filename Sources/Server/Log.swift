@@ -51,7 +51,14 @@ package enum Log {
         let lv = LogLevel(caddyName: level) ?? .info
         let (s, ns) = Clock.realtime()
         guard let sinks else {
-            FileIO.writeAll(2, jsonLine(level, logger, msg, fieldsJSON, s, ns))
+            let line = jsonLine(level, logger, msg, fieldsJSON, s, ns)
+            if LogOutput.stderrIsJournal {
+                var out: [UInt8] = []
+                Array(line.utf8).withUnsafeBytes { LogOutput.appendWithPriorities($0, to: &out) }
+                FileIO.writeAll(2, String(decoding: out, as: UTF8.self))
+            } else {
+                FileIO.writeAll(2, line)
+            }
             return
         }
         var json: [UInt8]? = nil

@@ -20,14 +20,18 @@ package final class LogOutput: @unchecked Sendable {
     private var size = 0
     private let owned: Bool
     private let janitor: LogJanitor?
+    /// stderr/stdout is a journald stream: lines get `<N>` priority prefixes (see `journalFD`).
+    private let journal: Bool
+    /// Reused for the prefixed copy of a batch (under `lock`).
+    private var scratch: [UInt8] = []
 
     /// Opens the writer; a file that cannot be opened is a config error.
     package init(_ config: LogWriterConfig) throws(ConfigError) {
         self.config = config
         switch config.output {
-        case .stderr: fd = 2; owned = false; janitor = nil
-        case .stdout: fd = 1; owned = false; janitor = nil
-        case .discard: fd = -1; owned = false; janitor = nil
+        case .stderr: fd = 2; owned = false; janitor = nil; journal = LogOutput.stderrIsJournal
+        case .stdout: fd = 1; owned = false; janitor = nil; journal = LogOutput.stdoutIsJournal
+        case .discard: fd = -1; owned = false; janitor = nil; journal = false
         case .file:
             let path = config.filename
             if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
@@ -46,6 +50,7 @@ package final class LogOutput: @unchecked Sendable {
             fd = f
             owned = true
             janitor = config.roll ? LogJanitor(config) : nil
+            journal = false
         }
     }
 
@@ -63,6 +68,17 @@ package final class LogOutput: @unchecked Sendable {
             roll()
         }
         guard fd >= 0 else { return }
+        if journal {
+            scratch.removeAll(keepingCapacity: true)
+            LogOutput.appendWithPriorities(p, to: &scratch)
+            scratch.withUnsafeBytes { writeLocked($0) }
+        } else {
+            writeLocked(p)
+        }
+    }
+
+    /// Writes `p` whole unless the descriptor stops taking bytes (lock held).
+    private func writeLocked(_ p: UnsafeRawBufferPointer) {
         var off = 0
         while off < p.count {
             let n = Glibc.write(fd, p.baseAddress! + off, p.count - off)
@@ -79,6 +95,81 @@ package final class LogOutput: @unchecked Sendable {
 
     package func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { write($0) }
+    }
+
+    // MARK: journald
+
+    /// Whether descriptor `fd` is the stream journald gave the service: systemd sets
+    /// `JOURNAL_STREAM=<device>:<inode>` of the stdout/stderr it connected to the journal, and
+    /// a descriptor with that device and inode is still it (a redirect in between would not be).
+    static func isJournal(_ fd: Int32) -> Bool {
+        guard let v = getenv("JOURNAL_STREAM") else { return false }
+        let parts = String(cString: v).split(separator: ":")
+        guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return false }
+        return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
+    }
+
+    static let stderrIsJournal = isJournal(2)
+    static let stdoutIsJournal = isJournal(1)
+
+    /// Copies whole lines into `out`, each prefixed with its sd-daemon(3) priority (`<3>` error,
+    /// `<4>` warn, `<6>` info, `<7>` debug, `<2>` panic/fatal), which journald strips and stores
+    /// as PRIORITY= — so `journalctl -p warning` finds Berth's warnings. The level is read from
+    /// the line itself: JSON lines start `{"level":"…"`, console lines carry it after the first
+    /// tab.
+    static func appendWithPriorities(_ p: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + p.count + 64)
+        var start = 0
+        while start < p.count {
+            var end = start
+            while end < p.count && p[end] != 10 { end += 1 }
+            if end < p.count { end += 1 }  // keep the newline
+            let line = UnsafeRawBufferPointer(rebasing: p[start..<end])
+            out.append(60)  // <
+            out.append(48 + priority(of: line))
+            out.append(62)  // >
+            out.append(contentsOf: line)
+            start = end
+        }
+    }
+
+    /// The syslog priority digit of one log line (info when it names no level).
+    static func priority(of line: UnsafeRawBufferPointer) -> UInt8 {
+        let jsonPrefix: StaticString = "{\"level\":\""
+        var i = 0
+        var isJSON = line.count > jsonPrefix.utf8CodeUnitCount
+        if isJSON {
+            for k in 0..<jsonPrefix.utf8CodeUnitCount where line[k] != jsonPrefix.utf8Start[k] {
+                isJSON = false
+                break
+            }
+        }
+        let stop: UInt8
+        if isJSON {
+            i = jsonPrefix.utf8CodeUnitCount
+            stop = 34  // "
+        } else {
+            while i < line.count && line[i] != 9 { i += 1 }
+            i += 1
+            stop = 9
+        }
+        var word: UInt64 = 0  // the level, lowercased, up to 8 bytes
+        var n = 0
+        while i < line.count && line[i] != stop && line[i] != 10 && n < 8 {
+            word = word << 8 | UInt64(line[i] | 0x20)
+            i += 1
+            n += 1
+        }
+        switch word {
+        case 0x6465_6275_67: return 7                 // debug
+        case 0x696e_666f: return 6                    // info
+        case 0x7761_726e: return 4                    // warn
+        case 0x6572_726f_72: return 3                 // error
+        case 0x6470_616e_6963, 0x7061_6e69_63, 0x6661_7461_6c: return 2  // dpanic, panic, fatal
+        default: return 6
+        }
     }
 
     /// Renames the file to its backup name and opens a new one (lock held).

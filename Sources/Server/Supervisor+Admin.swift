@@ -147,13 +147,16 @@ extension Supervisor: AdminControl {
         do {
             let outcome = try apply(bytes: body, filename: filename, format: format, force: force)
             Log.info("admin.api", outcome == .loaded ? "config reloaded" : "config is unchanged", [("source", .string("admin /load"))])
+            lastReloadError = nil
             try? notifier?.ready(status: statusLine())
             return outcome
         } catch let e as ConfigError {
+            lastReloadError = e.description.replacingNewlines()
             try? notifier?.ready(status: "reload failed: \(e.description.replacingNewlines())")
             Log.error("admin.api", "reload failed; keeping the old config", [("error", .string(e.description))])
             return .failed(status: 400, message: "loading config: \(e.description)")
         } catch {
+            lastReloadError = "\(error)".replacingNewlines()
             try? notifier?.ready(status: "reload failed: \("\(error)".replacingNewlines())")
             Log.error("admin.api", "reload failed; keeping the old config", [("error", .string("\(error)"))])
             return .failed(status: 400, message: "loading config: \(error)")

@@ -27,6 +27,10 @@ final class Supervisor: EventHandler, @unchecked Sendable {
     private(set) var stopping = false
     private var stopped = false
     var reloads = 0
+    /// The last reload's error, kept in `STATUS=` until a reload succeeds (control thread).
+    var lastReloadError: String?
+    /// Open and accepted connections at the last status poll (control thread).
+    private var statusCounts: (Int, Int)?
     /// `--exit-idle` state (control thread).
     private var idleLimit = 0
     private var idleSince: UInt64? = nil
@@ -67,12 +71,42 @@ final class Supervisor: EventHandler, @unchecked Sendable {
         return exitCode
     }
 
-    /// `STATUS=` text: what is served.
+    /// `STATUS=` text: what is served, the connection counts of the last poll (live status),
+    /// reloads, and the last reload's error until a reload succeeds.
     func statusLine() -> String {
         let names = server.listeners.map(\.displayName)
         var s = "serving \(names.joined(separator: " ")) with \(server.group.loops.count) loop\(server.group.loops.count == 1 ? "" : "s")"
+        if let (open, accepted) = statusCounts {
+            s += "; \(open) open connection\(open == 1 ? "" : "s"), \(accepted) accepted"
+        }
         if reloads > 0 { s += "; \(reloads) reload\(reloads == 1 ? "" : "s")" }
+        if let e = lastReloadError { s += "; last reload failed: " + e }
         return s
+    }
+
+    /// Live `STATUS=` (systemctl status shows it): every `statusIntervalMilliseconds` the loops
+    /// report their connection counts and the line is re-sent when they changed. Only under a
+    /// service manager (NOTIFY_SOCKET set).
+    func watchStatus() {
+        guard notifier != nil else { return }
+        control.schedule(afterMilliseconds: Supervisor.statusIntervalMilliseconds) { [self] in pollStatus() }
+    }
+
+    static let statusIntervalMilliseconds = 5_000
+
+    private func pollStatus() {
+        if stopping { return }
+        let control = self.control
+        server.activity { [self] open, accepted in
+            control.execute { [self] in
+                if stopping { return }
+                if statusCounts == nil || statusCounts! != (open, accepted) {
+                    statusCounts = (open, accepted)
+                    try? notifier?.status(statusLine())
+                }
+                watchStatus()
+            }
+        }
     }
 
     // MARK: Signals
@@ -218,10 +252,12 @@ final class Supervisor: EventHandler, @unchecked Sendable {
             do { bytes = try FileIO.readAll(path) } catch { throw ConfigError("reading config from file: \(error)") }
             let outcome = try apply(bytes: bytes, filename: path, format: current.format, force: true)
             Log.info("", "config reloaded", [("signal", .string(signal)), ("changed", .bool(outcome == .loaded))])
+            lastReloadError = nil
             try? notifier?.ready(status: statusLine())
         } catch {
             Log.error("", "reload failed; keeping the old config", [("error", .string("\(error)"))])
-            try? notifier?.ready(status: "reload failed: \("\(error)".replacingNewlines())")
+            lastReloadError = "\(error)".replacingNewlines()
+            try? notifier?.ready(status: "reload failed: " + lastReloadError!)
         }
     }
 

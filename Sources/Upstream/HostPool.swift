@@ -80,6 +80,11 @@ final class HostPool {
         self.transport = transport
         self.loop = loop
         slot = host.slot
+        var tls = tls
+        if tls != nil, !transport.tlsExceptPorts.isEmpty, case .tcp(_, let port) = host.address.endpoint,
+           transport.tlsExceptPorts.contains(String(port)) {
+            tls = nil
+        }
         tlsContext = tls?.context
         if let tls {
             if let n = tls.serverName {

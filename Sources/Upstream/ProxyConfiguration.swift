@@ -31,6 +31,11 @@ package struct TransportOptions: Sendable, Equatable {
     /// `tls_client_auth <cert_file> <key_file>`: the client certificate sent when asked.
     package var tlsClientCertificateFile: String? = nil
     package var tlsClientKeyFile: String? = nil
+    /// `tls_timeout`: longest TLS handshake with an upstream (Caddy: none; Berth without it:
+    /// `dial_timeout` again, counted from the end of the TCP connect).
+    package var tlsTimeoutMilliseconds: Int? = nil
+    /// `tls_except_ports`: upstream ports spoken to in plaintext even though TLS is on.
+    package var tlsExceptPorts: [String] = []
 
     package init() {}
 }

@@ -37,7 +37,7 @@ package protocol UpstreamConnectionDelegate: AnyObject {
 package final class UpstreamConnection: TimeoutNode, EventHandler {
     package enum State: Equatable, Sendable { case connecting, handshaking, active, idle, closed }
     /// Which timer is armed (the node is in at most one list).
-    package enum TimerKind: Equatable, Sendable { case none, dial, idle, responseHead, read, write }
+    package enum TimerKind: Equatable, Sendable { case none, dial, handshake, idle, responseHead, read, write }
 
     package private(set) var state: State = .connecting
     package private(set) var fd: Int32 = -1
@@ -182,6 +182,7 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
             return
         }
         state = .handshaking
+        arm(.handshake)
         guard flush() else { return }
         setInterest(cout.isEmpty ? .read : [.read, .write])
     }
@@ -523,6 +524,7 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         switch kind {
         case .none: ms = nil
         case .dial: ms = pool.transport.dialTimeoutMilliseconds
+        case .handshake: ms = pool.transport.tlsTimeoutMilliseconds ?? pool.transport.dialTimeoutMilliseconds
         case .idle: ms = pool.transport.idleTimeoutMilliseconds
         case .responseHead: ms = pool.transport.responseHeaderTimeoutMilliseconds
         case .read: ms = pool.transport.readTimeoutMilliseconds
@@ -552,11 +554,9 @@ package final class UpstreamConnection: TimeoutNode, EventHandler {
         case .idle:
             close()
         case .dial:
-            if state == .handshaking {
-                failDial(.tls("TLS handshake with \(pool.host.address.dial): timeout"))
-            } else {
-                failDial(.dialTimeout)
-            }
+            failDial(.dialTimeout)
+        case .handshake:
+            failDial(.tls("TLS handshake with \(pool.host.address.dial): timeout"))
         case .responseHead:
             fail(.responseHeaderTimeout)
         case .read, .write:

@@ -136,6 +136,21 @@ class Proc:
         return self.p.returncode
 
 
+def loop_cpu_ns(pid):
+    """CPU time (ns) of each event-loop thread of `pid`, by thread name (berth-loop-N)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            if name.startswith("berth-loop-"):
+                for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
+                    if line.startswith("se.sum_exec_runtime"):
+                        out[name] = float(line.split(":")[1]) * 1e6
+        except FileNotFoundError:
+            continue
+    return out
+
+
 def launch(args, sockets=(), names=None, env=None, set_pid=True, listen_pid=None, wait_ready=True,
            cwd=None, extra_fds=()):
     """Starts `berth ARGS` with `sockets` (socket objects or raw fds) inherited as fds 3, 4, ...,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import launch, seed_caddyfile, tcp_listener, udp_socket, write_caddyfile
+from conftest import launch, loop_cpu_ns, seed_caddyfile, tcp_listener, udp_socket, write_caddyfile
 from proxy_backends import EchoBackend
 
 HERE = Path(__file__).resolve().parent
@@ -218,22 +218,6 @@ def test_many_streams_on_one_connection(fdgram_server, tmp_path):
     time.sleep(0.3)
     h3 = [l for l in p.access_logs() if l["request"]["proto"] == "HTTP/3.0"]
     assert len(h3) == 560, (len(h3), r.stderr[-2000:])
-
-
-def loop_cpu_ns(pid):
-    """CPU time (ns) of each event-loop thread of `pid`, by thread name (berth-loop-N)."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            if not name.startswith("berth-loop-"):
-                continue
-            for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
-                if line.startswith("se.sum_exec_runtime"):
-                    out[name] = float(line.split(":")[1]) * 1e6
-        except FileNotFoundError:
-            continue
-    return out
 
 
 def test_parallel_connections(fdgram_server, tmp_path):

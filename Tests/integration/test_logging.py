@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, launch, run_cli, tcp_listener, write_caddyfile
+from conftest import BERTH, free_port, launch, raw_exchange, run_cli, tcp_listener, write_caddyfile
 
 CADDY = shutil.which("caddy")
 # Caddy's console line: wall time (UTC, ms), colored capital level, logger, message, fields.
@@ -297,3 +297,52 @@ def test_unopenable_log_file_fails_reload_and_keeps_old_config(tmp_path):
         assert wait_for(lambda: len(lines(a)) == 1), "old log no longer written"
     finally:
         p.stop()
+
+
+def _run_with_stderr(tmp_path, caddyfile, journal_stream):
+    """Berth with stderr on a file; JOURNAL_STREAM set from that file's device:inode (as systemd
+    does for a stream it connected to the journal) or to another value."""
+    cf = write_caddyfile(tmp_path, caddyfile)
+    err = open(tmp_path / "stderr.log", "wb")
+    st = os.fstat(err.fileno())
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}" if journal_stream else f"{st.st_dev}:{st.st_ino + 1}"}
+    p = subprocess.Popen([BERTH, "run", "--config", str(cf)], stderr=err, stdout=subprocess.DEVNULL, env=env)
+    err.close()
+    return p
+
+
+@pytest.mark.parametrize("matching", [True, False])
+def test_journald_priority_prefixes(tmp_path, matching):
+    """With stderr connected to the journal (JOURNAL_STREAM names its device and inode), every
+    log line starts with its sd-daemon priority (<6> info, <4> warn, <3> error); journald
+    strips it into PRIORITY=. A JOURNAL_STREAM naming another file changes nothing."""
+    port = free_port()
+    site = (f"{{\n\tadmin off\n}}\nhttp://:{port} {{\n\tbind 127.0.0.1\n\tlog\n"
+            "\trespond /boom 500\n\trespond \"hi\"\n}\n")
+    p = _run_with_stderr(tmp_path, site, matching)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                break
+            except OSError:
+                time.sleep(0.05)
+        raw_exchange(port, b"GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)
+    finally:
+        p.terminate()
+        p.wait(10)
+    lines = (tmp_path / "stderr.log").read_text().splitlines()
+    assert lines, "no log output"
+    if not matching:
+        assert all(l.startswith("{") for l in lines), lines[:5]
+        return
+    for l in lines:
+        assert l[:3] in ("<6>", "<4>", "<3>", "<7>"), l
+        entry = json.loads(l[3:])
+        want = {"info": "<6>", "warn": "<4>", "error": "<3>", "debug": "<7>"}[entry["level"]]
+        assert l.startswith(want), l
+    levels = {json.loads(l[3:])["level"] for l in lines}
+    assert "info" in levels and "error" in levels, lines  # the 500 is logged at error, as Caddy

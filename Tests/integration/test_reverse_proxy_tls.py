@@ -303,3 +303,67 @@ def test_websocket_from_an_https_client(pki, echo):
         c.close()
     finally:
         p.stop()
+
+
+@pytest.mark.parametrize("option", ["tls_timeout 400ms\n\t\t\tdial_timeout 20s", "dial_timeout 400ms"])
+def test_stalled_tls_handshake_is_bounded(option):
+    """An upstream that accepts TCP but never answers the ClientHello: the handshake ends after
+    `tls_timeout` (here well inside a long dial_timeout), or without it after a fresh
+    `dial_timeout` counted from the TCP connect; either way 502 and an error naming the
+    handshake."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepted: the kernel completes TCP, nobody speaks TLS
+    port = silent.getsockname()[1]
+    p = proxy(f"reverse_proxy 127.0.0.1:{port} {{\n\t\ttransport http {{\n\t\t\ttls\n\t\t\t{option}\n\t\t}}\n\t}}")
+    try:
+        t0 = time.monotonic()
+        st, _, body = request(p.port, timeout=30)
+        took = time.monotonic() - t0
+        assert st == 502 and body == b"", st
+        assert 0.3 < took < 5, took
+        errs = [e for e in p.log_lines() if e.get("logger") == "http.log.error"]
+        assert errs and "TLS handshake" in errs[-1]["msg"] and "timeout" in errs[-1]["msg"], errs
+    finally:
+        p.stop()
+        silent.close()
+
+
+def test_tls_except_ports_speaks_plaintext_to_those_ports(echo, tls_nginx):
+    """`tls_except_ports` (Caddy: ports on which TLS is not attempted although the transport
+    has TLS): the plaintext echo backend answers through a TLS transport when its port is
+    excepted, and fails the handshake (502) when it is not."""
+    def cfg(except_ports):
+        extra = f"\t\t\ttls_except_ports {except_ports}\n" if except_ports else ""
+        return (f"reverse_proxy 127.0.0.1:{echo.port} {{\n\t\ttransport http {{\n\t\t\ttls\n"
+                f"\t\t\ttls_insecure_skip_verify\n{extra}\t\t}}\n\t}}")
+    p = proxy(cfg(f"{tls_nginx.port} {echo.port}"))
+    try:
+        st, _, body = request(p.port, path="/echo")
+        assert st == 200, (st, body, p.stderr()[-2000:])
+    finally:
+        p.stop()
+    p = proxy(cfg(None))
+    try:
+        st, _, _ = request(p.port, path="/echo")
+        assert st == 502
+    finally:
+        p.stop()
+
+
+@pytest.mark.parametrize("versions,ok", [("1.1", True), ("1.1 2", True), ("h2c 2", False), ("2", False), ("3", False), ("1.0", False)])
+def test_transport_versions(tmp_path, versions, ok):
+    """Berth proxies over HTTP/1.1: `versions` lists that include 1.1 are accepted (Caddy's
+    default 1.1 + 2 included); h2c/2/3 alone would silently break a gRPC backend, so they are
+    refused with the line."""
+    from conftest import run_cli
+    cf = tmp_path / "Caddyfile"
+    cf.write_text(site(f"reverse_proxy 127.0.0.1:9 {{\n\t\ttransport http {{\n\t\t\tversions {versions}\n\t\t}}\n\t}}"))
+    r = run_cli(["validate", "--config", str(cf)])
+    out = r.stderr + r.stdout
+    if ok:
+        assert r.returncode == 0, out
+    else:
+        line = next(i for i, l in enumerate(cf.read_text().splitlines(), 1) if "versions" in l)
+        assert r.returncode != 0, out
+        assert f"Caddyfile:{line}" in out and ("not supported" in out or "unknown HTTP version" in out), out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import launch, raw_exchange, tcp_listener, udp_socket, write_caddyfile
+from conftest import launch, loop_cpu_ns, raw_exchange, tcp_listener, udp_socket, write_caddyfile
 
 SITE = """{{
 \tadmin off
@@ -208,21 +208,6 @@ def test_sighup_reload_keeps_serving_and_bad_reload_keeps_old(tmp_path):
         p.stop()
 
 
-def loop_cpu_ns(pid):
-    """CPU time (ns) of each event-loop thread of `pid`, by thread name (berth-loop-N)."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            if name.startswith("berth-loop-"):
-                for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
-                    if line.startswith("se.sum_exec_runtime"):
-                        out[name] = float(line.split(":")[1]) * 1e6
-        except FileNotFoundError:
-            continue
-    return out
-
-
 def test_connections_spread_over_loops_on_one_inherited_socket(tmp_path):
     """One inherited listening socket, two loops: keep-alive connections opened one after the
     other (each accepted while the other loop sleeps, so the kernel's exclusive wake-up always
@@ -268,3 +253,42 @@ def test_connections_spread_over_loops_on_one_inherited_socket(tmp_path):
         for s in conns:
             s.close()
         p.stop()
+
+
+def test_live_status_counts_connections_and_remembers_a_failed_reload(tmp_path):
+    """Under a service manager, STATUS= (what `systemctl status` shows) is refreshed when the
+    connection counts change, and after a failed reload it keeps saying so until a reload
+    succeeds."""
+    rec = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = str(tmp_path / "notify.sock")
+    rec.bind(path)
+    rec.settimeout(15)
+    cf = write_caddyfile(tmp_path, SITE.format(bind="fd/3", label="live"))
+    p = launch(["run", "--config", str(cf)], sockets=[tcp_listener()], env={"NOTIFY_SOCKET": path})
+
+    def next_status(pred):
+        end = time.time() + 15
+        seen = []
+        while time.time() < end:
+            m = rec.recv(4096).decode()
+            seen.append(m)
+            st = [l[len("STATUS="):] for l in m.split("\n") if l.startswith("STATUS=")]
+            if st and pred(st[0]):
+                return st[0]
+        raise AssertionError(seen)
+
+    try:
+        next_status(lambda s: s.startswith("serving fd/3"))
+        for _ in range(3):
+            assert hello(p.port).endswith(b"ok live\n")
+        s = next_status(lambda s: "accepted" in s)
+        assert "0 open connections, 3 accepted" in s, s
+        write_caddyfile(tmp_path, "http:// {\n\tbroken_here\n}\n")
+        p.send_signal(1)
+        next_status(lambda s: s.startswith("reload failed:"))
+        assert hello(p.port).endswith(b"ok live\n")
+        s = next_status(lambda s: "4 accepted" in s)
+        assert "last reload failed:" in s and "broken_here" in s, s
+    finally:
+        p.stop()
+        rec.close()

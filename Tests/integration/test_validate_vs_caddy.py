@@ -49,6 +49,7 @@ ALLOWED = {
     "Tests/ConfigTests/Golden/tls_acme_wildcard.caddyfile": "ACME DNS-01 not implemented",
     "Tests/ConfigTests/Golden/tls_issuer_acme_no_challenge.caddyfile": "ACME DNS-01 not implemented",
     "Tests/ConfigTests/Golden/tls_issuer_acme_unknown_option.caddyfile": "acme alt_http_port not implemented",
+    "Tests/ConfigTests/Golden/reverse_proxy_versions_h2c.caddyfile": "h2c/HTTP/2 upstreams not implemented",
 }
 
 
