@@ -8,11 +8,12 @@
  * returns a whole GSO batch the server sent (segments are split here), and ACKs written once
  * per received batch.
  *
- *   h3bench [-c CONNS] [-n REQUESTS_PER_CONN] [-m STREAMS_IN_FLIGHT] [-d SECONDS] [-s SIZE]
+ *   h3bench [-c CONNS] [-n REQUESTS_PER_CONN] [-m STREAMS_IN_FLIGHT] [-d SECONDS] [-s SIZE] [-1]
  *           HOST PORT URL
  *
  * Every connection sends up to -m requests at once, -n in all, then closes and is replaced
- * by a new one (a new handshake) until -d seconds are over. With -s, every response body must
+ * by a new one (a new handshake) until -d seconds are over; with -1 it is not replaced (exactly
+ * -c × -n requests unless -d runs out first). With -s, every response body must
  * be SIZE bytes with status 200 (anything else counts as an error). The server certificate is
  * not verified (a benchmark of servers the caller started). Prints one JSON object: requests,
  * errors, bytes, seconds, req_per_s, mb_per_s, handshakes, cpu_s, cpu_us_per_req.
@@ -55,6 +56,9 @@ static uint64_t now_ns(void) {
 /* ---- options and totals ---- */
 static int opt_c = 8, opt_n = 100, opt_m = 16;
 static double opt_d = 8;
+/* -1: every connection makes its -n requests once and is not replaced (a fixed request count,
+ * -c × -n, for instruction counts under callgrind). */
+static int opt_once = 0;
 static long long opt_size = -1;
 static const char *host, *port, *authority, *path;
 static struct sockaddr_storage server_addr;
@@ -468,19 +472,20 @@ static int conn_read(Conn *c) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: h3bench [-c CONNS] [-n REQS_PER_CONN] [-m STREAMS] [-d SECONDS] [-s SIZE] HOST PORT URL\n");
+  fprintf(stderr, "usage: h3bench [-c CONNS] [-n REQS_PER_CONN] [-m STREAMS] [-d SECONDS] [-s SIZE] [-1] HOST PORT URL\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "c:n:m:d:s:")) != -1) {
+  while ((opt = getopt(argc, argv, "c:n:m:d:s:1")) != -1) {
     switch (opt) {
     case 'c': opt_c = atoi(optarg); break;
     case 'n': opt_n = atoi(optarg); break;
     case 'm': opt_m = atoi(optarg); break;
     case 'd': opt_d = atof(optarg); break;
     case 's': opt_size = atoll(optarg); break;
+    case '1': opt_once = 1; break;
     default: usage();
     }
   }
@@ -557,7 +562,7 @@ int main(int argc, char **argv) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
         conn_free(c);
         open_count--;
-        if (now < deadline) {
+        if (now < deadline && !opt_once) {
           if (conn_open(c, epfd, i) != 0) {
             fprintf(stderr, "h3bench: cannot open a connection\n");
             return 2;

@@ -25,7 +25,7 @@ extension HTTP2Connection {
     /// END_HEADERS of a request: queue it for a handler (or answer 431). Queued streams are
     /// open streams, so nghttp2's SETTINGS_MAX_CONCURRENT_STREAMS bounds the queue too.
     func headReady(_ s: HTTP2Stream) {
-        if s.headTooLarge {
+        if s.head.tooLarge {
             reject(s, status: 431)
             return
         }
@@ -66,7 +66,7 @@ extension HTTP2Connection {
         s.countsAsHandler = true
         handlersInFlight += 1
         s.request.startNanos = Clock.monotonicNanos()
-        if s.isAsterisk && s.request.method == .OPTIONS {
+        if s.head.isAsterisk && s.request.method == .OPTIONS {
             // RFC 9110 §9.3.7: OPTIONS * asks about the server itself; Go answers it without
             // routing (200, content-length 0, no server field) and Caddy does not log it.
             s.logExchange = false

@@ -28,8 +28,8 @@ extension HTTP2Stream: RequestBodySource, RequestBodyPipeHost {
     /// Sends `100 Continue` first when the client asked for it (RFC 9110 §10.1.1, RFC 9113
     /// §8.1).
     func willStartReading() {
-        if expectContinue && mode == .notStarted && canWrite {
-            expectContinue = false
+        if head.expectContinue && mode == .notStarted && canWrite {
+            head.expectContinue = false
             connection.submitContinue(self)
         }
     }

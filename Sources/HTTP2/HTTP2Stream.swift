@@ -50,15 +50,9 @@ final class HTTP2Stream {
     /// Index in the connection's `live` list, -1 when pooled.
     var liveIndex = -1
 
-    // Request head.
-    var headBytes = 0
-    var headFields = 0
-    var headTooLarge = false
-    var sawAuthority = false
-    var expectContinue = false
-    var isAsterisk = false
-    /// `cookie` crumbs, joined with "; " (RFC 9113 §8.2.3) into one field at END_HEADERS.
-    let cookies = ByteBuffer(capacity: 64)
+    /// Request head: the decoded header section into `request` (`HTTPCore/RequestHeadBuilder`),
+    /// its size against SETTINGS_MAX_HEADER_LIST_SIZE and the decoded-size cap, `100-continue`.
+    var head = RequestHeadBuilder()
 
     // Request body (`HTTP2Stream+Body.swift`): DATA not yet delivered (nothing is
     // acknowledged to nghttp2 until delivered or discarded, so the stream's receive window
@@ -66,12 +60,11 @@ final class HTTP2Stream {
     // END_STREAM after DATA, RFC 9113 §8.1; past SETTINGS_MAX_HEADER_LIST_SIZE or the
     // field-count limit the body fails instead of losing fields).
     var bodyPipe = RequestBodyPipe()
-    /// Size of the trailer section alone (RFC 9113 §6.5.2 accounting).
-    var trailerBytes = 0
 
     // Response.
     var mode: ResponseMode = .notStarted
-    var isHEAD = false
+    /// The request's method is HEAD.
+    var isHEAD: Bool { head.isHEAD }
     /// Body the data provider has not sent yet.
     let bodyOut = ByteBuffer(capacity: 256)
     /// Bytes still owed under a declared content-length, or -1.
@@ -131,17 +124,9 @@ final class HTTP2Stream {
         exchangeNeedsReset = true
         id = 0
         phase = .idle
-        headBytes = 0
-        headFields = 0
-        headTooLarge = false
-        sawAuthority = false
-        expectContinue = false
-        isAsterisk = false
-        cookies.clear()
+        head.reset()
         bodyPipe.reset()
-        trailerBytes = 0
         mode = .notStarted
-        isHEAD = false
         bodyOut.clear()
         bodyOut.shrinkIfEmpty(to: 16384)
         declaredRemaining = -1
@@ -170,134 +155,34 @@ final class HTTP2Stream {
     }
 
     /// Takes one decoded request field. nghttp2 has already validated it (RFC 9113 §8.2:
-    /// lower-case names, no connection-specific fields, pseudo-fields first and well-formed),
-    /// so this only stores it the way HTTP/1's parser does and accounts its size.
+    /// lower-case names, no connection-specific fields, `te` only `trailers`, pseudo-fields
+    /// first and well-formed; a malformed request is reset with PROTOCOL_ERROR, §8.1.1), so
+    /// this only stores it the way HTTP/1's parser does and accounts its size.
+    @inline(__always)
     func addField(
         name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: HTTP2Limits, maxList: Int
     ) -> FieldResult {
-        // RFC 9113 §6.5.2: the size of a field is its name and value plus 32 bytes.
-        headBytes += name.count &+ value.count &+ 32
-        if headBytes > limits.maxDecodedHeaderBytes { return .bomb }
-        if headTooLarge { return .ok }
-        if headBytes > maxList {
-            headTooLarge = true
-            return .ok
-        }
-        if name.count > 0 && name[0] == 0x3A {
-            addPseudo(name, value)
-            return .ok
-        }
-        headFields += 1
-        if headFields > limits.maxHeaderFields {
-            headTooLarge = true
-            return .ok
-        }
-        let token = HeaderToken.classify(name)
-        switch token {
-        case .host:
-            // RFC 9113 §8.3.1: :authority wins over Host; Host alone stands in for it. Like
-            // HTTP/1, Host is kept as the authority, not as a field.
-            if !sawAuthority && request.authorityRange == nil {
-                request.authorityRange = request.appendLine(value)
-            }
-            return .ok
-        case .cookie:
-            if !cookies.isEmpty { cookies.append("; ") }
-            cookies.append(value)
-            return .ok
-        case .contentLength:
-            // nghttp2 checked it is 1*DIGIT and will hold DATA to it (RFC 9113 §8.1.1).
-            var v: Int64 = 0
-            for b in value where b >= 0x30 && b <= 0x39 { v = v &* 10 &+ Int64(b &- 0x30) }
-            request.contentLength = v
-        case .expect:
-            if HTTP2Stream.equalsLowercase(value, "100-continue") { expectContinue = true }
-        default:
-            break
-        }
-        request.fields.append(name: name, value: value, token: token)
-        return .ok
+        head.addField(
+            name: name, value: value, to: request, maxSectionSize: maxList, maxFields: limits.maxHeaderFields,
+            decodedLimit: limits.maxDecodedHeaderBytes) ? .ok : .bomb
     }
 
     /// Takes one decoded trailer field. nghttp2 has validated it (no pseudo-fields, no
-    /// connection-specific fields, RFC 9113 §8.1); `headBytes` goes on counting from the head
-    /// against the decoded-size cap.
+    /// connection-specific fields, RFC 9113 §8.1); the decoded-size cap counts the header and
+    /// trailer sections together.
+    @inline(__always)
     func addTrailer(
         name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: HTTP2Limits, maxList: Int
     ) -> FieldResult {
-        let size = name.count &+ value.count &+ 32
-        headBytes &+= size
-        if headBytes > limits.maxDecodedHeaderBytes { return .bomb }
-        trailerBytes &+= size
-        if bodyPipe.trailersTooLarge { return .ok }
-        if trailerBytes > maxList || bodyPipe.trailers.count >= limits.maxHeaderFields {
-            bodyPipe.trailersTooLarge = true
-            return .ok
-        }
-        bodyPipe.trailers.append(name: name, value: value, token: HeaderToken.classify(name))
-        return .ok
-    }
-
-    private func addPseudo(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
-        switch name.count {
-        case 7 where HTTP2Stream.equalsLowercase(name, ":method"):
-            request.methodRange = request.appendLine(value)
-            request.method = HTTPMethod.classify(value)
-            isHEAD = request.method == .HEAD
-        case 5 where HTTP2Stream.equalsLowercase(name, ":path"):
-            // RFC 9113 §8.3.1: origin-form path and query, or `*` for OPTIONS.
-            let r = request.appendLine(value)
-            request.targetRange = r
-            var q = -1
-            for i in 0..<value.count where value[i] == 0x3F {
-                q = i
-                break
-            }
-            if q >= 0 {
-                request.pathRange = r.lowerBound..<(r.lowerBound + q)
-                request.queryRange = (r.lowerBound + q + 1)..<r.upperBound
-            } else {
-                request.pathRange = r
-                request.queryRange = nil
-            }
-            isAsterisk = value.count == 1 && value[0] == 0x2A
-        case 10 where HTTP2Stream.equalsLowercase(name, ":authority"):
-            sawAuthority = true
-            request.authorityRange = request.appendLine(value)
-        default:
-            // :scheme is implied by the connection (ConnectionInfo.isTLS); nghttp2 rejects
-            // unknown pseudo-fields.
-            break
-        }
+        head.addTrailer(
+            name: name, value: value, to: &bodyPipe, maxSectionSize: maxList, maxFields: limits.maxHeaderFields,
+            decodedLimit: limits.maxDecodedHeaderBytes) ? .ok : .bomb
     }
 
     /// The header block ended (END_HEADERS on the request HEADERS frame).
     func headComplete(endStream: Bool) {
-        if !cookies.isEmpty {
-            let name: StaticString = "cookie"
-            request.fields.append(
-                name: UnsafeRawBufferPointer(start: name.utf8Start, count: 6), value: cookies.readable, token: .cookie)
-            cookies.clear()
-        }
         if endStream { bodyPipe.remoteEnded = true }
-        request.hasStreamingBody = !bodyPipe.remoteEnded && request.contentLength == nil
+        head.complete(request, bodyEnded: bodyPipe.remoteEnded)
         request.bodySource = bodyPipe.remoteEnded ? nil : self
-        // A HEADERS-only CONNECT has no path (RFC 9113 §8.5).
-        if request.targetRange.isEmpty && request.method == .CONNECT, let a = request.authorityRange {
-            request.targetRange = a
-            request.pathRange = a.upperBound..<a.upperBound
-        }
-    }
-
-    @inline(__always)
-    static func equalsLowercase(_ a: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
-        guard a.count == s.utf8CodeUnitCount else { return false }
-        let p = s.utf8Start
-        for i in 0..<a.count {
-            var c = a[i]
-            if c >= 0x41 && c <= 0x5A { c |= 0x20 }
-            if c != p[i] { return false }
-        }
-        return true
     }
 }

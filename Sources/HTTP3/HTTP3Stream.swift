@@ -44,25 +44,22 @@ final class HTTP3Stream {
     var phase: Phase = .idle
     var liveIndex = -1
 
-    // Request head.
-    var headBytes = 0
-    var headFields = 0
-    var headTooLarge = false
-    var sawAuthority = false
-    var isHEAD = false
-    var sawMethod = false
-    let cookies = ByteBuffer(capacity: 64)
+    /// Request head: the decoded field section into `request` (`HTTPCore/RequestHeadBuilder`),
+    /// its size against SETTINGS_MAX_FIELD_SECTION_SIZE. HTTP/3 has no decoded-size cap of its
+    /// own and reads neither `head.expectContinue` (no `100 Continue` on HTTP/3) nor
+    /// `head.isAsterisk` (`OPTIONS *` is routed like any request).
+    var head = RequestHeadBuilder()
 
     // Request body (`HTTP3Stream+Body.swift`): bytes not yet delivered (not credited to the
     // windows until delivered, so the stream window bounds them), their reader, FIN, and the
     // trailer fields (a HEADERS frame after DATA, RFC 9114 §4.1; past the field-section size
     // or the field-count limit the body fails instead of losing fields).
     var bodyPipe = RequestBodyPipe()
-    /// Size of the trailer section so far (name + value + 32 per field, RFC 9114 §4.2.2).
-    var trailerBytes = 0
 
     // Response.
     var mode: ResponseMode = .notStarted
+    /// The request's method is HEAD.
+    var isHEAD: Bool { head.isHEAD }
     /// Body bytes until acknowledged.
     var body = QUICBodyChain()
     var declaredRemaining: Int64 = -1
@@ -120,15 +117,8 @@ final class HTTP3Stream {
         exchangeNeedsReset = true
         id = -1
         phase = .idle
-        headBytes = 0
-        headFields = 0
-        headTooLarge = false
-        sawAuthority = false
-        isHEAD = false
-        sawMethod = false
-        cookies.clear()
+        head.reset()
         bodyPipe.reset()
-        trailerBytes = 0
         mode = .notStarted
         declaredRemaining = -1
         bodyComplete = false
@@ -148,115 +138,32 @@ final class HTTP3Stream {
     // MARK: Request head (RFC 9114 §4.3.1)
 
     /// Takes one decoded request field. nghttp3 has validated it (RFC 9114 §4.2: lower-case
-    /// names, no connection-specific fields, pseudo-fields first and well-formed) and bounds
-    /// the section by SETTINGS_MAX_FIELD_SECTION_SIZE.
+    /// names, no connection-specific fields, `te` only `trailers`, pseudo-fields first and
+    /// well-formed; a malformed request is reset with H3_MESSAGE_ERROR, §4.1.2). `token` is
+    /// nghttp3's QPACK token for the name; unused (`HeaderToken.classify` classifies the name).
+    @inline(__always)
     func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, token: Int32, limits: QUICLimits) {
-        // RFC 9114 §4.2.2: name + value + 32 per field.
-        headBytes &+= name.count &+ value.count &+ 32
-        if headTooLarge { return }
-        if headBytes > connection.endpoint.configuration.settings.maxFieldSectionSize {
-            headTooLarge = true
-            return
-        }
-        if name.count > 0 && name[0] == 0x3A {
-            addPseudo(name, value)
-            return
-        }
-        headFields += 1
-        if headFields > limits.maxHeaderFields {
-            headTooLarge = true
-            return
-        }
-        let t = HeaderToken.classify(name)
-        switch t {
-        case .host:
-            // RFC 9114 §4.3.1: :authority wins; Host alone stands in for it (kept as the
-            // authority, like HTTP/1 and HTTP/2).
-            if !sawAuthority && request.authorityRange == nil { request.authorityRange = request.appendLine(value) }
-            return
-        case .cookie:
-            // RFC 9114 §4.2.1: crumbs are joined with "; ".
-            if !cookies.isEmpty { cookies.append("; ") }
-            cookies.append(value)
-            return
-        case .contentLength:
-            var v: Int64 = 0
-            for b in value where b >= 0x30 && b <= 0x39 { v = v &* 10 &+ Int64(b &- 0x30) }
-            request.contentLength = v
-        default:
-            break
-        }
-        request.fields.append(name: name, value: value, token: t)
+        _ = head.addField(
+            name: name, value: value, to: request,
+            maxSectionSize: connection.endpoint.configuration.settings.maxFieldSectionSize,
+            maxFields: limits.maxHeaderFields, decodedLimit: Int.max)
     }
 
     /// Takes one decoded trailer field (nghttp3 rejects pseudo-fields and connection-specific
     /// fields in a trailer section). Kept for `RequestBodySource.trailers`; past the
     /// field-section size or the field-count limit the body fails instead.
+    @inline(__always)
     func addTrailer(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, limits: QUICLimits) {
-        trailerBytes &+= name.count &+ value.count &+ 32
-        if bodyPipe.trailersTooLarge { return }
-        if trailerBytes > connection.endpoint.configuration.settings.maxFieldSectionSize
-            || bodyPipe.trailers.count >= limits.maxHeaderFields
-        {
-            bodyPipe.trailersTooLarge = true
-            return
-        }
-        bodyPipe.trailers.append(name: name, value: value, token: HeaderToken.classify(name))
-    }
-
-    private func addPseudo(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
-        switch name.count {
-        case 7 where HTTP3Stream.equals(name, ":method"):
-            request.methodRange = request.appendLine(value)
-            request.method = HTTPMethod.classify(value)
-            isHEAD = request.method == .HEAD
-            sawMethod = true
-        case 5 where HTTP3Stream.equals(name, ":path"):
-            let r = request.appendLine(value)
-            request.targetRange = r
-            var q = -1
-            for i in 0..<value.count where value[i] == 0x3F {
-                q = i
-                break
-            }
-            if q >= 0 {
-                request.pathRange = r.lowerBound..<(r.lowerBound + q)
-                request.queryRange = (r.lowerBound + q + 1)..<r.upperBound
-            } else {
-                request.pathRange = r
-                request.queryRange = nil
-            }
-        case 10 where HTTP3Stream.equals(name, ":authority"):
-            sawAuthority = true
-            request.authorityRange = request.appendLine(value)
-        default:
-            // :scheme is https on QUIC; nghttp3 rejects unknown pseudo-fields.
-            break
-        }
+        _ = head.addTrailer(
+            name: name, value: value, to: &bodyPipe,
+            maxSectionSize: connection.endpoint.configuration.settings.maxFieldSectionSize,
+            maxFields: limits.maxHeaderFields, decodedLimit: Int.max)
     }
 
     /// The request's field section ended.
     func headComplete(endStream: Bool) {
-        if !cookies.isEmpty {
-            let name: StaticString = "cookie"
-            request.fields.append(
-                name: UnsafeRawBufferPointer(start: name.utf8Start, count: 6), value: cookies.readable, token: .cookie)
-            cookies.clear()
-        }
         if endStream { bodyPipe.remoteEnded = true }
-        request.hasStreamingBody = !bodyPipe.remoteEnded && request.contentLength == nil
+        head.complete(request, bodyEnded: bodyPipe.remoteEnded)
         request.bodySource = bodyPipe.remoteEnded ? nil : self
-        if request.targetRange.isEmpty && request.method == .CONNECT, let a = request.authorityRange {
-            request.targetRange = a
-            request.pathRange = a.upperBound..<a.upperBound
-        }
-    }
-
-    @inline(__always)
-    static func equals(_ a: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
-        guard a.count == s.utf8CodeUnitCount else { return false }
-        let p = s.utf8Start
-        for i in 0..<a.count where a[i] != p[i] { return false }
-        return true
     }
 }

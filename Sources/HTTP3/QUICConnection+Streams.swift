@@ -24,7 +24,7 @@ extension QUICConnection {
 
     /// The field section ended: queue the request for a handler (or answer 431).
     func headReady(_ s: HTTP3Stream) {
-        if s.headTooLarge {
+        if s.head.tooLarge {
             reject(s, status: 431)
             return
         }

@@ -24,7 +24,7 @@ import Testing
             stream: [
                 s.request.line.capacity, s.request.fields.arena.capacity, s.request.fields.entries.capacity,
                 s.response.fields.arena.capacity, s.response.fields.entries.capacity, s.bodyPipe.buffer.capacity,
-                s.bodyOut.capacity, s.headBlock.capacity, s.nva.capacity, s.cookies.capacity,
+                s.bodyOut.capacity, s.headBlock.capacity, s.nva.capacity, s.head.cookies.capacity,
                 h.conn.live.capacity, h.conn.readyQueue.capacity, h.conn.serviceQueue.capacity,
             ])
     }

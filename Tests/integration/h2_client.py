@@ -88,6 +88,26 @@ class ConnectionClosed(Exception):
     """The server closed the TCP connection."""
 
 
+def tls_h2_socket(host, port, server_name=None, cafile=None, insecure=False, timeout=5.0):
+    """A TCP connection (TCP_NODELAY) with TLS 1.2+ and ALPN `h2` (RFC 9113 §3.2, §9.2);
+    raises ssl.SSLError when the server selects another protocol. `insecure` skips the
+    certificate check."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection((host, port), timeout=timeout)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = ctx.wrap_socket(raw, server_hostname=server_name or host)
+    proto = sock.selected_alpn_protocol()
+    if proto != "h2":
+        sock.close()
+        raise ssl.SSLError(f"server selected ALPN {proto!r}, not 'h2'")
+    return sock
+
+
 class H2Client:
     """A blocking HTTP/2 client over one socket (plaintext or TLS)."""
 
@@ -130,19 +150,7 @@ class H2Client:
     def tls(cls, host, port, server_name=None, cafile=None, insecure=False, authority=None,
             timeout=5.0, **kw):
         """HTTP/2 over TLS, ALPN `h2` (RFC 9113 §3.2; TLS 1.2+ as §9.2 requires)."""
-        ctx = ssl.create_default_context(cafile=cafile)
-        if insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_alpn_protocols(["h2"])
-        raw = socket.create_connection((host, port), timeout=timeout)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock = ctx.wrap_socket(raw, server_hostname=server_name or host)
-        proto = sock.selected_alpn_protocol()
-        if proto != "h2":
-            sock.close()
-            raise ssl.SSLError(f"server selected ALPN {proto!r}, not 'h2'")
+        sock = tls_h2_socket(host, port, server_name, cafile, insecure, timeout)
         name = server_name or host
         return cls(sock, authority=authority or f"{name}:{port}", scheme="https", timeout=timeout, **kw)
 
@@ -420,14 +428,7 @@ class RawH2:
 
     @classmethod
     def tls(cls, host, port, server_name=None, insecure=True, timeout=5.0, **kw):
-        ctx = ssl.create_default_context()
-        if insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        ctx.set_alpn_protocols(["h2"])
-        sock = ctx.wrap_socket(socket.create_connection((host, port), timeout=timeout),
-                               server_hostname=server_name or host)
-        return cls(sock, timeout=timeout, **kw)
+        return cls(tls_h2_socket(host, port, server_name, None, insecure, timeout), timeout=timeout, **kw)
 
     def send(self, data):
         """Sends bytes; returns False if the server already closed."""
