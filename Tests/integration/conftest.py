@@ -31,6 +31,33 @@ def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET, host="127.0.0.1"):
     return port
 
 
+def wait_port(port, host="127.0.0.1", timeout=10):
+    """Waits until something accepts TCP connections on host:port."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {host}:{port}")
+
+
+def free_tcp_udp_port():
+    """A loopback port free for both TCP and UDP (an HTTPS + HTTP/3 site)."""
+    for _ in range(50):
+        p = free_port()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            u.close()
+    raise RuntimeError("no port free for both TCP and UDP")
+
+
 def seed_caddyfile(n):
     p = SEED / f"example{n}" / "Caddyfile"
     if not p.exists():

@@ -4,7 +4,6 @@ realm, the user placeholder and the access log's user_id, the route going on aft
 (a `uri strip_prefix` before it applied once), handle_errors for 401, and that a slow bcrypt
 check (run off the event loop) never holds up other requests."""
 import base64
-import json
 import os
 import shutil
 import socket
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BERTH, free_port, launch, run_cli, tcp_listener
+from conftest import free_port, launch, run_cli, tcp_listener, wait_port
 
 CADDY = shutil.which("caddy")
 
@@ -117,13 +116,7 @@ def servers(hashes):
     berth_port = lsock.getsockname()[1]
     (tmp / "berth.Caddyfile").write_text(site(*hashes, "fd/3"))
     berth = launch(["run", "--config", str(tmp / "berth.Caddyfile")], sockets=[lsock], env={"PORT": str(berth_port)})
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", caddy_port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_port(caddy_port)
     assert berth.alive(), berth.stderr()
     yield {"berth": berth_port, "caddy": caddy_port, "berth_proc": berth}
     caddy.terminate()

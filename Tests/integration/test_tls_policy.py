@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, launch, run_cli, tcp_listener, udp_socket, write_caddyfile
+from conftest import free_port, free_tcp_udp_port, launch, run_cli, tcp_listener, udp_socket, write_caddyfile
 
 OPENSSL = shutil.which("openssl")
 CADDY = shutil.which("caddy")
@@ -416,7 +416,7 @@ class H3Servers:
         self.ports = {"berth": self.udp}
         self.caddy = None
         if CADDY:
-            port = free_udp_tcp_port()
+            port = free_tcp_udp_port()
             text = h3_caddyfile(pki, client_auth, addr_suffix=f":{port}", binds=("127.0.0.1",),
                                 global_extra=f"\thttp_port {free_port()}\n\tauto_https disable_redirects\n\tskip_install_trust\n")
             text = text.replace("protocols h1 h2", "protocols h1 h2 h3")
@@ -429,20 +429,6 @@ class H3Servers:
         if self.caddy:
             self.caddy.terminate()
             self.caddy.wait(10)
-
-
-def free_udp_tcp_port():
-    for _ in range(50):
-        p = free_port()
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", p))
-            return p
-        except OSError:
-            continue
-        finally:
-            u.close()
-    raise RuntimeError("no port free on both TCP and UDP")
 
 
 @pytest.mark.skipif(not HAVE_AIOQUIC, reason="aioquic is not installed")
