@@ -37,6 +37,7 @@ package enum DirectiveRegistry {
         "file_server": DirectiveParsers.fileServer,
         "basic_auth": DirectiveParsers.basicAuth,
         "basicauth": DirectiveParsers.basicAuth,
+        "request_body": DirectiveParsers.requestBody,
     ]
 
     /// Dispatches `name`; unknown names get Caddy's error, known-but-unbuilt ones say so.
@@ -101,6 +102,7 @@ package enum JSONModules {
         "file_server": { r throws(ConfigError) in try FileServerSpec.decode(r) },
         "reverse_proxy": { r throws(ConfigError) in try ReverseProxySpec.decode(r) },
         "authentication": { r throws(ConfigError) in try BasicAuthSpec.decode(r) },
+        "request_body": { r throws(ConfigError) in try RequestBodySpec.decode(r) },
     ]
 
     package static let matchers: [String: MatcherDecoder] = [

@@ -128,6 +128,10 @@ public final class HTTPRequest {
     /// The request body, for handlers that read it (nil when the request has no body). Set by
     /// the protocol connection, which owns and outlives the request.
     package unowned(unsafe) var bodySource: (any RequestBodySource)? = nil
+    /// The most body bytes a handler that reads the body may take (`request_body max_size`,
+    /// Caddy's `http.MaxBytesReader`); `Int64.max` when unlimited. A reader that sees more
+    /// answers 413 (`reverse_proxy`); a handler that never reads the body is not affected.
+    package var bodyLimit: Int64 = .max
     /// Per-request variables (Caddy's `vars`, regexp captures, file-matcher results, the
     /// handler error): written by handlers and matchers, read by placeholders. Storage is kept
     /// between requests. See `RequestVars`.
@@ -168,6 +172,7 @@ public final class HTTPRequest {
         hasStreamingBody = false
         startNanos = 0
         bodyBytesRead = 0
+        bodyLimit = .max
         if !vars.isEmpty { vars.removeAll() }
         originalTargetRange = nil
         originalMethodRange = nil

@@ -295,6 +295,10 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
 
     func requestBody(_ bytes: UnsafeRawBufferPointer) {
         guard bodyPhase == .reading || bodyPhase == .paused, let c = conn else { return }
+        if bodyBytesSent + Int64(bytes.count) > request.bodyLimit {
+            bodyTooLarge()
+            return
+        }
         bodyBytesSent += Int64(bytes.count)
         let drained: Bool
         if framing == .chunked {
@@ -344,6 +348,26 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         bodyPhase = .finished
         abandonUpstream()
         finishClient(status: 502)
+    }
+
+    /// More body than `request_body max_size` allows: as Caddy's proxy seeing Go's
+    /// `MaxBytesError`, the upstream request is abandoned and the client gets a 413 handler
+    /// error (`handle_errors` may answer); the protocol discards the rest of the body.
+    func bodyTooLarge() {
+        bodyPhase = .finished
+        abandonUpstream()
+        phase = .done
+        flow?.setFlowObserver(nil, for: response)
+        if !response.headSent {
+            let message = "http: request body too large"
+            ProxyLog.error(message, request: request, status: 413, upstream: lastUpstream)
+            response.fields.removeAll()
+            response.failPending(request, status: 413, message: message)
+        } else if !response.finished {
+            flow?.abortStreamedResponse(response)
+            response.finish()
+        }
+        recycle()
     }
 
     func upstreamWritable(_ c: UpstreamConnection) {
