@@ -3,19 +3,20 @@ same echo backend (proxy_backends.EchoBackend /upload, which reads the whole bod
 the limit gets 413 from reverse_proxy whether its length was declared or chunked, over HTTP/1.1
 and h2c; a body at or under the limit reaches the backend unchanged; a handler that does not
 read the body (respond) answers as usual; a matcher limits only its requests; the smaller of two
-limits wins; handle_errors sees the 413."""
+limits wins; handle_errors answers the 413."""
 import hashlib
 import json
 import os
 import shutil
 import socket
+import sys
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, launch, tcp_listener, wait_port
+from conftest import free_port, launch, tcp_listener, udp_socket, wait_port
 from proxy_backends import EchoBackend
 
 CADDY = shutil.which("caddy")
@@ -45,16 +46,12 @@ http://rb.test:{{$PORT}} {{
 \thandle /respond/* {{
 \t\trespond "not read"
 \t}}
-\thandle /errors/* {{
-\t\treverse_proxy 127.0.0.1:{backend_port} {{
-\t\t\trewrite /upload
-\t\t}}
+\thandle {{
+\t\trewrite * /upload
+\t\treverse_proxy 127.0.0.1:{backend_port}
 \t}}
 \thandle_errors 413 {{
-\t\trespond /errors/* "too big {{err.status_code}}" 413
-\t}}
-\treverse_proxy 127.0.0.1:{backend_port} {{
-\t\trewrite /upload
+\t\trespond "too big {{err.status_code}}" 413
 \t}}
 }}
 """
@@ -98,7 +95,7 @@ def post(port, target, body, chunked=False, http2=False):
             args += ["--http2-prior-knowledge"]
         r = subprocess.run(args + [f"http://127.0.0.1:{port}{target}"], capture_output=True, timeout=30)
     out, _, code = r.stdout.rpartition(b"\n")
-    return int(code), out
+    return int(code), out if int(code) else r.stderr
 
 
 BODY = bytes(range(256)) * 8192  # 2 MiB
@@ -119,8 +116,9 @@ CASES = [
     ("/tiny/x", 10, False, False),
     ("/tiny/x", 11, True, False),
     ("/respond/x", 5000, False, False),  # nothing reads the body: no 413
-    ("/respond/x", 5000, True, True),
-    ("/errors/x", 5000, False, False),   # handle_errors answers the 413
+    ("/respond/x", 5000, True, False),
+    # (No h2 case for respond: both servers answer before the upload ends and may reset the
+    # stream with NO_ERROR, RFC 9113 §8.1, which curl sometimes reports as error 92.)
 ]
 
 
@@ -130,10 +128,13 @@ def test_same_as_caddy(servers, target, size, chunked, http2):
     theirs = post(servers["caddy"], target, body, chunked, http2)
     ours = post(servers["berth"], target, body, chunked, http2)
     assert ours[0] == theirs[0], (target, size, chunked, http2, ours, theirs)
-    assert ours[1] == theirs[1], (target, size, chunked, http2, ours[1][:200], theirs[1][:200])
     if ours[0] == 200 and not target.startswith("/respond"):
-        got = json.loads(ours[1])
-        assert got["body_len"] == size and got["body_sha256"] == hashlib.sha256(body).hexdigest(), got
+        # The echo reports what reached it (headers differ: X-Forwarded-*, Via…); the body must
+        # be the one sent, byte for byte, behind both servers.
+        for got in (json.loads(ours[1]), json.loads(theirs[1])):
+            assert got["body_len"] == size and got["body_sha256"] == hashlib.sha256(body).hexdigest(), got
+    else:
+        assert ours[1] == theirs[1], (target, size, chunked, http2, ours[1][:200], theirs[1][:200])
 
 
 def test_connection_still_serves_after_413(servers):
@@ -152,7 +153,41 @@ def test_connection_still_serves_after_413(servers):
             break
         buf += b
     c.close()
-    assert buf.startswith(b"HTTP/1.1 413 "), buf
+    assert buf.startswith(b"HTTP/1.1 413 ") and b"too big 413" in buf, buf
     if b"Connection: close" not in buf.split(b"\r\n\r\n")[0]:
         assert b"HTTP/1.1 200 " in buf and buf.endswith(b"not read"), buf
     assert post(servers["berth"], "/p", b"ok")[0] == 200
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import aioquic"], capture_output=True).returncode != 0,
+                    reason="aioquic is not installed")
+def test_http3_limit(tmp_path):
+    """HTTP/3 shares the body path (RequestBodyPipe → reverse_proxy): at the limit the body
+    reaches the backend unchanged, one byte over gets 413 (Berth only: aioquic against Berth's
+    local CA)."""
+    backend = EchoBackend()
+    cf = tmp_path / "Caddyfile"
+    cf.write_text(f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost {{\n"
+                  f"\tbind fdgram/3 {{\n\t\tprotocols h3\n\t}}\n\ttls internal\n"
+                  f"\trequest_body {{\n\t\tmax_size 1KB\n\t}}\n\trewrite * /upload\n"
+                  f"\treverse_proxy 127.0.0.1:{backend.port}\n}}\n")
+    u = udp_socket()
+    uport = u.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[u], env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        assert p.alive(), p.stderr()
+        ca = tmp_path / "data" / "berth" / "pki" / "authorities" / "local" / "root.crt"
+        for size, status in ((1000, 200), (1001, 413), (300000, 413)):
+            body = BODY[:size]
+            f = tmp_path / "body"
+            f.write_bytes(body)
+            r = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "h3get.py"), "--cafile", str(ca),
+                                "--timeout", "15", "-X", "POST", "--data-file", str(f),
+                                f"https://localhost:{uport}/x"], capture_output=True, timeout=30)
+            assert f"status={status}".encode() in r.stderr, (size, r.stderr, r.stdout[:200])
+            if status == 200:
+                got = json.loads(r.stdout)
+                assert got["body_len"] == size and got["body_sha256"] == hashlib.sha256(body).hexdigest(), got
+    finally:
+        p.stop()
+        backend.close()
