@@ -4,8 +4,9 @@ import IOCore
 /// Request bodies: DATA delivered to the handler's reader through the stream's
 /// `RequestBodyPipe` (`HTTPCore/RequestBodyPipe.swift`), with the stream and connection
 /// receive windows (RFC 9000 §4.1) credited back only as the reader takes the bytes, so a
-/// paused or not-yet-reading handler makes the client stop at its window. HTTP/3 has no
-/// `100 Continue` handshake to do: the client sends the body at once, bounded by our windows.
+/// paused or not-yet-reading handler makes the client stop at its window. A client that asked
+/// with `expect: 100-continue` gets an interim `100` when the handler starts reading, as on
+/// HTTP/2 (a handler that never reads answers without one).
 extension HTTP3Stream: RequestBodySource, RequestBodyPipeHost {
     @inline(__always)
     func countBodyBytes(_ n: Int) { request.bodyBytesRead += Int64(n) }
@@ -24,7 +25,14 @@ extension HTTP3Stream: RequestBodySource, RequestBodyPipeHost {
     @inline(__always)
     func noteBodyActivity() { connection.lastBodyActivity = Clock.monotonicNanos() }
 
-    func willStartReading() {}
+    /// Sends `100 Continue` first when the client asked for it and no final head went out
+    /// (RFC 9110 §10.1.1, RFC 9114 §4.1).
+    func willStartReading() {
+        if head.expectContinue && mode == .notStarted && !closed {
+            head.expectContinue = false
+            submitContinue()
+        }
+    }
 }
 
 /// Flow control for streaming handlers (`HTTPCore/ResponseFlow.swift`), per stream, with the

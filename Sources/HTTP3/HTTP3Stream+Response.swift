@@ -272,6 +272,20 @@ extension HTTP3Stream: ResponseSink {
         connection.submitResponse(self, withBody: withBody)
     }
 
+    /// Submits an interim `100 Continue` (RFC 9110 §15.2.1, RFC 9114 §4.1) for a request that
+    /// asked for it, before the final head. It carries `server` like the 100 Caddy passes on
+    /// from an upstream over HTTP/3.
+    func submitContinue() {
+        let server = connection.endpoint.serverName
+        headBlock.clear()
+        headBlock.reserveWritable(8 &+ (server?.count ?? 0))
+        nva.removeAll(keepingCapacity: true)
+        let status: StaticString = "100"
+        add(":status", UnsafeRawBufferPointer(start: status.utf8Start, count: 3))
+        if let server { server.withUnsafeBytes { addCopiedValue("server", $0) } }
+        connection.submitInfo(self)
+    }
+
     /// Submits `fields` as the trailer section (RFC 9114 §4.1): names lower-cased, values
     /// sanitised as in the head; fields that must not be trailers (RFC 9110 §6.5.1: framing,
     /// routing, connection-specific) and pseudo-fields are dropped. nghttp3 copies them, so

@@ -45,9 +45,10 @@ final class HTTP3Stream {
     var liveIndex = -1
 
     /// Request head: the decoded field section into `request` (`HTTPCore/RequestHeadBuilder`),
-    /// its size against SETTINGS_MAX_FIELD_SECTION_SIZE. HTTP/3 has no decoded-size cap of its
-    /// own and reads neither `head.expectContinue` (no `100 Continue` on HTTP/3) nor
-    /// `head.isAsterisk` (`OPTIONS *` is routed like any request).
+    /// its size against SETTINGS_MAX_FIELD_SECTION_SIZE, `100-continue` (answered when the
+    /// handler starts reading, `HTTP3Stream+Body.swift`). HTTP/3 has no decoded-size cap of its
+    /// own and does not read `head.isAsterisk`: Caddy (quic-go) routes `OPTIONS *` over HTTP/3
+    /// like any request, unlike Go's HTTP/1 and HTTP/2 servers.
     var head = RequestHeadBuilder()
 
     // Request body (`HTTP3Stream+Body.swift`): bytes not yet delivered (not credited to the

@@ -146,6 +146,15 @@ extension QUICConnection {
         noteOutsideChange()
     }
 
+    /// Queues the interim (1xx) HEADERS built in `s.nva` (`nghttp3_conn_submit_info`); a
+    /// refusal resets the stream like a refused final head.
+    func submitInfo(_ s: HTTP3Stream) {
+        guard let h3, state == .open, !s.closed else { return }
+        let rv = s.nva.withUnsafeBufferPointer { nghttp3_conn_submit_info(h3, s.id, $0.baseAddress, $0.count) }
+        if rv != 0 { resetStream(s, UInt64(NGHTTP3_H3_INTERNAL_ERROR)) }
+        noteOutsideChange()
+    }
+
     /// Submits the trailer section built in `s.nva`; false when nghttp3 refused it (the
     /// stream then ends after the body as if there were none).
     func submitTrailers(_ s: HTTP3Stream) -> Bool {

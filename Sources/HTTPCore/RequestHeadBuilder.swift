@@ -17,8 +17,9 @@ import IOCore
 /// - `decodedLimit`: HTTP/2 passes `HTTP2Limits.maxDecodedHeaderBytes` (an HPACK bomb,
 ///   counted over the header and trailer sections together, is a connection error), HTTP/3
 ///   passes `Int.max` (no such cap; the 431 path still applies);
-/// - `expectContinue` and `isAsterisk` are read by HTTP/2 only (`100 Continue`, Go's answer to
-///   `OPTIONS *`); HTTP/3 sends neither and routes `OPTIONS *` like any request.
+/// - `expectContinue` is read by both (`100 Continue` when the handler starts reading);
+///   `isAsterisk` by HTTP/2 only (Go's answer to `OPTIONS *`): Caddy's HTTP/3 server (quic-go)
+///   routes `OPTIONS *` like any request, and so does Berth's.
 ///
 /// The functions are ordinary `package` calls, not `@inlinable`: each runs wholly inside
 /// HTTPCore (where `HTTPRequest.appendLine`, `HeaderToken.classify` and `HTTPMethod.classify`
@@ -40,8 +41,8 @@ public struct RequestHeadBuilder {
     package private(set) var isHEAD = false
     /// `:path` is `*` (HTTP/2 answers `OPTIONS *` itself).
     package private(set) var isAsterisk = false
-    /// An `expect: 100-continue` field (HTTP/2 sends `100 Continue` when the handler reads);
-    /// cleared by the stream once answered.
+    /// An `expect: 100-continue` field (HTTP/2 and HTTP/3 send `100 Continue` when the handler
+    /// reads); cleared by the stream once answered.
     package var expectContinue = false
     /// `cookie` crumbs, joined with "; " (RFC 9113 §8.2.3, RFC 9114 §4.2.1) into one field by
     /// `complete`.

@@ -3,7 +3,8 @@
 
     h3get [-v] [--cafile PEM | -k] [--sni NAME] [--connect ADDR] [--keylog FILE] [--timeout S] [-X METHOD]
           [--data BYTES | --data-file FILE] [-H 'Name: value']... [-n N] [--peer-serial]
-          [--session-ticket FILE [--early]] [-T 'Name: value']... [--no-content-length] https://HOST:PORT/PATH
+          [--session-ticket FILE [--early]] [-T 'Name: value']... [--no-content-length]
+          [--path TARGET] [--expect-continue [--continue-wait S]] https://HOST:PORT/PATH
 
 The body goes to stdout; `ALPN=h3 status=NNN` (plus the headers with -v) to stderr. With -n N
 the request is sent N times as N concurrent streams on one connection (bodies concatenated).
@@ -12,7 +13,11 @@ resumption, RFC 8446 §2.2) and the ticket the server sends is saved there; `res
 to stderr; with --early the requests are sent at once, as 0-RTT data when the ticket allows
 it, and `early_data_accepted=0|1` goes to stderr too. -T sends request trailers (a HEADERS frame
 after the body); response trailers print as `<T name: value` with -v. With --peer-serial, `peer_serial=HEX` (the server certificate's serial, as Pebble prints it)
-goes to stderr too. Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
+goes to stderr too. --path sends that `:path` instead of the URL's (`*` for `OPTIONS *`). With
+--expect-continue the request carries `expect: 100-continue` and its body is held back until an
+interim `100` arrives, a final response arrives, or --continue-wait seconds pass (RFC 9110 §10.1.1);
+`continue=interim|final|timeout` goes to stderr. Every interim (1xx) response prints as
+`interim=NNN` to stderr (its fields with -v, as `<I name: value`). Exit status: 0 for 2xx/3xx, 1 for any other status, 2 for a connect/TLS error or timeout.
 """
 import argparse
 import asyncio
@@ -36,6 +41,8 @@ class H3Client(QuicConnectionProtocol):
         self.h3 = H3Connection(self._quic)
         self.waiters = {}
         self.responses = {}
+        self.gates = {}
+        self.continue_results = []
 
     def quic_event_received(self, event: QuicEvent):
         if isinstance(event, StreamReset) and event.stream_id in self.waiters:
@@ -47,11 +54,21 @@ class H3Client(QuicConnectionProtocol):
         for ev in self.h3.handle_event(event):
             if not isinstance(ev, (HeadersReceived, DataReceived)):
                 continue
-            r = self.responses.setdefault(ev.stream_id, {"headers": [], "body": bytearray(), "trailers": []})
+            r = self.responses.setdefault(ev.stream_id, {"headers": [], "body": bytearray(), "trailers": [],
+                                                         "interim": []})
             if isinstance(ev, HeadersReceived):
-                # A second field section after the final head is the trailer section.
-                final = any(k == b":status" and not v.startswith(b"1") for k, v in r["headers"])
-                (r["trailers"] if final else r["headers"]).extend(ev.headers)
+                status = next((v for k, v in ev.headers if k == b":status"), None)
+                if not r["headers"] and status is not None and status.startswith(b"1"):
+                    # An interim response (RFC 9114 §4.1); the final head follows.
+                    r["interim"].append(ev.headers)
+                elif r["headers"]:
+                    # A second field section after the final head is the trailer section.
+                    r["trailers"].extend(ev.headers)
+                else:
+                    r["headers"].extend(ev.headers)
+                gate = self.gates.get(ev.stream_id)
+                if gate is not None and not gate.done():
+                    gate.set_result("interim" if r["interim"] and not r["headers"] else "final")
             else:
                 r["body"] += ev.data
             if ev.stream_ended and ev.stream_id in self.waiters:
@@ -59,19 +76,34 @@ class H3Client(QuicConnectionProtocol):
                 if not w.done():
                     w.set_result(r)
 
-    async def request(self, method, authority, path, headers, body, trailers=(), content_length=True):
+    async def request(self, method, authority, path, headers, body, trailers=(), content_length=True,
+                      expect_wait=None):
         sid = self._quic.get_next_available_stream_id()
         hs = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", authority.encode()),
               (b":path", path.encode())] + headers
         if body is not None and content_length:
             hs.append((b"content-length", str(len(body)).encode()))
+        if expect_wait is not None:
+            hs.append((b"expect", b"100-continue"))
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters[sid] = fut
         self.h3.send_headers(sid, hs, end_stream=not body and not trailers)
+        if expect_wait is not None and (body or trailers):
+            gate = asyncio.get_running_loop().create_future()
+            self.gates[sid] = gate
+            self.transmit()
+            try:
+                why = await asyncio.wait_for(asyncio.shield(gate), expect_wait)
+            except asyncio.TimeoutError:
+                why = "timeout"
+            self.continue_results.append(why)
+            if why == "final" or fut.done():
+                # Answered (or reset) before the body: it is not sent (RFC 9110 §10.1.1).
+                return await fut
         if body:
             self.h3.send_data(sid, body, end_stream=not trailers)
         if trailers:
             self.h3.send_headers(sid, list(trailers), end_stream=True)
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters[sid] = fut
         self.transmit()
         return await fut
 
@@ -80,7 +112,7 @@ async def run(args):
     u = urlsplit(args.url)
     host, port = u.hostname, u.port or 443
     authority = u.netloc
-    path = (u.path or "/") + ("?" + u.query if u.query else "")
+    path = args.path or (u.path or "/") + ("?" + u.query if u.query else "")
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=args.sni or host)
     if args.insecure:
         cfg.verify_mode = ssl.CERT_NONE
@@ -116,8 +148,11 @@ async def run(args):
                 pickle.dump(ticket, f)
     async with connect(args.connect or host, port, configuration=cfg, create_protocol=H3Client,
                        session_ticket_handler=saver, wait_connected=not args.early) as client:
+        wait = args.continue_wait if args.expect_continue else None
         rs = await asyncio.gather(*[client.request(args.method, authority, path, headers, body, trailers,
-                                                      not args.no_content_length) for _ in range(args.n)])
+                                                      not args.no_content_length, wait) for _ in range(args.n)])
+        for why in client.continue_results:
+            print(f"continue={why}", file=sys.stderr)
         if args.session_ticket:
             # The ticket follows the handshake; give it a moment if the responses came first.
             for _ in range(50):
@@ -134,6 +169,11 @@ async def run(args):
     for r in rs:
         st = next((v for k, v in r["headers"] if k == b":status"), b"0")
         status = int(st)
+        for ih in r["interim"]:
+            print(f"interim={next((v for k, v in ih if k == b':status'), b'').decode()}", file=sys.stderr)
+            if args.verbose:
+                for k, v in ih:
+                    print(f"<I {k.decode()}: {v.decode()}", file=sys.stderr)
         print(f"ALPN=h3 status={status}", file=sys.stderr)
         if args.verbose:
             for k, v in r["headers"]:
@@ -168,6 +208,10 @@ def main():
     p.add_argument("--session-ticket", help="offer the ticket saved in FILE; save the one received")
     p.add_argument("--early", action="store_true", help="send the requests as 0-RTT data (with --session-ticket)")
     p.add_argument("--peer-serial", action="store_true", help="print the server certificate's serial number")
+    p.add_argument("--path", help="send this :path instead of the URL's (e.g. '*' with -X OPTIONS)")
+    p.add_argument("--expect-continue", action="store_true",
+                   help="send expect: 100-continue and hold the body until 100, a final response or --continue-wait")
+    p.add_argument("--continue-wait", type=float, default=1.0, help="seconds to wait for 100 (default 1, as curl)")
     args = p.parse_args()
     try:
         code = asyncio.run(asyncio.wait_for(run(args), args.timeout))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import launch, loop_cpu_ns, seed_caddyfile, tcp_listener, udp_socket, write_caddyfile
+from conftest import (free_tcp_udp_port, launch, loop_cpu_ns, seed_caddyfile, tcp_listener, udp_socket, wait_port,
+                      write_caddyfile)
 from proxy_backends import EchoBackend
 
 HERE = Path(__file__).resolve().parent
@@ -167,6 +168,143 @@ def test_h3_on_a_tcp_address_binds_the_same_udp_port(tmp_path):
         assert f'alt-svc: h3=":{port}"; ma=2592000' in r.stdout.lower(), r.stdout + p.stderr()
     finally:
         p.stop()
+
+
+# ---------------------------------------------------------------- side by side with Caddy
+
+CADDY = shutil.which("caddy")
+
+EXPECT_SITE = """{{
+\tadmin off
+\tauto_https disable_redirects
+}}
+
+https://localhost:{port} {{
+\tbind 127.0.0.1
+\ttls internal
+\tlog
+\theader X-Routed yes
+\treverse_proxy /upload* 127.0.0.1:{echo}
+\treverse_proxy /reject-expect 127.0.0.1:{echo}
+\trespond / "hi"
+}}
+"""
+
+
+@pytest.fixture
+def caddy_and_berth(tmp_path, echo):
+    """Caddy and Berth from the same Caddyfile (bar the port), HTTPS + HTTP/3 on one port each,
+    proxying /upload and /reject-expect to the echo backend. Yields {name: (port, data dir)}
+    and Berth's process."""
+    if CADDY is None:
+        pytest.skip("caddy is not installed")
+    out = {}
+    procs = []
+    berth = None
+    try:
+        for name in ("caddy", "berth"):
+            port = free_tcp_udp_port()
+            d = tmp_path / name
+            d.mkdir()
+            cf = write_caddyfile(d, EXPECT_SITE.format(port=port, echo=echo.port))
+            if name == "caddy":
+                env = {"PATH": os.environ.get("PATH", ""), "HOME": str(d), "XDG_DATA_HOME": str(d / "data"),
+                       "XDG_CONFIG_HOME": str(d / "config")}
+                procs.append(subprocess.Popen([CADDY, "run", "--config", str(cf), "--adapter", "caddyfile"], env=env,
+                                              cwd=str(d), stdout=subprocess.DEVNULL,
+                                              stderr=open(d / "log", "w")))
+                root = d / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+            else:
+                berth = launch(["run", "--config", str(cf)], env={"XDG_DATA_HOME": str(d / "data")})
+                assert berth.alive(), berth.stderr()
+                root = Path(root_of(d / "data"))
+            wait_port(port)
+            out[name] = (port, root)
+        # Caddy opens its UDP socket just after the TCP one: wait until HTTP/3 answers.
+        for name, (port, root) in out.items():
+            for _ in range(50):
+                r = h3x(out, name, "/")
+                if r.returncode == 0:
+                    break
+                time.sleep(0.1)
+            assert r.returncode == 0, (name, r.stderr.decode())
+        yield out, berth
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        if berth is not None and berth.alive():
+            berth.stop()
+
+
+def h3x(servers, name, path, *args):
+    port, root = servers[name]
+    cmd = H3GET + ["--cafile", str(root), "--timeout", "15", "--connect", "127.0.0.1", "-v", *args,
+                   f"https://localhost:{port}{path}"]
+    return subprocess.run(cmd, capture_output=True, timeout=20)
+
+
+def interims(stderr):
+    return [l.split("=", 1)[1] for l in stderr.decode(errors="replace").splitlines() if l.startswith("interim=")]
+
+
+def continued(stderr):
+    return [l.split("=", 1)[1] for l in stderr.decode(errors="replace").splitlines() if l.startswith("continue=")]
+
+
+def test_expect_100_continue_like_caddy(caddy_and_berth):
+    """`expect: 100-continue` over HTTP/3, Berth next to Caddy 2.11.7. The client holds its body
+    back (up to 10 s) until an interim 100 or a final response arrives:
+    - reverse_proxy to an upstream that sends 100: one interim `100` (with `server`), then the
+      body goes up and the final response comes back (Caddy's 100 also carries the fields set
+      by `header` so far, which Go's ReverseProxy then drops from the final response; Berth's
+      100 has `server` only and its final response keeps them);
+    - a handler that never reads (respond): the final response at once, no 100;
+    - an upstream that answers 417 without reading: the 417 passed on, no 100, body never sent.
+    Without `expect`, no interim response at all."""
+    import json
+    servers, berth = caddy_and_berth
+    for name in ("caddy", "berth"):
+        t0 = time.monotonic()
+        r = h3x(servers, name, "/upload", "-X", "POST", "--data", "abc", "--expect-continue", "--continue-wait", "10")
+        took = time.monotonic() - t0
+        err = r.stderr.decode()
+        assert r.returncode == 0, (name, err)
+        assert continued(r.stderr) == ["interim"] and interims(r.stderr) == ["100"], (name, err)
+        assert "<I server: " in err, (name, err)
+        assert took < 8, (name, took)
+        info = json.loads(r.stdout)
+        assert info["body_len"] == 3, (name, info)
+
+        r = h3x(servers, name, "/", "-X", "POST", "--data", "abc", "--expect-continue", "--continue-wait", "10")
+        assert r.returncode == 0 and r.stdout == b"hi", (name, r.stderr.decode())
+        assert continued(r.stderr) == ["final"] and interims(r.stderr) == [], (name, r.stderr.decode())
+
+        r = h3x(servers, name, "/reject-expect", "-X", "POST", "--data", "abc", "--expect-continue",
+                "--continue-wait", "10")
+        assert header(r.stderr, ":status") == "417", (name, r.stderr.decode())
+        assert continued(r.stderr) == ["final"] and interims(r.stderr) == [], (name, r.stderr.decode())
+
+        r = h3x(servers, name, "/upload", "-X", "POST", "--data", "abc")
+        assert r.returncode == 0 and json.loads(r.stdout)["body_len"] == 3, (name, r.stderr.decode())
+        assert interims(r.stderr) == [], (name, r.stderr.decode())
+
+
+def test_options_asterisk_is_routed_like_caddy(caddy_and_berth):
+    """Caddy's HTTP/3 server (quic-go) does not answer `OPTIONS *` itself as Go's HTTP/1 and
+    HTTP/2 servers do: the request goes through the routes (here `header` adds X-Routed, no
+    `respond` matches `*`), gets `server` and is logged. Berth does the same over HTTP/3."""
+    servers, berth = caddy_and_berth
+    for name in ("caddy", "berth"):
+        r = h3x(servers, name, "/", "-X", "OPTIONS", "--path", "*")
+        err = r.stderr.decode()
+        assert r.returncode == 0 and r.stdout == b"", (name, err)
+        assert header(r.stderr, ":status") == "200", (name, err)
+        assert header(r.stderr, "x-routed") == "yes", (name, err)
+        assert header(r.stderr, "server") is not None, (name, err)
+        assert header(r.stderr, "content-length") == "0", (name, err)
+    logs = wait_h3_logs(berth, lambda l: l["request"]["method"] == "OPTIONS", 1)
+    assert [l["request"]["uri"] for l in logs] == ["*"], logs
 
 
 # ---------------------------------------------------------------- bodies and streams
