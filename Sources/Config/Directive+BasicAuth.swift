@@ -2,6 +2,7 @@ import JSON
 import Caddyfile
 import Handlers
 import HTTPCore
+import IOCore
 
 extension DirectiveParsers {
     /// `basic_auth [<matcher>] [<hash_algorithm> [<realm>]] { <username> <hash> … }`
@@ -64,7 +65,7 @@ package struct BasicAuthSpec: HandlerSpec {
         for (i, a) in accounts.enumerated() {
             var hash = a.password
             if !hash.hasPrefix("$") {
-                guard let bytes = Base64Std.decode(hash) else {
+                guard let bytes = Base64.decode(hash, paddingRequired: true) else {
                     throw ConfigError("account \(i): base64-decoding password: illegal base64 data")
                 }
                 hash = String(decoding: bytes, as: UTF8.self)

@@ -98,7 +98,7 @@ package final class BasicAuthHandler: Handler, @unchecked Sendable {
             let prefix: StaticString = "basic "
             guard v.count > prefix.utf8CodeUnitCount else { return nil }
             for k in 0..<prefix.utf8CodeUnitCount where v[k] | 0x20 != prefix.utf8Start[k] | 0x20 { return nil }
-            guard let decoded = Base64Std.decode(UnsafeRawBufferPointer(rebasing: v[prefix.utf8CodeUnitCount...])),
+            guard let decoded = Base64.decode(UnsafeRawBufferPointer(rebasing: v[prefix.utf8CodeUnitCount...]), paddingRequired: true),
                   let colon = decoded.firstIndex(of: 58) else { return nil }
             return (String(decoding: decoded[..<colon], as: UTF8.self), String(decoding: decoded[(colon + 1)...], as: UTF8.self))
         } ?? nil
@@ -228,49 +228,5 @@ package enum PasswordHash {
     /// Whether `password` matches `hash` (blocking; seconds at high costs).
     package static func verify(_ password: String, hash: String) -> Bool {
         berth_password_check(password, hash) == 1
-    }
-}
-
-/// Standard base64 (RFC 4648 §4, with padding), as Go's `base64.StdEncoding` decodes it.
-package enum Base64Std {
-    package static func decode(_ s: UnsafeRawBufferPointer) -> [UInt8]? {
-        guard s.count % 4 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(s.count / 4 * 3)
-        var i = 0
-        while i < s.count {
-            var v: UInt32 = 0
-            var pad = 0
-            for k in 0..<4 {
-                let c = s[i + k]
-                let d: UInt32
-                switch c {
-                case 65...90: d = UInt32(c - 65)
-                case 97...122: d = UInt32(c - 71)
-                case 48...57: d = UInt32(c) + 4
-                case 43: d = 62
-                case 47: d = 63
-                case 61:
-                    // Padding only at the end of the last group.
-                    guard i + 4 == s.count, k >= 2 else { return nil }
-                    pad += 1
-                    d = 0
-                default: return nil
-                }
-                if pad > 0 && c != 61 { return nil }
-                v = v << 6 | d
-            }
-            out.append(UInt8(v >> 16))
-            if pad < 2 { out.append(UInt8(v >> 8 & 0xFF)) }
-            if pad < 1 { out.append(UInt8(v & 0xFF)) }
-            i += 4
-        }
-        return out
-    }
-
-    /// Decodes a String (the Caddyfile's historical base64-wrapped hashes).
-    package static func decode(_ s: String) -> [UInt8]? {
-        var s = s
-        return s.withUTF8 { decode(UnsafeRawBufferPointer($0)) }
     }
 }

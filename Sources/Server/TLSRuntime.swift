@@ -111,7 +111,7 @@ extension TLSRuntime {
         func base64(_ list: [String], _ what: String) throws(ConfigError) -> [[UInt8]] {
             var out: [[UInt8]] = []
             for b in list {
-                guard let der = Base64.decode(b) else {
+                guard let der = Base64.decode(b, paddingRequired: false), !der.isEmpty else {
                     throw ConfigError("client_auth \(what): not valid base64: \(b.prefix(20))…", at: s.location)
                 }
                 out.append(der)
@@ -139,34 +139,6 @@ extension TLSRuntime {
         } catch {
             throw ConfigError("client_auth: \(error)", at: s.location)
         }
-    }
-}
-
-/// Standard base64 (RFC 4648 §4), padding optional; nil on any other character.
-enum Base64 {
-    static func decode(_ s: String) -> [UInt8]? {
-        var out: [UInt8] = []
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in s.utf8 {
-            let v: UInt32
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a") + 26)
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0") + 52)
-            case UInt8(ascii: "+"): v = 62
-            case UInt8(ascii: "/"): v = 63
-            case UInt8(ascii: "="): continue
-            default: return nil
-            }
-            acc = acc << 6 | v
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-            }
-        }
-        return out.isEmpty ? nil : out
     }
 }
 

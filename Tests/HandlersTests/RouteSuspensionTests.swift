@@ -115,12 +115,12 @@ import Testing
     }
 
     @Test func base64AndCredentials() {
-        #expect(Base64Std.decode("YWxpY2U6cHc=") == Array("alice:pw".utf8))
-        #expect(Base64Std.decode("YWI=") == Array("ab".utf8))
-        #expect(Base64Std.decode("YWJj") == Array("abc".utf8))
-        #expect(Base64Std.decode("YW=I") == nil)
-        #expect(Base64Std.decode("YWI") == nil)
-        #expect(Base64Std.decode("Y!I=") == nil)
+        #expect(Base64.decode("YWxpY2U6cHc=", paddingRequired: true) == Array("alice:pw".utf8))
+        #expect(Base64.decode("YWI=", paddingRequired: true) == Array("ab".utf8))
+        #expect(Base64.decode("YWJj", paddingRequired: true) == Array("abc".utf8))
+        #expect(Base64.decode("YW=I", paddingRequired: true) == nil)
+        #expect(Base64.decode("YWI", paddingRequired: true) == nil)
+        #expect(Base64.decode("Y!I=", paddingRequired: true) == nil)
         let r = directiveRequest(headers: [("Authorization", "bAsIc YWxpY2U6cDpx")])
         let c = BasicAuthHandler.credentials(r)
         #expect(c?.0 == "alice" && c?.1 == "p:q")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from container_helpers import wait_port  # noqa: F401  (shared with the container tests)
+
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT.parent / "shared" / "seed" / "examples"
 BERTH = os.path.abspath(os.environ.get("BERTH", str(ROOT / ".build" / "release" / "berth")))
@@ -30,18 +32,6 @@ def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET, host="127.0.0.1"):
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def wait_port(port, host="127.0.0.1", timeout=10):
-    """Waits until something accepts TCP connections on host:port."""
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {host}:{port}")
 
 
 def free_tcp_udp_port():
