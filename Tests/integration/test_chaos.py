@@ -258,3 +258,144 @@ def test_random_abuse_never_crashes_or_hangs(server):
     # The abuse reached the proxy (not only the parsers' front doors).
     assert server.backend.requests > rounds, server.backend.requests
     print(f"backend saw {server.backend.requests} proxied requests")
+
+
+# ---------------------------------------------------------------- HTTP/3
+
+H3_CADDYFILE = """{{
+\tadmin off
+\tauto_https disable_redirects
+}}
+
+https://localhost {{
+\tbind fd/3 {{
+\t\tprotocols h1 h2
+\t}}
+\tbind fdgram/4 {{
+\t\tprotocols h3
+\t}}
+\ttls internal
+\thandle /proxy/* {{
+\t\treverse_proxy 127.0.0.1:{backend}
+\t}}
+\trespond "hello h3"
+}}
+"""
+
+
+def varint(n):
+    if n < 1 << 6:
+        return bytes([n])
+    if n < 1 << 14:
+        return struct.pack(">H", n | 0x4000)
+    if n < 1 << 30:
+        return struct.pack(">I", n | 0x80000000)
+    return struct.pack(">Q", n | 0xC000000000000000)
+
+
+def h3_frame(ftype, payload):
+    return varint(ftype) + varint(len(payload)) + payload
+
+
+async def h3_abuse(port, rng, deadline):
+    """Connections whose request and unidirectional streams carry random HTTP/3 frames."""
+    import asyncio
+    import ssl as ssl_mod
+
+    from aioquic.asyncio.client import connect
+    from aioquic.h3.connection import H3_ALPN
+    from aioquic.quic.configuration import QuicConfiguration
+    from pylsqpack import Encoder
+
+    while time.monotonic() < deadline:
+        cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl_mod.CERT_NONE,
+                                server_name="localhost")
+        try:
+            async with connect("127.0.0.1", port, configuration=cfg, wait_connected=True) as client:
+                quic = client._quic
+                enc = Encoder()
+                for _ in range(rng.randrange(1, 12)):
+                    kind = rng.randrange(8)
+                    if kind <= 4:
+                        sid = quic.get_next_available_stream_id()
+                        headers = [(b":method", rng.choice([b"GET", b"POST", b"CONNECT", b"HEAD"])),
+                                   (b":scheme", rng.choice([b"https", b"http", b""])),
+                                   (b":authority", rng.choice([b"localhost", b"", b"x" * 300])),
+                                   (b":path", rng.choice([p.encode() for p in PATHS] + [b""]))]
+                        if rng.random() < 0.3:
+                            headers.append((rng.choice([b"connection", b"te", b"content-length", b"X-Upper", b"expect"]),
+                                            rng.choice([b"close", b"trailers", b"5", b"v", b"100-continue"])))
+                        rng.shuffle(headers) if rng.random() < 0.1 else None
+                        _, block = enc.encode(0, headers)
+                        if rng.random() < 0.15:
+                            block = os.urandom(rng.randrange(0, 40))
+                        data = h3_frame(1, block)
+                        for _ in range(rng.randrange(0, 4)):
+                            t = rng.choice([0, 0, 0, 1, 4, 7, 0x21, rng.randrange(1 << 20)])
+                            data += h3_frame(t, os.urandom(rng.randrange(0, 3000)))
+                        if rng.random() < 0.2:
+                            data = data[: rng.randrange(len(data) + 1)]
+                        quic.send_stream_data(sid, data, end_stream=rng.random() < 0.8)
+                        if rng.random() < 0.15:
+                            quic.reset_stream(sid, rng.randrange(0x100, 0x110))
+                    elif kind == 5:
+                        sid = quic.get_next_available_stream_id(is_unidirectional=True)
+                        stype = rng.choice([0, 2, 3, 0x21, 0x54, rng.randrange(1 << 16)])
+                        quic.send_stream_data(sid, varint(stype) + os.urandom(rng.randrange(0, 200)),
+                                              end_stream=rng.random() < 0.3)
+                    elif kind == 6:
+                        quic.send_ping(rng.randrange(1 << 30))
+                    else:
+                        quic.close(error_code=rng.randrange(0x100, 0x110))
+                        break
+                client.transmit()
+                await asyncio.sleep(rng.random() * 0.2)
+        except (ConnectionError, asyncio.TimeoutError, OSError):
+            pass
+        except Exception as e:  # aioquic refusing what we asked it to send is fine
+            if "stream" not in str(e).lower() and "frame" not in str(e).lower():
+                raise
+
+
+@pytest.fixture
+def h3_server(tmp_path):
+    pytest.importorskip("aioquic")
+    from conftest import udp_socket
+    backend = EchoBackend()
+    cf = write_caddyfile(tmp_path, H3_CADDYFILE.format(backend=backend.port))
+    t, u = tcp_listener(), udp_socket()
+    uport = u.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[t, u], env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert p.alive(), p.stderr()
+    p.uport = uport
+    p.cafile = str(tmp_path / "data" / "berth" / "pki" / "authorities" / "local" / "root.crt")
+    yield p
+    p.stop()
+    backend.close()
+
+
+def h3_still_serving(server):
+    import subprocess
+    import sys
+    from pathlib import Path
+    h3get = Path(__file__).parent / "h3get.py"
+    r = subprocess.run([sys.executable, str(h3get), "--cafile", server.cafile, "--timeout", "8",
+                        f"https://localhost:{server.uport}/proxy/ok"], capture_output=True, timeout=15)
+    assert r.returncode == 0 and b"status=200" in r.stderr, (r.returncode, r.stderr[-500:])
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_random_http3_frames_never_crash_or_hang(h3_server):
+    import asyncio
+    print(f"chaos seed {SEED} ({SECONDS:.0f} s, HTTP/3)")
+    master = random.Random(SEED)
+    rounds = max(1, int(SECONDS // 3))
+    for rnd in range(rounds):
+        deadline = time.monotonic() + SECONDS / rounds
+
+        async def run_round():
+            await asyncio.gather(*(h3_abuse(h3_server.uport, random.Random(master.random()), deadline) for _ in range(4)))
+
+        asyncio.run(asyncio.wait_for(run_round(), SECONDS / rounds + 30))
+        assert h3_server.alive(), f"server died in round {rnd} (seed {SEED}):\n{h3_server.stderr()[-3000:]}"
+        h3_still_serving(h3_server)
