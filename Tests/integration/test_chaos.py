@@ -238,9 +238,25 @@ def still_serving(port):
         assert r.status == 200 and r.body == b"small\n", (r.status, r.body[:100])
 
 
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def settles(pid, limit, seconds=10):
+    """The open descriptors drop to `limit` once the clients are gone (no leaked connection)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if open_fds(pid) <= limit:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_random_abuse_never_crashes_or_hangs(server):
     port = server.ports[0]
     print(f"chaos seed {SEED} ({SECONDS:.0f} s)")
+    still_serving(port)
+    baseline = open_fds(server.p.pid)
     master = random.Random(SEED)
     rounds = max(1, int(SECONDS // 3))
     for rnd in range(rounds):
@@ -257,6 +273,9 @@ def test_random_abuse_never_crashes_or_hangs(server):
     assert server.alive(), server.stderr()[-3000:]
     # The abuse reached the proxy (not only the parsers' front doors).
     assert server.backend.requests > rounds, server.backend.requests
+    # Every client connection is closed by now; what may stay open is the upstream keep-alive
+    # pool (at most a few idle connections per loop).
+    assert settles(server.p.pid, baseline + 8), (baseline, sorted(os.listdir(f"/proc/{server.p.pid}/fd")))
     print(f"backend saw {server.backend.requests} proxied requests")
 
 
