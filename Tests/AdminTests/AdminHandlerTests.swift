@@ -98,10 +98,12 @@ func run(_ h: AdminHandler, _ r: HTTPRequest) -> CapturingSink {
 }
 
 @Test func reverseProxyUpstreamsIsGetOnly() {
-    let h = AdminHandler(control: FakeControl(), allowedHosts: [], allowedOrigins: [])
+    let c = FakeControl()
+    let h = AdminHandler(control: c, allowedHosts: [], allowedOrigins: [])
     let s = run(h, request("GET", "/reverse_proxy/upstreams"))
     #expect(s.status == 200)
     #expect(String(decoding: s.body, as: UTF8.self) == "[{\"address\":\"a:1\",\"num_requests\":0,\"fails\":2}]\n")
     #expect(run(h, request("POST", "/reverse_proxy/upstreams")).status == 405)
     #expect(run(h, request("GET", "/reverse_proxy/upstreams/x")).status == 404)
+    withExtendedLifetime(c) {}
 }
