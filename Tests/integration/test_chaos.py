@@ -117,6 +117,21 @@ def h1_request(rng):
     return raw
 
 
+def send_in_pieces(s, data, rng):
+    """Writes split at random points (partial heads, frames and bodies in pieces)."""
+    while data:
+        n = rng.randrange(1, len(data) + 1)
+        s.sendall(data[:n])
+        data = data[n:]
+
+
+def drain(s, seconds=0.3):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not s.recv(65536):
+            break
+
+
 def h1_client(port, rng, deadline):
     while time.monotonic() < deadline:
         try:
@@ -125,18 +140,10 @@ def h1_client(port, rng, deadline):
             continue
         try:
             for _ in range(rng.randrange(1, 4)):  # sometimes pipelined
-                data = h1_request(rng)
-                # Split writes at random points (partial heads, bodies in pieces).
-                while data:
-                    n = rng.randrange(1, len(data) + 1)
-                    s.sendall(data[:n])
-                    data = data[n:]
+                send_in_pieces(s, h1_request(rng), rng)
             if rng.random() < 0.5:
                 s.shutdown(socket.SHUT_WR)
-            end = time.monotonic() + 0.3
-            while time.monotonic() < end:
-                if not s.recv(65536):
-                    break
+            drain(s)
         except OSError:
             pass
         finally:
@@ -208,15 +215,8 @@ def h2_client(port, rng, deadline):
         try:
             start = preface if rng.random() < 0.95 else preface[: rng.randrange(len(preface))] + os.urandom(8)
             s.sendall(start + frames.settings([(4, rng.choice([0, 65535, 1 << 30]))]))
-            data = h2_frames(rng, hpack.Encoder())
-            while data:
-                n = rng.randrange(1, len(data) + 1)
-                s.sendall(data[:n])
-                data = data[n:]
-            end = time.monotonic() + 0.3
-            while time.monotonic() < end:
-                if not s.recv(65536):
-                    break
+            send_in_pieces(s, h2_frames(rng, hpack.Encoder()), rng)
+            drain(s)
         except OSError:
             pass
         finally:
