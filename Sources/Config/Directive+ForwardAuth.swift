@@ -26,10 +26,9 @@ extension DirectiveParsers {
                 uri = v
                 return true
             case "copy_headers":
-                var names = d.remainingArgs()
-                let nesting = d.nesting
-                while d.nextBlock(nesting) { names.append(d.val) }
-                for n in names {
+                // `d` is on the name when it is checked, so an error names its line.
+                func add(_ d: Dispenser) throws(CaddyfileError) {
+                    let n = d.val
                     let parts = n.split(separator: ">", omittingEmptySubsequences: false).map(String.init)
                     // Caddy takes `A>` (an empty name) and `A>B>C` (C ignored) and fails or
                     // misbehaves at run time; Berth says so here.
@@ -39,11 +38,14 @@ extension DirectiveParsers {
                     let entry = (from: parts[0], to: parts.count == 2 ? parts[1] : parts[0])
                     if let i = copies.firstIndex(where: { $0.from == entry.from }) { copies[i] = entry } else { copies.append(entry) }
                 }
+                while d.nextArg() { try add(d) }
+                let nesting = d.nesting
+                while d.nextBlock(nesting) { try add(d) }
                 if copies.isEmpty { throw d.argErr() }
                 return true
-            case "method", "rewrite", "handle_response":
-                throw d.err("forward_auth subdirective '\(sub)' is not supported by this Berth build yet (forward_auth always asks with GET and answers 2xx by going on)")
             default:
+                // `method`, `rewrite`, `handle_response`… are refused by the reverse_proxy
+                // parser ("not supported by this Berth build yet").
                 return false
             }
         }
@@ -153,22 +155,29 @@ package struct ForwardAuthSpec: HandlerSpec {
             try dr.finish()
             try del.finish()
             let (set, m) = try handler(routes[i + 1].0, routes[i + 1].1, "headers", matched: true)
-            guard let sr = try set.object("request"), let so = try sr.object("set"), so.keys == [names[0]],
-                  let vals = try so.strings(names[0]), vals.count == 1,
+            guard let sr = try set.object("request") else { throw set.missing("request") }
+            guard let so = try sr.object("set") else { throw sr.missing("set") }
+            guard so.keys == [names[0]] else { throw sr.error("set", "\(shape) (set of the deleted field \(names[0]))") }
+            guard let vals = try so.strings(names[0]), vals.count == 1,
                   vals[0].hasPrefix("{http.reverse_proxy.header."), vals[0].hasSuffix("}"), vals[0].count > 28
             else {
-                throw set.error("request", "\(shape) (request.set of the deleted field to {http.reverse_proxy.header.NAME})")
+                throw so.error(names[0], "\(shape) ([\"{http.reverse_proxy.header.NAME}\"])")
             }
             try so.finish()
             try sr.finish()
             try set.finish()
             let placeholder = vals[0]
-            let expected: JSONValue = .array([.object([("vars", .object([(placeholder, .array([.string("")]))]))])])
-            guard let mm = m, let not = mm.value("not"), not == expected else {
-                throw routes[i + 1].1.key("match").error("\(shape) (not vars \(placeholder) \"\")")
-            }
-            mm.ignore("not")
+            // `"match": [{"not": [{"vars": {PLACEHOLDER: [""]}}]}]`
+            let mm = m.unsafelyUnwrapped
+            guard let not = try mm.array("not") else { throw mm.missing("not") }
+            guard not.count == 1 else { throw mm.error("not", "\(shape) (one matcher set)") }
+            let n0 = try JSONObjectReader(not[0].0, not[0].1)
+            guard let vars = try n0.object("vars") else { throw n0.missing("vars") }
+            try n0.finish()
             try mm.finish()
+            guard vars.keys == [placeholder] else { throw n0.error("vars", "\(shape) (vars \(placeholder))") }
+            guard try vars.strings(placeholder) == [""] else { throw vars.error(placeholder, "\(shape) ([\"\"])") }
+            try vars.finish()
             copies.append(ForwardAuthSubrequest.Copy(from: String(placeholder.dropFirst(27).dropLast()), to: names[0]))
             i += 2
         }
