@@ -8,6 +8,7 @@ body length, the copied and the spoofed identity headers). Also over h2c against
 against Berth, and Berth alone: a client that gives up during a slow auth subrequest (HTTP/1.1
 and HTTP/2) leaves the server healthy, with the subrequest's upstream connection closed; a slow
 auth subrequest does not hold up other requests on the same event loop."""
+import base64
 import http.server
 import os
 import socket
@@ -22,7 +23,7 @@ import pytest
 
 from conftest import caddy_and_berth, free_port, launch, read_response, tcp_listener, udp_socket
 from h2_client import H2Client
-from proxy_backends import EchoBackend
+from proxy_backends import EchoBackend, Reader, ws_frame, ws_read_frame
 
 HERE = Path(__file__).resolve().parent
 
@@ -144,6 +145,10 @@ http://fa.test:{{$PORT}} {{
 \t\turi /check
 \t\tcopy_headers remote-user>X-Who
 \t\theader_up X-Forwarded-Uri /overridden{{uri}}
+\t}}
+\tforward_auth /ws 127.0.0.1:{auth_port} {{
+\t\turi /verify
+\t\tcopy_headers Remote-User
 \t}}
 \tforward_auth /down/* 127.0.0.1:{dead_port} {{
 \t\turi /verify
@@ -274,6 +279,42 @@ def test_same_as_caddy(servers, backends, name, method, target, headers, body):
         assert b["headers"]["location"] == ["https://auth.example.com/login?rd=%2Fapi%2Fprivate%3Fp%3D%252Fx"], b
     if name.startswith("auth server down"):
         assert b["status"] == 502 and b["app"] == [], b
+
+
+@pytest.mark.parametrize("token", ["alice", None], ids=["allowed", "denied"])
+def test_websocket_after_auth(servers, backends, token):
+    """A WebSocket upgrade goes through the auth subrequest first (the auth server sees the
+    upgrade request's fields, as from Caddy); allowed, the app's 101 and the tunnel follow, with
+    the identity copied; denied, the client gets the 302 and no tunnel."""
+    auth, app, _ = backends
+    out = {}
+    for who in ("caddy", "berth"):
+        na, np = len(auth.received), len(app.received)
+        c = socket.create_connection(("127.0.0.1", servers[who]), timeout=5)
+        key = base64.b64encode(os.urandom(16)).decode()
+        extra = f"X-Token: {token}\r\nRemote-User: mallory\r\n" if token else ""
+        c.sendall(("GET /ws HTTP/1.1\r\nHost: fa.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
+        r = Reader(c)
+        _, status, _, headers = r.read_head()
+        echoed = None
+        if status == "101":
+            c.sendall(ws_frame(1, b"hello through auth", mask=os.urandom(4)))
+            echoed = ws_read_frame(r)
+            c.sendall(ws_frame(8, b"\x03\xe8", mask=b"abcd"))
+            ws_read_frame(r)
+        c.close()
+        time.sleep(0.05)
+        seen_auth = [(x["method"], header(x["headers"], "Upgrade"), header(x["headers"], "Connection"))
+                     for x in last(auth, na)]
+        # The echo app records a WebSocket request only when it ends; its own 101 is the proof.
+        h = {k.lower(): v for k, v in headers}
+        out[who] = (status, h.get("location"), echoed, seen_auth)
+    assert out["berth"] == out["caddy"], out
+    if token:
+        assert out["berth"][0] == "101" and out["berth"][2] == (1, b"hello through auth"), out
+    else:
+        assert out["berth"][0] == "302" and out["berth"][2] is None, out
 
 
 def curl_h2c(port, target, headers=(), body=None):
