@@ -153,8 +153,16 @@ http://fa.test:{{$PORT}} {{
 \tforward_auth /down/* 127.0.0.1:{dead_port} {{
 \t\turi /verify
 \t}}
+\terror /missing/* 404
 \thandle_errors 502 {{
 \t\trespond /down/errors/* "auth down {{err.status_code}}" 502
+\t}}
+\thandle_errors 404 {{
+\t\tforward_auth 127.0.0.1:{auth_port} {{
+\t\t\turi /verify
+\t\t\tcopy_headers Remote-User
+\t\t}}
+\t\trespond "not found, {{header.Remote-User}}" 404
 \t}}
 \treverse_proxy 127.0.0.1:{app_port}
 }}
@@ -250,6 +258,8 @@ CASES = [
      [("X-Token", "alice")], None),
     ("unmatched path: no auth", "GET", "/public", [], None),
     ("auth server down: 502", "GET", "/down/x", [("X-Token", "alice")], None),
+    ("forward_auth in handle_errors, auth passes", "GET", "/missing/x", [("X-Token", "alice"), ("Remote-User", "eve")], None),
+    ("forward_auth in handle_errors, auth refuses", "GET", "/missing/y", [], None),
     ("auth server down: handle_errors answers", "GET", "/down/errors/x", [], None),
 ]
 
@@ -277,6 +287,10 @@ def test_same_as_caddy(servers, backends, name, method, target, headers, body):
         assert b["app"][0]["Remote-User"] is None and b["app"][0]["X-Groups"] is None, b
     if name == "denied: 302 to the login page with body":
         assert b["headers"]["location"] == ["https://auth.example.com/login?rd=%2Fapi%2Fprivate%3Fp%3D%252Fx"], b
+    if name == "forward_auth in handle_errors, auth passes":
+        assert b["status"] == 404 and b["body"] == b"not found, alice", b
+    if name == "forward_auth in handle_errors, auth refuses":
+        assert b["status"] == 302, b
     if name.startswith("auth server down"):
         assert b["status"] == 502 and b["app"] == [], b
 
