@@ -49,13 +49,16 @@ package struct ForwardAuthSubrequest: ProxySubrequest {
     }
 
     let uri: RewriteHandler.URI
-    let copies: [(from: [UInt8], to: String)]
+    let copies: [(from: [UInt8], to: String, toBytes: [UInt8], toToken: HeaderToken)]
 
     /// `uri` is the `uri` subdirective (placeholders in their long form); `copies` in the
     /// order Caddy runs them (sorted by the name as written).
     package init(uri: String, copies: [Copy]) {
         self.uri = RewriteHandler.URI(uri)
-        self.copies = copies.map { (Array($0.from.utf8), $0.to) }
+        self.copies = copies.map { c in
+            let to = Array(c.to.utf8)
+            return (Array(c.from.utf8), c.to, to, to.withUnsafeBytes { HeaderToken.classify($0) })
+        }
     }
 
     package func writeTarget(_ request: HTTPRequest, work: ByteBuffer, into out: ByteBuffer) {
@@ -73,22 +76,28 @@ package struct ForwardAuthSubrequest: ProxySubrequest {
     /// {http.reverse_proxy.header.From}` unless that placeholder is empty (its value: every
     /// `From` field of the answer joined by `,`).
     package func copyFields(into request: HTTPRequest, from fields: HTTPFields, start: Int) {
-        for (from, to) in copies {
-            request.fields.remove(name: to)
-            var joined: [UInt8] = []
+        // The joined value is built in the request's scratch buffer (no temporary array or
+        // String) and copied into its fields.
+        let joined = request.scratch
+        for c in copies {
+            request.fields.remove(name: c.to)
+            joined.clear()
             var found = false
-            from.withUnsafeBytes { fb in
+            c.from.withUnsafeBytes { fb in
                 for i in start..<fields.count {
                     fields.withField(i) { n, v in
                         guard ForwardAuthSubrequest.equalsIgnoringCase(n, fb) else { return }
-                        if found { joined.append(UInt8(ascii: ",")) }
-                        joined.append(contentsOf: v)
+                        if found { joined.append(byte: UInt8(ascii: ",")) }
+                        joined.append(v)
                         found = true
                     }
                 }
             }
-            if !joined.isEmpty { request.fields.append(name: to, value: String(decoding: joined, as: UTF8.self)) }
+            if joined.readableBytes > 0 {
+                c.toBytes.withUnsafeBytes { request.fields.append(name: $0, value: joined.readable, token: c.toToken) }
+            }
         }
+        joined.clear()
     }
 
     package func proceed(_ request: HTTPRequest, _ response: HTTPResponse) {

@@ -422,7 +422,8 @@ def test_client_abort_during_slow_auth(tmp_path, backends):
     the server goes on answering."""
     _, app, _ = backends
     auth = AuthServer()  # its own: no other proxy keeps connections to it
-    p, port = berth_alone(tmp_path, auth, app)
+    # One loop: keep-alive pools are per loop, so the descriptor count is comparable.
+    p, port = berth_alone(tmp_path, auth, app, {"BERTH_LOOPS": "1"})
     pid = p.p.pid
     try:
         assert send(port, "GET", "/api/warm", [("X-Token", "alice")])[0] == 200
