@@ -331,6 +331,28 @@ def test_websocket_after_auth(servers, backends, token):
         assert out["berth"][0] == "302" and out["berth"][2] is None, out
 
 
+@pytest.mark.parametrize("token", ["alice", "bad", None], ids=["allowed", "401", "302"])
+def test_head_after_auth(servers, backends, token):
+    """HEAD: the auth server is asked with GET (its answer has a body), the client's answer to
+    HEAD has none; a request pipelined behind it is read from the right place."""
+    out = {}
+    for who in ("caddy", "berth"):
+        c = socket.create_connection(("127.0.0.1", servers[who]), timeout=5)
+        tok = f"X-Token: {token}\r\n" if token else ""
+        c.sendall((f"HEAD /api/h HTTP/1.1\r\nHost: fa.test\r\n{tok}\r\n"
+                   "GET /public HTTP/1.1\r\nHost: fa.test\r\nConnection: close\r\n\r\n").encode())
+        r = Reader(c)
+        _, status, _, headers = r.read_head()
+        h = {k.lower(): v for k, v in headers}
+        _, status2, _, headers2 = r.read_head()
+        h2 = {k.lower(): v for k, v in headers2}
+        body2 = r.exact(int(h2["content-length"]))
+        c.close()
+        out[who] = (status, h.get("content-length"), h.get("location"), status2, body2.split(b"\n")[2])
+    assert out["berth"] == out["caddy"], out
+    assert out["berth"][3] == "200" and out["berth"][4] == b"GET /public HTTP/1.1", out
+
+
 def curl_h2c(port, target, headers=(), body=None):
     args = ["curl", "-s", "--http2-prior-knowledge", "-o", "-", "-D", "/dev/stderr", "--max-time", "10",
             "-H", "Host: fa.test"]
