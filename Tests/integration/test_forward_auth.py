@@ -11,6 +11,8 @@ auth subrequest does not hold up other requests on the same event loop."""
 import base64
 import http.server
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +25,7 @@ import pytest
 
 from conftest import caddy_and_berth, free_port, launch, read_response, tcp_listener, udp_socket
 from h2_client import H2Client
-from proxy_backends import EchoBackend, Reader, ws_frame, ws_read_frame
+from proxy_backends import EchoBackend, Nginx, Reader, ws_frame, ws_read_frame
 
 HERE = Path(__file__).resolve().parent
 
@@ -562,3 +564,51 @@ def test_http3(tmp_path, backends):
         assert r.stdout.startswith(b"<a href=") and seen == [], (r.stdout, seen)
     finally:
         p.stop()
+
+
+@pytest.mark.skipif(shutil.which("h2load") is None or shutil.which("nginx") is None, reason="needs h2load and nginx")
+def test_many_concurrent_subrequests(tmp_path):
+    """Many requests at once through forward_auth (nginx as the auth server and the app, h2load as
+    the client, HTTP/1.1 and h2c): every one gets the auth server's decision, the allowed ones
+    reach the app with the copied identity, and afterwards no connection or descriptor is left
+    beyond the keep-alive pools."""
+    auth = Nginx(extra_server='location /verify { if ($http_x_token = "alice") { add_header Remote-User alice; '
+                              'return 200 "ok"; } return 302 https://auth.example.com/login; }')
+    app = Nginx(extra_server='location /api/ { default_type text/plain; return 200 "user=$http_remote_user\\n"; }')
+    cf = tmp_path / "Caddyfile"
+    cf.write_text(f"{{\n\tadmin off\n\tauto_https off\n\tservers {{\n\t\tprotocols h1 h2c\n\t}}\n}}\n\n"
+                  f"http:// {{\n\tbind fd/3\n"
+                  f"\tforward_auth /api/* 127.0.0.1:{auth.port} {{\n\t\turi /verify\n\t\tcopy_headers Remote-User\n\t}}\n"
+                  f"\treverse_proxy 127.0.0.1:{app.port}\n}}\n")
+    lsock = tcp_listener()
+    port = lsock.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[lsock])
+    try:
+        assert p.alive(), p.stderr()
+        base_fds = open_fds(p.p.pid)
+
+        def load(extra, token):
+            args = ["h2load", "-n", "3000", "-c", "16", "-m", "4"] + extra
+            if token:
+                args += ["-H", f"x-token: {token}"]
+            r = subprocess.run(args + [f"http://127.0.0.1:{port}/api/x"], capture_output=True, text=True, timeout=120)
+            m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", r.stdout)
+            assert m, r.stdout + r.stderr
+            return tuple(int(x) for x in m.groups())
+
+        assert load(["--h1"], "alice") == (3000, 0, 0, 0)
+        assert load([], "alice") == (3000, 0, 0, 0)
+        assert load(["--h1"], None) == (0, 3000, 0, 0)
+        assert load([], "nobody") == (0, 3000, 0, 0)
+        status, _, body = send(port, "GET", "/api/one", [("X-Token", "alice"), ("Remote-User", "mallory")])
+        assert status == 200 and body == b"user=alice\n", body
+        assert p.alive(), p.stderr()
+        # Keep-alive pools may hold up to 32 idle connections per upstream per loop.
+        deadline = time.time() + 3
+        while open_fds(p.p.pid) > base_fds + 2 * 32 * 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert open_fds(p.p.pid) <= base_fds + 2 * 32 * 2, fd_targets(p.p.pid)
+    finally:
+        p.stop()
+        auth.close()
+        app.close()
