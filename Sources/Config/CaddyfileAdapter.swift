@@ -50,6 +50,7 @@ package enum CaddyfileAdapter {
                 throw ConfigError("\(error)")
             }
         }
+        for site in sites { config.warnings += site.state.groups.warnings }
         // Names for unnamed custom site logs (`log0`, `log1`… in block order, Caddy's logCounter);
         // each site log writes to `http.log.access.NAME`.
         var logCounter = 0

@@ -152,6 +152,16 @@ public final class HTTPRequest {
     /// `.pending` passes through on its way up records where it stopped, innermost first.
     /// `PendingErrorRouter.resumeRouting` continues from there.
     package var routeSuspension: [RouteFrame]? = nil
+    /// True once a handler changed the header fields or the Host (`request_header`): the
+    /// head as received is then in `originalFields` / `originalAuthorityRange`, which the
+    /// access log prints (Caddy logs a clone taken before the handlers run).
+    package private(set) var fieldsChanged = false
+    package private(set) var originalFields = HTTPFields.unreserved()
+    package private(set) var originalAuthorityRange: Range<Int>? = nil
+    /// `log_skip` (Caddy's `log_skip` variable set to true): no access-log entry.
+    package var logSkip = false
+    /// Extra access-log fields (`log_append`).
+    package var logFields = RequestLogFields()
 
     package init() {
         line.reserveCapacity(256)
@@ -178,6 +188,26 @@ public final class HTTPRequest {
         originalMethodRange = nil
         authUser = nil
         routeSuspension = nil
+        logSkip = false
+        if !logFields.isEmpty { logFields.removeAll() }
+        if fieldsChanged {
+            fieldsChanged = false
+            originalFields.removeAll()
+            originalAuthorityRange = nil
+        }
+    }
+
+    /// Keeps the fields and Host as received before a handler first changes them (copied
+    /// into storage kept between requests).
+    package func preserveOriginalFields() {
+        guard !fieldsChanged else { return }
+        fieldsChanged = true
+        originalAuthorityRange = authorityRange
+        originalFields.removeAll()
+        for i in 0..<fields.count {
+            let token = fields.entries[i].token
+            fields.withField(i) { n, v in originalFields.append(name: n, value: v, token: token) }
+        }
     }
 
     /// Appends bytes to `line` and returns their range.

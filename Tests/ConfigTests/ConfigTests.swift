@@ -256,7 +256,7 @@ struct AdapterTests {
 
     @Test func namedMatcherErrors() {
         #expect(adaptError(":8080 {\n\t@a path\n\trespond @a x\n}\n")?.hasPrefix("wrong argument count") == true)
-        #expect(adaptError(":8080 {\n\t@a vars x y\n\trespond @a x\n}\n") == "matcher 'vars' is not supported by this Berth build yet, at Caddyfile:2")
+        #expect(adaptError(":8080 {\n\t@a tls sni x\n\trespond @a x\n}\n") == "matcher 'tls' is not supported by this Berth build yet, at Caddyfile:2")
         #expect(adaptError(":8080 {\n\t@a bogus x\n\trespond @a x\n}\n") == "getting matcher module 'bogus': module not registered: http.matchers.bogus, at Caddyfile:2")
         #expect(adaptError(":8080 {\n\t@a \"{path} == '/x'\"\n\trespond @a x\n}\n") == "matcher 'expression' (CEL) is not supported by Berth, at Caddyfile:2")
         #expect(adaptError(":8080 {\n\t@a path /a\n\t@a path /b\n\trespond @a x\n}\n") == "matcher is defined more than once: @a, at Caddyfile:3")
