@@ -43,6 +43,7 @@ package enum DirectiveRegistry {
         "log_skip": DirectiveParsers.logSkip,
         "skip_log": DirectiveParsers.logSkip,
         "log_append": DirectiveParsers.logAppend,
+        "map": DirectiveParsers.map,
     ]
 
     /// Dispatches `name`; unknown names get Caddy's error, known-but-unbuilt ones say so.
@@ -111,6 +112,7 @@ package enum JSONModules {
         "authentication": { r throws(ConfigError) in try BasicAuthSpec.decode(r) },
         "request_body": { r throws(ConfigError) in try RequestBodySpec.decode(r) },
         "log_append": { r throws(ConfigError) in try LogAppendSpec.decode(r) },
+        "map": { r throws(ConfigError) in try MapSpec.decode(r) },
     ]
 
     package static let matchers: [String: MatcherDecoder] = [

@@ -162,6 +162,8 @@ public final class HTTPRequest {
     package var logSkip = false
     /// Extra access-log fields (`log_append`).
     package var logFields = RequestLogFields()
+    /// Placeholders defined during this request (`map`); empty (no storage) otherwise.
+    package var placeholderProviders: [any PlaceholderProvider] = []
 
     package init() {
         line.reserveCapacity(256)
@@ -190,6 +192,7 @@ public final class HTTPRequest {
         routeSuspension = nil
         logSkip = false
         if !logFields.isEmpty { logFields.removeAll() }
+        if !placeholderProviders.isEmpty { placeholderProviders.removeAll(keepingCapacity: true) }
         if fieldsChanged {
             fieldsChanged = false
             originalFields.removeAll()

@@ -52,3 +52,11 @@ package struct RequestLogFields {
         entries.append(Entry(source: source, early: true, kind: kind, start: s, count: Int32(value.count)))
     }
 }
+
+/// Placeholders a handler defines for the rest of the request (Caddy's `repl.Map`, used by
+/// `map`): asked in the order they were added, after the built-in placeholders.
+package protocol PlaceholderProvider: AnyObject, Sendable {
+    /// Appends the value of the placeholder `name` (without braces) and returns true when this
+    /// provider defines it (possibly empty); false (nothing appended) otherwise.
+    func provide(_ name: UnsafeRawBufferPointer, _ request: HTTPRequest, into out: ByteBuffer) -> Bool
+}

@@ -37,7 +37,7 @@ package final class LogAppendHandler: Handler, AccessLogFieldSource {
                 value = .responseHeader(String(name.dropFirst("http.response.header.".count)))
             } else if name == "http.request.duration" || name == "http.request.duration_ms" {
                 value = .duration(milliseconds: name.hasSuffix("_ms"))
-            } else if let p = Placeholder.parse(name) {
+            } else if let p = Placeholder.parse(name) ?? (Template.customNames.contains(name) ? .custom(Array(name.utf8)) : nil) {
                 value = .placeholder(p)
             } else {
                 value = .unknown

@@ -85,3 +85,75 @@ struct SmallDirectivesTests {
         #expect(adaptError("request_header X ( y")?.contains("replacement 0 for header field 'X'") == true)
     }
 }
+
+extension SmallDirectivesTests {
+    // MARK: vars, log_skip, log_append
+
+    @Test func varsTypedAndMatchers() throws {
+        let site = """
+            vars n 5
+            vars {
+                s "v {path}"
+                b true
+            }
+            @vm vars n 5
+            @vr vars_regexp s ^v\\s/(.*)$
+            respond @vm "vm {vars.n} {vars.s} {vars.b}"
+            respond @vr "vr {re.vr.1}"
+            """
+        let (r, reply) = try run(site, "/x")
+        #expect(reply.text == "vm 5 v /x true")
+        let kind = Array("n".utf8).withUnsafeBytes { k in r.vars.withTypedValue(k) { $1 } }
+        #expect(kind == .literal)
+        let (_, reply2) = try run(site.replacingOccurrences(of: "@vm vars n 5", with: "@vm vars n 6"), "/abc")
+        #expect(reply2.text == "vr abc")
+    }
+
+    @Test func logSkipIsTheTypedVariable() throws {
+        #expect(try run("log_skip /s\nrespond x", "/s").request.logSkip)
+        #expect(try run("log_skip /s\nrespond x", "/t").request.logSkip == false)
+        #expect(try run("vars log_skip true\nrespond x", "/").request.logSkip)
+        #expect(try run("vars log_skip \"true\"\nrespond x", "/").request.logSkip == false)
+        #expect(adaptError("log_skip /x {\n\t\tfoo\n\t}")?.hasPrefix("log_skip directive does not accept blocks") == true)
+        let c = try D.adapt("skip_log /x\nrespond x")
+        #expect(c.warnings.contains { $0.hasSuffix("the 'skip_log' directive is deprecated, please use 'log_skip' instead!") })
+    }
+
+    @Test func logAppendEarlyAndLate() throws {
+        let (r, _) = try run("log_append a {path}\nlog_append <b {path}\nrespond x", "/p")
+        let entries = r.logFields.entries
+        #expect(entries.count == 2)
+        #expect(entries.filter(\.early).count == 1)
+        #expect(String(decoding: r.logFields.bytes, as: UTF8.self) == "/p")
+        #expect(adaptError("log_append k {http.request.body}")?.contains("not supported") == true)
+    }
+
+    // MARK: map
+
+    @Test func mapLazyRegexDefaults() throws {
+        let site = """
+            map {path} {dest} {d2} {
+                /a x 5
+                ~^/b(.*)$ "y${1}" -
+                /c - "c2 {host}"
+                default d "def {method}"
+            }
+            respond "{dest}|{d2}|{nope}"
+            """
+        #expect(try run(site, "/a").reply.text == "x|5|{nope}")
+        #expect(try run(site, "/bzz").reply.text == "yzz|def GET|{nope}")
+        #expect(try run(site, "/c").reply.text == "d|c2 t.test|{nope}")
+        #expect(try run(site, "/other").reply.text == "d|def GET|{nope}")
+        // Before the map ran its destinations are unknown (kept literally by respond).
+        #expect(try run("respond /r \"{dest}\"\nmap {path} {dest} {\n\t/r x\n}", "/r").reply.text == "x")
+        #expect(try run("handle /h {\n\trespond \"{dest}\"\n}\nmap /m {path} {dest} {\n\t/h x\n}", "/h").reply.text == "{dest}")
+    }
+
+    @Test func mapErrors() {
+        #expect(adaptError("map {path}")?.hasPrefix("missing destination argument(s)") == true)
+        #expect(adaptError("map {path} {dest} {\n\t/a x y\n}")?.hasPrefix("too many outputs") == true)
+        #expect(adaptError("map {path} {host} {\n\t/a x\n}")?.hasPrefix("destination {host} conflicts with a Caddyfile placeholder shorthand") == true)
+        #expect(adaptError("map {path} {dest} {\n\t/a x\n\t/a y\n}")?.hasPrefix("mapping 1 has a duplicate input '/a' previously used with mapping 0") == true)
+        #expect(adaptError("map {path} dest {\n\t/a x\n}")?.hasPrefix("destination must be a placeholder and only a placeholder") == true)
+    }
+}

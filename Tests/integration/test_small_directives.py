@@ -325,3 +325,63 @@ def test_log_append_fields(lg, target):
     ok = [k for k in ours if k in EXTRA]
     tk = [k for k in theirs if k in EXTRA]
     assert ok == tk, (ok, tk)
+
+
+# ---------------------------------------------------------------------------------------------
+# map
+
+MAP = r"""{{
+	admin off
+	auto_https off
+}}
+
+http://small.test:{{$PORT}} {{
+	bind {bind}
+	log
+	map {{path}} {{dest}} {{d2}} {{
+		/a x 5
+		~^/b(.*)$ "y${{1}}" -
+		/c - "c2 {{host}}"
+		~^/n/(?P<name>\w+)$ "named ${{name}}" "{{path}}"
+		default d "def {{method}}"
+	}}
+	map {{header.X-Env}} {{env_name}} {{
+		prod production
+		~^st(.*) staging-$1
+	}}
+	log_append mapped {{dest}}
+	log_append env {{env_name}}
+	request_header X-Mapped {{dest}}
+	handle /lazy/* {{
+		rewrite * /a
+		respond "{{dest}}"
+	}}
+	respond "{{dest}}|{{d2}}|{{env_name}}|{{header.X-Mapped}}|{{nope}}"
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def mp():
+    with caddy_and_berth("berth-map-", lambda bind: MAP.format(bind=bind)) as s:
+        yield s
+
+
+@pytest.mark.parametrize("target,headers", [
+    ("/a", []), ("/bzz", []), ("/b", []), ("/c", []), ("/n/abc", []), ("/n/a-b", []), ("/other", []),
+    ("/lazy/x", []), ("/a", [("X-Env", "prod")]), ("/a", [("X-Env", "stage")]), ("/a", [("X-Env", "dev")]),
+])
+def test_map(mp, target, headers):
+    ours, theirs = both(mp, target, headers)
+    assert ours[0] == theirs[0], (target, ours, theirs)
+    assert ours[2] == theirs[2], (target, headers, ours[2], theirs[2])
+
+
+def test_map_in_access_log(mp):
+    caddy_log, berth_log = logs(mp)
+    both(mp, "/bmapped", [("X-Env", "stx")])
+    theirs, ours = entry_for(caddy_log, "/bmapped"), entry_for(berth_log, "/bmapped")
+    assert theirs is not None and ours is not None
+    assert ours["mapped"] == theirs["mapped"] and ours["env"] == theirs["env"], (ours, theirs)
+    # The access log shows the head as received: X-Mapped was added by request_header.
+    assert "X-Mapped" not in ours["request"]["headers"] and "X-Mapped" not in theirs["request"]["headers"]
