@@ -37,6 +37,15 @@ extension DirectiveParsers {
         }
         site.addRoute(name, matcher: m, handlers: [.spec(VarsSpec(typed: [("log_skip", .bool(true))]))])
     }
+
+    /// `log_name [<matcher>] <names...>`: the `access_logger_names` variable (Caddy's
+    /// parseLogName): the request's access-log entry goes to these loggers
+    /// (`http.log.access.NAME`; `""` is `http.log.access`) instead of the host's.
+    static func logName(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
+        let m = try matcher(&d, site)
+        let names = d.remainingArgs()
+        site.addRoute("log_name", matcher: m, handlers: [.spec(VarsSpec(typed: [("access_logger_names", .array(names.map { .string($0) }))]))])
+    }
 }
 
 /// Caddy's `vars` handler as configured (`vars`, `root`, `log_skip`): names to JSON scalars.
@@ -72,7 +81,14 @@ package struct VarsSpec: HandlerSpec {
             case .number(let n): typed.append((k, .literal(Array(n.utf8))))
             case .bool(let b): typed.append((k, .literal(Array((b ? "true" : "false").utf8))))
             case .null: typed.append((k, .null))
-            default: throw ConfigError("vars: '\(k)': only strings, numbers and booleans are supported by Berth")
+            case .array(let a) where k == "access_logger_names":
+                var names: [String] = []
+                for e in a {
+                    guard case .string(let n) = e else { throw ConfigError("vars: 'access_logger_names' must list strings") }
+                    names.append(n)
+                }
+                typed.append((k, .names(names)))
+            default: throw ConfigError("vars: '\(k)': only strings, numbers and booleans (and access_logger_names) are supported by Berth")
             }
         }
         return VarsHandler(typed: typed)
@@ -87,7 +103,10 @@ extension VarsSpec {
             guard let v = r.value(k) else { continue }
             switch v {
             case .string, .number, .bool, .null: entries.append((k, v))
-            default: throw r.error(k, "only strings, numbers and booleans are supported by Berth")
+            case .array where k == "access_logger_names":
+                _ = try JSONRead.strings(v, r.path.key(k))
+                entries.append((k, v))
+            default: throw r.error(k, "only strings, numbers and booleans (and access_logger_names) are supported by Berth")
             }
         }
         return VarsSpec(typed: entries)

@@ -43,6 +43,7 @@ package enum DirectiveRegistry {
         "log_skip": DirectiveParsers.logSkip,
         "skip_log": DirectiveParsers.logSkip,
         "log_append": DirectiveParsers.logAppend,
+        "log_name": DirectiveParsers.logName,
         "map": DirectiveParsers.map,
     ]
 

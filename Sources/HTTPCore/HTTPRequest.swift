@@ -160,6 +160,9 @@ public final class HTTPRequest {
     package private(set) var originalAuthorityRange: Range<Int>? = nil
     /// `log_skip` (Caddy's `log_skip` variable set to true): no access-log entry.
     package var logSkip = false
+    /// `log_name` (Caddy's `access_logger_names` variable): the access loggers for this
+    /// request instead of the host's (`""` is `http.log.access`).
+    package var accessLoggerNames: [String]? = nil
     /// Extra access-log fields (`log_append`).
     package var logFields = RequestLogFields()
     /// Placeholders defined during this request (`map`); empty (no storage) otherwise.
@@ -191,6 +194,7 @@ public final class HTTPRequest {
         authUser = nil
         routeSuspension = nil
         logSkip = false
+        if accessLoggerNames != nil { accessLoggerNames = nil }
         if !logFields.isEmpty { logFields.removeAll() }
         if !placeholderProviders.isEmpty { placeholderProviders.removeAll(keepingCapacity: true) }
         if fieldsChanged {

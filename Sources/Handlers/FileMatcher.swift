@@ -15,6 +15,8 @@ package final class VarsHandler: Handler {
         /// A number or boolean: its JSON text.
         case literal([UInt8])
         case null
+        /// A list of strings: only `access_logger_names` (`log_name`) takes one.
+        case names([String])
     }
     let entries: [(key: [UInt8], keyTemplate: Template?, value: Value)]
 
@@ -31,6 +33,7 @@ package final class VarsHandler: Handler {
 
     static let logSkipKey: [UInt8] = Array("log_skip".utf8)
     static let trueBytes: [UInt8] = Array("true".utf8)
+    static let loggerNamesKey: [UInt8] = Array("access_logger_names".utf8)
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
         let s = response.scratch
@@ -43,6 +46,9 @@ package final class VarsHandler: Handler {
                 s.append(b)
                 kind = .literal
             case .null: kind = .null
+            case .names(let names):
+                if e.key == VarsHandler.loggerNamesKey { request.accessLoggerNames = names }
+                continue
             }
             let valueEnd = s.writerIndex
             if let kt = e.keyTemplate {

@@ -385,3 +385,56 @@ def test_map_in_access_log(mp):
     assert ours["mapped"] == theirs["mapped"] and ours["env"] == theirs["env"], (ours, theirs)
     # The access log shows the head as received: X-Mapped was added by request_header.
     assert "X-Mapped" not in ours["request"]["headers"] and "X-Mapped" not in theirs["request"]["headers"]
+
+
+# ---------------------------------------------------------------------------------------------
+# log_name
+
+def log_name_site(bind, logdir):
+    who = "caddy" if bind == "127.0.0.1" else "berth"
+    return f"""{{
+\tadmin off
+\tauto_https off
+\tlog foo {{
+\t\toutput file {logdir}/{who}-foo.log
+\t\tformat json
+\t\tinclude http.log.access.foo
+\t}}
+}}
+
+http://small.test:{{$PORT}} {{
+\tbind {bind}
+\tlog
+\tlog_name /named/* foo
+\tlog_name /both/* foo ""
+\tlog_name /none/* nothing
+\trespond "ok"
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def ln(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("lognames")
+    with caddy_and_berth("berth-logname-", lambda bind: log_name_site(bind, logdir)) as s:
+        s["logdir"] = logdir
+        yield s
+
+
+def test_log_name(ln):
+    caddy_log, berth_log = logs(ln)
+    for t in ["/named/a", "/both/a", "/none/a", "/plain"]:
+        ours, theirs = both(ln, t)
+        assert ours[0] == theirs[0] == 200
+    for who, default_log in [("caddy", caddy_log), ("berth", berth_log)]:
+        foo = ln["logdir"] / f"{who}-foo.log"
+        named = entry_for(foo, "/named/a")
+        assert named is not None and named["logger"] == "http.log.access.foo", (who, named)
+        assert entry_for(foo, "/both/a") is not None, who
+        assert entry_for(foo, "/plain", timeout=0) is None, who
+        assert entry_for(default_log, "/plain") is not None, who
+        assert entry_for(default_log, "/both/a") is not None, who
+        assert entry_for(default_log, "/named/a", timeout=0) is None, who
+        # An unknown logger name still goes through the default log (it excludes only foo).
+        none = entry_for(default_log, "/none/a")
+        assert none is not None and none["logger"] == "http.log.access.nothing", (who, none)
