@@ -32,13 +32,19 @@ package enum CaddyfileAdapter {
         config.serverOptions = options.serverOptions
 
         var sites: [SiteBuild] = []
+        var namedRoutes: [String: NamedRouteBuild] = [:]
         for block in blocks {
             if block.isGlobalOptions {
                 throw ConfigError(CaddyfileError.globalOptionsNotFirst())
             }
             if block.isNamedRoute {
-                throw ConfigError("named routes (&(name)) are not supported by this Berth build yet",
-                                  at: block.keys.first.map { SourceLocation(file: $0.file, line: $0.line) })
+                do {
+                    let (name, nr) = try NamedRouteBuild.parse(block, options: options)
+                    namedRoutes[name] = nr
+                } catch {
+                    throw ConfigError(error)
+                }
+                continue
             }
             do {
                 sites.append(try SiteBuild.parse(block, options: options))
@@ -72,7 +78,7 @@ package enum CaddyfileAdapter {
         }
         config.logs = NamedLog.assemble(global: options.logs, sites: siteLogs, debug: options.debug)
         config.storageRoot = options.storageRoot
-        config.servers = try ServerGrouping.group(sites, options: options)
+        config.servers = try ServerGrouping.group(sites, options: options, namedRoutes: namedRoutes)
         config.listenerUses = ServerGrouping.listenerUses(sites, options: options)
         return config
     }

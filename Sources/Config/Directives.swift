@@ -295,6 +295,8 @@ extension GoStrconv {
 package final class GroupCounter {
     private var n = 0
     package var warnings: [String] = []
+    /// Names this block (and its nested blocks) `invoke`, with where.
+    package var invoked: [(String, SourceLocation)] = []
     /// Directive positions for sorting (Caddy's order, changed by `order` global options).
     package var positions: [String: Int] = SiteBuild.directivePositions
     package init() {}

@@ -45,6 +45,7 @@ package enum DirectiveRegistry {
         "log_append": DirectiveParsers.logAppend,
         "log_name": DirectiveParsers.logName,
         "map": DirectiveParsers.map,
+        "invoke": DirectiveParsers.invoke,
     ]
 
     /// Dispatches `name`; unknown names get Caddy's error, known-but-unbuilt ones say so.
@@ -114,6 +115,7 @@ package enum JSONModules {
         "request_body": { r throws(ConfigError) in try RequestBodySpec.decode(r) },
         "log_append": { r throws(ConfigError) in try LogAppendSpec.decode(r) },
         "map": { r throws(ConfigError) in try MapSpec.decode(r) },
+        "invoke": { r throws(ConfigError) in try InvokeSpec.decode(r) },
     ]
 
     package static let matchers: [String: MatcherDecoder] = [

@@ -15,9 +15,17 @@ package enum RuntimeBuilder {
         context.serverTrustedProxies = options.trustedProxies
         // `map` destinations are placeholders for every template of this server.
         let custom = MapSpec.destinationNames(in: server.routes).union(MapSpec.destinationNames(in: server.errorRoutes))
+            .union(MapSpec.destinationNames(in: server.namedRoutes.map(\.route)))
+        let table = NamedRouteTable()
+        context.namedRoutes = table
         let built: Result<([Route], [Route]), ConfigError> = Template.$customNames.withValue(custom) {
             do throws(ConfigError) {
-                return .success((try buildRoutes(server.routes, context), try buildRoutes(server.errorRoutes, context)))
+                for (name, route) in server.namedRoutes { table.add(name, RouteList([try buildRoute(route, context)])) }
+                let result = (try buildRoutes(server.routes, context), try buildRoutes(server.errorRoutes, context))
+                if let missing = table.resolve() {
+                    throw ConfigError("cannot invoke named route '\(missing)', which was not defined")
+                }
+                return .success(result)
             } catch {
                 return .failure(error)
             }

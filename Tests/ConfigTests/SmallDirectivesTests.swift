@@ -157,3 +157,51 @@ extension SmallDirectivesTests {
         #expect(adaptError("map {path} dest {\n\t/a x\n}")?.hasPrefix("destination must be a placeholder and only a placeholder") == true)
     }
 }
+
+extension SmallDirectivesTests {
+    // MARK: named routes and invoke
+
+    func runFile(_ caddyfile: String, _ target: String) throws -> D.Reply {
+        let c = try CaddyfileAdapter.adapt(Array(caddyfile.utf8), filename: "Caddyfile", environment: [:])
+        let h = try RuntimeBuilder.buildServerHandler(try #require(c.servers.first), context: BuildContext(environment: [:]))
+        let sink = D.Sink()
+        let response = HTTPResponse(sink: sink)
+        withExtendedLifetime(sink) { _ = h.handle(D.request("GET", target, headers: []), response) }
+        return sink.reply
+    }
+
+    @Test func invokeRunsTheNamedRouteThenGoesOn() throws {
+        let file = """
+            &(tag) {
+                @a path /a
+                header @a X-Tag a
+                header X-Always yes
+            }
+            &(answer) {
+                respond "named {path}"
+            }
+            http://t.test {
+                invoke tag
+                handle /n {
+                    invoke answer
+                }
+                respond "after"
+            }
+            """
+        let a = try runFile(file, "/a")
+        #expect(a.text == "after" && a.header("X-Tag") == "a" && a.header("X-Always") == "yes")
+        #expect(try runFile(file, "/b").header("X-Tag") == nil)
+        #expect(try runFile(file, "/n").text == "named /n")
+        // Caddy 2.11 keeps only the first handler of a named route that consolidates to one
+        // unmatched route: here the header, not the respond.
+        let first = try runFile("&(x) {\n\theader X-A y\n\trespond \"hi\"\n}\nhttp://t.test {\n\tinvoke x\n\trespond \"after\"\n}\n", "/")
+        #expect(first.text == "after" && first.header("X-A") == "y")
+    }
+
+    @Test func invokeErrors() {
+        #expect(throws: ConfigError.self) {
+            try CaddyfileAdapter.adapt(Array("http://t.test {\n\tinvoke nope\n}\n".utf8), filename: "Caddyfile", environment: [:])
+        }
+        #expect(adaptError("invoke")?.contains("wrong argument count") == true)
+    }
+}

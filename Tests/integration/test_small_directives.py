@@ -438,3 +438,75 @@ def test_log_name(ln):
         # An unknown logger name still goes through the default log (it excludes only foo).
         none = entry_for(default_log, "/none/a")
         assert none is not None and none["logger"] == "http.log.access.nothing", (who, none)
+
+
+# ---------------------------------------------------------------------------------------------
+# named routes and invoke
+
+def named_routes_site(bind, hash_):
+    return f"""{{
+\tadmin off
+\tauto_https off
+}}
+
+&(auth) {{
+\tbasic_auth {{
+\t\talice {hash_}
+\t}}
+}}
+
+&(tag) {{
+\t@a path /a
+\theader @a X-Tag a
+\theader X-Always yes
+}}
+
+&(answer) {{
+\trespond "named {{path}}"
+}}
+
+&(first_only) {{
+\theader X-First 1
+\trespond "never"
+}}
+
+http://small.test:{{$PORT}} {{
+\tbind {bind}
+\tinvoke tag
+\troute /secret/* {{
+\t\tinvoke auth
+\t\trespond "secret {{http.auth.user.id}}"
+\t}}
+\thandle /n {{
+\t\tinvoke answer
+\t}}
+\thandle /first {{
+\t\tinvoke first_only
+\t\trespond "after first"
+\t}}
+\trespond "after"
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def nr():
+    from conftest import run_cli
+    r = run_cli(["hash-password", "--plaintext", "pw", "--bcrypt-cost", "4"])
+    assert r.returncode == 0, r.stderr
+    h = r.stdout.strip()
+    with caddy_and_berth("berth-named-", lambda bind: named_routes_site(bind, h)) as s:
+        yield s
+
+
+@pytest.mark.parametrize("target,headers", [
+    ("/a", []), ("/b", []), ("/n", []), ("/first", []),
+    ("/secret/x", []), ("/secret/x", [("Authorization", "Basic YWxpY2U6cHc=")]),
+    ("/secret/x", [("Authorization", "Basic YWxpY2U6bm8=")]),
+])
+def test_invoke(nr, target, headers):
+    ours, theirs = both(nr, target, headers)
+    assert ours[0] == theirs[0], (target, ours, theirs)
+    assert ours[2] == theirs[2], (target, ours[2], theirs[2])
+    for h in ["x-tag", "x-always", "x-first", "www-authenticate"]:
+        assert ours[1].get(h) == theirs[1].get(h), (target, h, ours[1], theirs[1])
