@@ -41,6 +41,7 @@ package enum CaddyfileAdapter {
                 do {
                     let (name, nr) = try NamedRouteBuild.parse(block, options: options)
                     namedRoutes[name] = nr
+                    config.warnings += nr.warnings
                 } catch {
                     throw ConfigError(error)
                 }

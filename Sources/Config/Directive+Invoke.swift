@@ -38,6 +38,8 @@ struct NamedRouteBuild {
     var route: RouteConfig
     /// Routes it invokes itself (added to the servers that invoke it).
     var invoked: [(String, SourceLocation)]
+    /// Adapter warnings from its directives (`skip_log`).
+    var warnings: [String] = []
 
     /// Parses the block like the inside of `handle` (directives sorted, site-only ones
     /// refused). Caddy consolidates adjacent routes with equal matchers; when that leaves one
@@ -73,7 +75,7 @@ struct NamedRouteBuild {
         } else {
             route = RouteConfig(handle: [.subroute(sorted)])
         }
-        return (name, NamedRouteBuild(route: route, invoked: state.groups.invoked))
+        return (name, NamedRouteBuild(route: route, invoked: state.groups.invoked, warnings: state.groups.warnings))
     }
 
     /// The named routes `invoked` (and those they invoke) for one server.

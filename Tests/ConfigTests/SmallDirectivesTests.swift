@@ -117,6 +117,9 @@ extension SmallDirectivesTests {
         #expect(adaptError("log_skip /x {\n\t\tfoo\n\t}")?.hasPrefix("log_skip directive does not accept blocks") == true)
         let c = try D.adapt("skip_log /x\nrespond x")
         #expect(c.warnings.contains { $0.hasSuffix("the 'skip_log' directive is deprecated, please use 'log_skip' instead!") })
+        // Also inside a named route.
+        let n = try CaddyfileAdapter.adapt(Array("&(q) {\n\tskip_log\n}\nhttp://t.test {\n\tinvoke q\n}\n".utf8), filename: "Caddyfile", environment: [:])
+        #expect(n.warnings == ["Caddyfile:2: the 'skip_log' directive is deprecated, please use 'log_skip' instead!"])
     }
 
     @Test func logAppendEarlyAndLate() throws {
