@@ -8,6 +8,17 @@ extension DirectiveParsers {
         let location = SourceLocation(file: d.file, line: d.line)
         let m = try matcher(&d, site)
         var spec = ReverseProxySpec()
+        try reverseProxyBody(&d, &spec, location: location) { _, _ throws(CaddyfileError) in false }
+        site.addRoute("reverse_proxy", matcher: m, handlers: [.spec(spec)])
+    }
+
+    /// The upstreams and the block of `reverse_proxy` (also read by `forward_auth`, which has
+    /// the same syntax): `extra` is offered every subdirective this one does not know and
+    /// returns true when it consumed it.
+    static func reverseProxyBody(
+        _ d: inout Dispenser, _ spec: inout ReverseProxySpec, location: SourceLocation,
+        extra: (String, inout Dispenser) throws(CaddyfileError) -> Bool
+    ) throws(CaddyfileError) {
         while d.nextArg() { spec.upstreams += try upstreams(d.val, &d) }
         let nesting = d.nesting
         while d.nextBlock(nesting) {
@@ -130,6 +141,7 @@ extension DirectiveParsers {
                 "handle_response", "replace_status", "copy_response", "copy_response_headers", "verbose_logs":
                 throw d.err("reverse_proxy subdirective '\(sub)' is not supported by this Berth build yet")
             default:
+                if try extra(sub, &d) { continue }
                 throw d.err("unrecognized subdirective \(sub)")
             }
         }
@@ -144,7 +156,6 @@ extension DirectiveParsers {
             throw d.err("upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)")
         }
         if spec.transport.tls { spec.tlsLocation = location }
-        site.addRoute("reverse_proxy", matcher: m, handlers: [.spec(spec)])
     }
 
     private static func upstreams(_ s: String, _ d: inout Dispenser) throws(CaddyfileError) -> [UpstreamAddress] {
