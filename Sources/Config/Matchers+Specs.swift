@@ -7,6 +7,17 @@ import HTTPCore
 /// `ip_matchers.go`, `fileserver/matcher.go`). Each parser gets a dispenser over every
 /// segment of its matcher in one set (Caddy concatenates them) and loops with `while d.next()`.
 enum MatcherSpecParsers {
+    /// `[<name>] <field> <regexp>` of `header_regexp` / `vars_regexp`: the capture name defaults
+    /// to the matcher set's (`@name`).
+    static func namedFieldPattern(_ d: inout Dispenser) throws(CaddyfileError) -> (name: String, field: String, pattern: String) {
+        let args = d.remainingArgs()
+        switch args.count {
+        case 2: return (d.context["matcher_name"] ?? "", args[0], args[1])
+        case 3: return (args[0].isEmpty ? d.context["matcher_name"] ?? "" : args[0], args[1], args[2])
+        default: throw d.argErr()
+        }
+    }
+
     static func path(_ d: inout Dispenser) throws(CaddyfileError) -> any MatcherSpec {
         var args: [String] = []
         while d.next() {
@@ -58,14 +69,7 @@ enum MatcherSpecParsers {
     static func headerRegexp(_ d: inout Dispenser) throws(CaddyfileError) -> any MatcherSpec {
         var spec = HeaderRegexpMatcherSpec()
         while d.next() {
-            let args = d.remainingArgs()
-            var name = "", field = "", pattern = ""
-            switch args.count {
-            case 2: field = args[0]; pattern = args[1]
-            case 3: name = args[0]; field = args[1]; pattern = args[2]
-            default: throw d.argErr()
-            }
-            if name.isEmpty { name = d.context["matcher_name"] ?? "" }
+            let (name, field, pattern) = try namedFieldPattern(&d)
             if spec.fields.contains(where: { $0.field == field }) {
                 throw d.err("header_regexp matcher can only be used once per named matcher, per header field: \(field)")
             }

@@ -25,14 +25,7 @@ extension MatcherSpecParsers {
     static func varsRegexp(_ d: inout Dispenser) throws(CaddyfileError) -> any MatcherSpec {
         var spec = VarsRegexpMatcherSpec()
         while d.next() {
-            let args = d.remainingArgs()
-            var name = "", field = "", pattern = ""
-            switch args.count {
-            case 2: field = args[0]; pattern = args[1]
-            case 3: name = args[0]; field = args[1]; pattern = args[2]
-            default: throw d.argErr()
-            }
-            if name.isEmpty { name = d.context["matcher_name"] ?? "" }
+            let (name, field, pattern) = try namedFieldPattern(&d)
             let re = try compile(pattern, &d)
             if let i = spec.entries.firstIndex(where: { $0.field == field }) {
                 spec.entries[i] = (field, name, re)

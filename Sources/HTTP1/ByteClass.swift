@@ -92,20 +92,6 @@ enum ByteClass {
         }
     }
 
-    /// ASCII case-insensitive comparison of `bytes` with a lower-case static string.
-    @inline(__always)
-    static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
-        let n = lower.utf8CodeUnitCount
-        guard bytes.count == n else { return false }
-        let p = lower.utf8Start
-        for i in 0..<n {
-            var b = bytes[i]
-            if b >= 0x41 && b <= 0x5A { b |= 0x20 }
-            if b != p[i] { return false }
-        }
-        return true
-    }
-
     /// Calls `body` with each comma-separated element of a list value, trimmed of OWS,
     /// skipping empty elements (RFC 9110 §5.6.1).
     @inline(__always)

@@ -51,7 +51,7 @@ enum HTTP1Encoder {
                     let v = UnsafeRawBufferPointer(
                         rebasing: ab[Int(e.valueStart)..<Int(e.valueStart) + Int(e.valueLength)])
                     ByteClass.forEachListElement(v) { el in
-                        if ByteClass.equalsLowercase(el, "close") { s.wantsClose = true }
+                        if ASCII.equalsLowercase(el, "close") { s.wantsClose = true }
                     }
                 }
             default: break

@@ -77,16 +77,16 @@ extension HTTP1Parser {
             contentLength = v
         case .transferEncoding:
             transferEncodingLines += 1
-            transferEncodingIsChunked = ByteClass.equalsLowercase(value, "chunked")
+            transferEncodingIsChunked = ASCII.equalsLowercase(value, "chunked")
         case .connection:
             // RFC 9112 §9.3 / §9.6: `close` ends the connection after this response;
             // `keep-alive` asks an HTTP/1.0 connection to persist.
             var close = false
             var keep = false
             ByteClass.forEachListElement(value) { el in
-                if ByteClass.equalsLowercase(el, "close") {
+                if ASCII.equalsLowercase(el, "close") {
                     close = true
-                } else if ByteClass.equalsLowercase(el, "keep-alive") {
+                } else if ASCII.equalsLowercase(el, "keep-alive") {
                     keep = true
                 }
             }
@@ -96,7 +96,7 @@ extension HTTP1Parser {
             // RFC 9110 §10.1.1: the only expectation is 100-continue; an empty value is
             // ignored (Go does the same).
             if !value.isEmpty {
-                if ByteClass.equalsLowercase(value, "100-continue") {
+                if ASCII.equalsLowercase(value, "100-continue") {
                     expectContinue = true
                 } else {
                     expectOther = true

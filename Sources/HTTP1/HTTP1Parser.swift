@@ -282,7 +282,7 @@ package struct HTTP1Parser: Sendable {
         var k = 0
         while k < n && t[k] != 0x3A { k += 1 }
         let scheme = UnsafeRawBufferPointer(rebasing: t[0..<k])
-        guard ByteClass.equalsLowercase(scheme, "http") || ByteClass.equalsLowercase(scheme, "https"),
+        guard ASCII.equalsLowercase(scheme, "http") || ASCII.equalsLowercase(scheme, "https"),
             k + 2 < n, t[k + 1] == 0x2F, t[k + 2] == 0x2F
         else { return .invalidTarget }
         let as0 = k + 3

@@ -139,7 +139,7 @@ extension HTTP2Stream: ResponseSink {
 
     private static func wantsClose(_ fields: HTTPFields) -> Bool {
         guard let i = fields.firstIndex(.connection) else { return false }
-        return fields.withField(i) { _, v in RequestHeadBuilder.equalsLowercase(v, "close") }
+        return fields.withField(i) { _, v in ASCII.equalsLowercase(v, "close") }
     }
 
     /// Puts a deferred data provider back in nghttp2's queue.

@@ -109,7 +109,7 @@ public struct RequestHeadBuilder {
             for b in value where b >= 0x30 && b <= 0x39 { v = v &* 10 &+ Int64(b &- 0x30) }
             request.contentLength = v
         case .expect:
-            if RequestHeadBuilder.equalsLowercase(value, "100-continue") { expectContinue = true }
+            if ASCII.equalsLowercase(value, "100-continue") { expectContinue = true }
         default:
             break
         }
@@ -201,16 +201,4 @@ public struct RequestHeadBuilder {
         return true
     }
 
-    /// ASCII case-insensitive comparison with a lower-case literal.
-    @inlinable @inline(__always)
-    public static func equalsLowercase(_ a: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
-        guard a.count == s.utf8CodeUnitCount else { return false }
-        let p = s.utf8Start
-        for i in 0..<a.count {
-            var c = a[i]
-            if c >= 0x41 && c <= 0x5A { c |= 0x20 }
-            if c != p[i] { return false }
-        }
-        return true
-    }
 }

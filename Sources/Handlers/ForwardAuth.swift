@@ -86,7 +86,7 @@ package struct ForwardAuthSubrequest: ProxySubrequest {
             c.from.withUnsafeBytes { fb in
                 for i in start..<fields.count {
                     fields.withField(i) { n, v in
-                        guard ForwardAuthSubrequest.equalsIgnoringCase(n, fb) else { return }
+                        guard ASCII.equalsIgnoringCase(n, fb) else { return }
                         if found { joined.append(byte: UInt8(ascii: ",")) }
                         joined.append(v)
                         found = true
@@ -109,14 +109,4 @@ package struct ForwardAuthSubrequest: ProxySubrequest {
         }
     }
 
-    static func equalsIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        for i in 0..<a.count {
-            var x = a[i], y = b[i]
-            if x >= 0x41 && x <= 0x5A { x |= 0x20 }
-            if y >= 0x41 && y <= 0x5A { y |= 0x20 }
-            if x != y { return false }
-        }
-        return true
-    }
 }

@@ -128,13 +128,6 @@ package enum Cookies {
 extension Template {
     /// ASCII case-insensitive comparison of two byte strings.
     static func equalsIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        for i in 0..<a.count {
-            var x = a[i], y = b[i]
-            if x >= 0x41 && x <= 0x5A { x |= 0x20 }
-            if y >= 0x41 && y <= 0x5A { y |= 0x20 }
-            if x != y { return false }
-        }
-        return true
+        ASCII.equalsIgnoringCase(a, b)
     }
 }

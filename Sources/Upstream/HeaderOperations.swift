@@ -53,7 +53,7 @@ package struct HeaderOperation: Sendable {
                 let prefix = name.dropLast()
                 removeAll(&fields) { n in
                     n.count >= prefix.count
-                        && UpstreamBytes.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: n[0..<prefix.count]),
+                        && ASCII.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: n[0..<prefix.count]),
                                                             prefix.withUnsafeBytes { $0 })
                 }
             } else {
@@ -99,7 +99,7 @@ package struct HeaderOperation: Sendable {
     private func matches(_ fields: HTTPFields, _ i: Int) -> Bool {
         let e = fields.entries[i]
         if token != .other { return e.token == token }
-        return fields.withField(i) { n, _ in name.withUnsafeBytes { UpstreamBytes.equalsIgnoringCase(n, $0) } }
+        return fields.withField(i) { n, _ in name.withUnsafeBytes { ASCII.equalsIgnoringCase(n, $0) } }
     }
 
     private func firstIndex(_ fields: HTTPFields) -> Int? {

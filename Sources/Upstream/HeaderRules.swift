@@ -64,7 +64,7 @@ package enum HopByHop {
                 // `Connection: keep-alive` costs nothing more.
                 source.withField(i) { _, v in
                     UpstreamBytes.forEachListElement(v) { el in
-                        if !UpstreamBytes.equalsLowercase(el, "keep-alive") && !UpstreamBytes.equalsLowercase(el, "upgrade") {
+                        if !ASCII.equalsLowercase(el, "keep-alive") && !ASCII.equalsLowercase(el, "upgrade") {
                             hasConnection = true
                         }
                     }
@@ -72,7 +72,7 @@ package enum HopByHop {
             case .te:
                 source.withField(i) { _, v in
                     UpstreamBytes.forEachListElement(v) { el in
-                        if UpstreamBytes.equalsLowercase(el, "trailers") { teTrailers = true }
+                        if ASCII.equalsLowercase(el, "trailers") { teTrailers = true }
                     }
                 }
             default: break
@@ -101,7 +101,7 @@ package enum HopByHop {
         for i in start..<fields.count where mayList && fields.entries[i].token == .connection {
             fields.withField(i) { _, v in
                 UpstreamBytes.forEachListElement(v) { el in
-                    if !UpstreamBytes.equalsLowercase(el, "keep-alive") && !UpstreamBytes.equalsLowercase(el, "upgrade") {
+                    if !ASCII.equalsLowercase(el, "keep-alive") && !ASCII.equalsLowercase(el, "upgrade") {
                         hasConnection = true
                     }
                 }
@@ -125,7 +125,7 @@ package enum HopByHop {
         for i in start..<fields.entries.count where fields.entries[i].token == .connection {
             fields.withField(i) { _, v in
                 UpstreamBytes.forEachListElement(v) { el in
-                    if UpstreamBytes.equalsIgnoringCase(el, name) { hit = true }
+                    if ASCII.equalsIgnoringCase(el, name) { hit = true }
                 }
             }
             if hit { return true }
@@ -140,7 +140,7 @@ package enum HopByHop {
         for i in fields.entries.indices where fields.entries[i].token == .connection {
             fields.withField(i) { _, v in
                 UpstreamBytes.forEachListElement(v) { el in
-                    if UpstreamBytes.equalsLowercase(el, "upgrade") { connectionUpgrade = true }
+                    if ASCII.equalsLowercase(el, "upgrade") { connectionUpgrade = true }
                 }
             }
         }

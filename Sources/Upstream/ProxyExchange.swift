@@ -139,7 +139,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
 
     private static func expectsContinue(_ f: HTTPFields) -> Bool {
         guard let i = f.firstIndex(.expect) else { return false }
-        return f.withField(i) { _, v in UpstreamBytes.equalsLowercase(v, "100-continue") }
+        return f.withField(i) { _, v in ASCII.equalsLowercase(v, "100-continue") }
     }
 
     /// Returns the object to its loop's free list (never while a request refers to it).

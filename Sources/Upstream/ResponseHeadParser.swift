@@ -172,12 +172,12 @@ package struct ResponseHeadParser: Sendable {
             hasTransferEncoding = true
             var last: UnsafeRawBufferPointer? = nil
             UpstreamBytes.forEachListElement(value) { last = $0 }
-            if let l = last { chunked = UpstreamBytes.equalsLowercase(l, "chunked") }
+            if let l = last { chunked = ASCII.equalsLowercase(l, "chunked") }
         case .connection:
             UpstreamBytes.forEachListElement(value) { el in
-                if UpstreamBytes.equalsLowercase(el, "close") { connectionClose = true }
-                if UpstreamBytes.equalsLowercase(el, "keep-alive") { connectionKeepAlive = true }
-                if UpstreamBytes.equalsLowercase(el, "upgrade") { connectionUpgrade = true }
+                if ASCII.equalsLowercase(el, "close") { connectionClose = true }
+                if ASCII.equalsLowercase(el, "keep-alive") { connectionKeepAlive = true }
+                if ASCII.equalsLowercase(el, "upgrade") { connectionUpgrade = true }
             }
         default:
             break
@@ -214,7 +214,6 @@ package enum UpstreamBytes {
         if b < 128 { return (0x57ff_ffff_c7ff_fffe as UInt64) >> UInt64(b &- 64) & 1 != 0 }
         return false
     }
-
 
     /// True when the `count` bytes at `p` hold a NUL, CR or LF (never allowed in a field
     /// value). Eight bytes at a time: a word without any byte below 0x0E (the "has less
@@ -262,32 +261,6 @@ package enum UpstreamBytes {
             n = n * 10 + Int64(b - 0x30)
         }
         return n
-    }
-
-    /// ASCII case-insensitive comparison with a lower-case literal.
-    @inline(__always)
-    package static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
-        guard bytes.count == lower.utf8CodeUnitCount else { return false }
-        let p = lower.utf8Start
-        for i in 0..<bytes.count {
-            var c = bytes[i]
-            if c >= 0x41 && c <= 0x5A { c |= 0x20 }
-            if c != p[i] { return false }
-        }
-        return true
-    }
-
-    /// ASCII case-insensitive equality of two byte strings.
-    @inline(__always)
-    package static func equalsIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        for i in 0..<a.count {
-            var x = a[i], y = b[i]
-            if x >= 0x41 && x <= 0x5A { x |= 0x20 }
-            if y >= 0x41 && y <= 0x5A { y |= 0x20 }
-            if x != y { return false }
-        }
-        return true
     }
 
     /// Calls `body` with each non-empty element of a comma-separated list, OWS trimmed

@@ -258,6 +258,43 @@ def caddy_and_berth(prefix, caddyfile_for):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def http1_get(port, target, headers=None, host="localhost", timeout=10):
+    """One `GET target` over HTTP/1.1 with `Connection: close` (no Host field when `host` is
+    None; `headers` a dict or (name, value) pairs). Returns (status, {lower name: [values]},
+    body) with a chunked body decoded."""
+    lines = [f"GET {target} HTTP/1.1"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    lines += [f"{k}: {v}" for k, v in pairs]
+    lines.append("Connection: close")
+    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        buf = b""
+        while chunk := c.recv(65536):
+            buf += chunk
+    finally:
+        c.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    hl = head.split(b"\r\n")
+    hs = {}
+    for line in hl[1:]:
+        k, v = line.split(b":", 1)
+        hs.setdefault(k.strip().lower().decode(), []).append(v.strip().decode("latin-1"))
+    if hs.get("transfer-encoding") == ["chunked"]:
+        out = b""
+        while body:
+            line, _, body = body.partition(b"\r\n")
+            n = int(line, 16)
+            if n == 0:
+                break
+            out += body[:n]
+            body = body[n + 2:]
+        body = out
+    return int(hl[0].split(b" ")[1]), hs, body
+
+
 def run_cli(args, env=None, cwd=None, timeout=30, input=None):
     """Runs `berth ARGS` to completion; returns CompletedProcess with text output."""
     e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.gettempdir()}

@@ -5,14 +5,13 @@ realm, the user placeholder and the access log's user_id, the route going on aft
 check (run off the event loop) never holds up other requests."""
 import base64
 import shutil
-import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import caddy_and_berth, launch, run_cli, tcp_listener
+from conftest import caddy_and_berth, http1_get, launch, run_cli, tcp_listener
 
 CADDY = shutil.which("caddy")
 
@@ -22,36 +21,7 @@ def b64(user, password):
 
 
 def send(port, target, headers=None, timeout=15):
-    lines = [f"GET {target} HTTP/1.1", "Host: auth.test"]
-    for k, v in (headers or {}).items():
-        lines.append(f"{k}: {v}")
-    lines.append("Connection: close")
-    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    buf = b""
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        buf += b
-    c.close()
-    head, _, body = buf.partition(b"\r\n\r\n")
-    hl = head.split(b"\r\n")
-    hs = {}
-    for l in hl[1:]:
-        k, v = l.split(b":", 1)
-        hs.setdefault(k.strip().lower().decode(), []).append(v.strip().decode("latin-1"))
-    if hs.get("transfer-encoding") == ["chunked"]:
-        out = b""
-        while body:
-            line, _, body = body.partition(b"\r\n")
-            n = int(line, 16)
-            if n == 0:
-                break
-            out += body[:n]
-            body = body[n + 2:]
-        body = out
-    return int(hl[0].split(b" ")[1]), hs, body
+    return http1_get(port, target, headers, host="auth.test", timeout=timeout)
 
 
 def site(hash_alice, hash_bob, bind):

