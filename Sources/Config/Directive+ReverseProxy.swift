@@ -5,13 +5,24 @@ import Upstream
 /// `reverse_proxy [<matcher>] [<upstreams...>] { … }` (Caddy's `reverseproxy/caddyfile.go`).
 extension DirectiveParsers {
     static func reverseProxy(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
-        let location = SourceLocation(file: d.file, line: d.line)
         let m = try matcher(&d, site)
         var spec = ReverseProxySpec()
+        try reverseProxyBody(&d, &spec, extra: nil)
+        site.addRoute("reverse_proxy", matcher: m, handlers: [.spec(spec)])
+    }
+
+    /// Subdirectives a directive built on `reverse_proxy` handles itself (`php_fastcgi`): true
+    /// when `sub` was one of them (its arguments consumed).
+    typealias ExtraSubdirective = (String, inout Dispenser) throws(CaddyfileError) -> Bool
+
+    /// The upstreams on the directive line and the block (after the matcher).
+    static func reverseProxyBody(_ d: inout Dispenser, _ spec: inout ReverseProxySpec, extra: ExtraSubdirective?) throws(CaddyfileError) {
+        let location = SourceLocation(file: d.file, line: d.line)
         while d.nextArg() { spec.upstreams += try upstreams(d.val, &d) }
         let nesting = d.nesting
         while d.nextBlock(nesting) {
             let sub = d.val
+            if let extra, try extra(sub, &d) { continue }
             switch sub {
             case "to":
                 var any = false
@@ -119,6 +130,14 @@ extension DirectiveParsers {
                 if sub == "header_up" { spec.headerUp.append(line) } else { spec.headerDown.append(line) }
             case "transport":
                 guard d.nextArg() else { throw d.argErr() }
+                if spec.transportWritten || spec.fastcgi != nil { throw d.err("transport already specified") }
+                if d.val == "fastcgi" {
+                    spec.transportWritten = true
+                    var f = FastCGISpec()
+                    try fastcgiTransportBlock(&d, &f)
+                    spec.fastcgi = f
+                    continue
+                }
                 guard d.val == "http" else {
                     throw d.err("reverse_proxy transport '\(d.val)' is not supported by this Berth build yet")
                 }
@@ -144,7 +163,9 @@ extension DirectiveParsers {
             throw d.err("upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)")
         }
         if spec.transport.tls { spec.tlsLocation = location }
-        site.addRoute("reverse_proxy", matcher: m, handlers: [.spec(spec)])
+        if spec.fastcgi != nil && spec.transport.tls {
+            throw d.err("transport fastcgi: TLS to FastCGI upstreams is not supported by this Berth build yet")
+        }
     }
 
     private static func upstreams(_ s: String, _ d: inout Dispenser) throws(CaddyfileError) -> [UpstreamAddress] {
@@ -155,7 +176,7 @@ extension DirectiveParsers {
         }
     }
 
-    private static func oneArg(_ d: inout Dispenser) throws(CaddyfileError) -> String {
+    static func oneArg(_ d: inout Dispenser) throws(CaddyfileError) -> String {
         guard d.nextArg() else { throw d.argErr() }
         let v = d.val
         if d.nextArg() { throw d.argErr() }
@@ -168,7 +189,7 @@ extension DirectiveParsers {
         return n
     }
 
-    private static func duration(_ d: inout Dispenser, _ name: String) throws(CaddyfileError) -> Int {
+    static func duration(_ d: inout Dispenser, _ name: String) throws(CaddyfileError) -> Int {
         let v = try oneArg(&d)
         guard let ms = DurationText.parseMilliseconds(v), ms >= 0 else { throw d.err("bad duration value '\(v)'") }
         return ms
