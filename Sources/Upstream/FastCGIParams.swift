@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EventLoop
 import HTTPCore
 import IOCore
 
@@ -74,7 +75,7 @@ enum FastCGIParams {
         func put(_ name: StaticString, _ value: StaticString) { FastCGI.appendPair(name, value, into: out) }
 
         put("AUTH_TYPE", "")
-        put("CONTENT_LENGTH", r.fields.withValue(.contentLength) { Array($0) } ?? [])
+        put("CONTENT_LENGTH", Array(String(r.bodySource == nil ? 0 : r.contentLength ?? 0).utf8))
         put("CONTENT_TYPE", r.fields.withValue(.contentType) { Array($0) } ?? [])
         put("GATEWAY_INTERFACE", "CGI/1.1")
         put("PATH_INFO", pathInfo)
@@ -96,7 +97,8 @@ enum FastCGIParams {
         put("REQUEST_URI", r.withLineBytes(r.originalTargetRange ?? r.targetRange) { requestURI($0) })
         put("SCRIPT_FILENAME", scriptFilename)
         put("SCRIPT_NAME", scriptName)
-        if let local = r.connection.local, local.family != AF_UNIX {
+        if let local = r.connection.local ?? (r.connection.socket >= 0 ? Socket.localAddress(r.connection.socket) : nil),
+           local.family != AF_UNIX {
             scratch.clear()
             local.writeIP(into: scratch)
             put("SERVER_ADDR", scratch.readableArray())
@@ -140,7 +142,7 @@ enum FastCGIParams {
     /// `HTTP_<NAME>` for every field (upper-cased, `-` → `_`), same-named fields joined with
     /// ", " as Go's `http.Header` holds them; `Proxy` is dropped (httpoxy, CVE-2016-5385) and
     /// Host is HTTP_HOST already. Content-Length, which the proxied fields leave to the framing,
-    /// comes from the client's request as in Go's header map.
+    /// is what Caddy's request buffering sets.
     static func appendHeaders(_ fields: HTTPFields, request r: HTTPRequest, into out: ByteBuffer) {
         var name: [UInt8] = []
         var value: [UInt8] = []
@@ -175,8 +177,14 @@ enum FastCGIParams {
             name.withUnsafeBytes { nb in value.withUnsafeBytes { vb in FastCGI.appendPair(name: nb, value: vb, into: out) } }
         }
         for i in 0..<fields.count { emit(fields, i) }
-        if r.fields.contains(.contentLength), !fields.contains(.contentLength), let v = r.fields.withValue(.contentLength, { Array($0) }) {
-            v.withUnsafeBytes { FastCGI.appendPair("HTTP_CONTENT_LENGTH", value: $0, into: out) }
+        // Caddy's proxy sets an empty User-Agent when the client sent none (so that Go's
+        // client adds no default): FastCGI sees it as an empty HTTP_USER_AGENT.
+        if !fields.contains(.userAgent) { FastCGI.appendPair("HTTP_USER_AGENT", "", into: out) }
+        // Caddy buffers small request bodies for FastCGI (4 KiB; Go gives every request a
+        // body, so a bodiless one counts as fully read) and then sets Content-Length: HTTP_CONTENT_LENGTH is
+        // the body's length, `0` without one.
+        if !fields.contains(.contentLength), let n = r.bodySource == nil ? 0 : r.contentLength {
+            Array(String(n).utf8).withUnsafeBytes { FastCGI.appendPair("HTTP_CONTENT_LENGTH", value: $0, into: out) }
         }
     }
 
