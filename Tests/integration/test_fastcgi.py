@@ -26,7 +26,7 @@ INFO_PHP = r"""<?php
 $keys = ['SCRIPT_NAME','SCRIPT_FILENAME','PATH_INFO','PATH_TRANSLATED','DOCUMENT_ROOT','DOCUMENT_URI',
   'REQUEST_URI','QUERY_STRING','REQUEST_METHOD','REQUEST_SCHEME','REMOTE_ADDR','REMOTE_HOST','REMOTE_PORT',
   'SERVER_NAME','SERVER_PORT','SERVER_ADDR','SERVER_PROTOCOL','SERVER_SOFTWARE','GATEWAY_INTERFACE',
-  'CONTENT_TYPE','CONTENT_LENGTH','HTTPS','AUTH_TYPE','REMOTE_USER','MY_ENV'];
+  'CONTENT_TYPE','CONTENT_LENGTH','HTTPS','SSL_PROTOCOL','SSL_CIPHER','AUTH_TYPE','REMOTE_USER','MY_ENV'];
 $out = [];
 foreach ($keys as $k) { $out[$k] = array_key_exists($k, $_SERVER) ? $_SERVER[$k] : null; }
 foreach ($_SERVER as $k => $v) { if (strncmp($k, 'HTTP_', 5) === 0) { $out[$k] = $v; } }
@@ -139,6 +139,13 @@ http://fcgi.test:{{$PORT}} {{
 \thandle /down/* {{
 \t\turi strip_prefix /down
 \t\tphp_fastcgi 127.0.0.1:{dead_port}
+\t}}
+\thandle /downsock/* {{
+\t\turi strip_prefix /downsock
+\t\tphp_fastcgi unix/{fpm['tmp']}/missing.sock
+\t}}
+\thandle_errors 502 504 {{
+\t\trespond "proxy error {{err.status_code}}"
 \t}}
 \thandle /slow/* {{
 \t\turi strip_prefix /slow
@@ -316,16 +323,19 @@ def test_stderr_is_logged_with_capture_stderr(servers):
     assert servers["berth_proc"].stderr().count("fcgi-stderr-marker") == before
 
 
-def test_fpm_down_is_502(servers):
-    (cs, _, cb), (bs, _, bb) = both(servers, "GET", "/down/info.php")
+@pytest.mark.parametrize("prefix", ["/down", "/downsock"])
+def test_fpm_down_is_502(servers, prefix):
+    # A handler error: handle_errors answers it on both servers.
+    (cs, _, cb), (bs, _, bb) = both(servers, "GET", prefix + "/info.php")
     assert cs == bs == 502
-    assert cb == bb == b""
+    assert cb == bb == b"proxy error 502"
 
 
 def test_slow_script_read_timeout_is_504(servers):
     t0 = time.time()
-    (cs, _, _), (bs, _, _) = both(servers, "GET", "/slow/slow.php")
+    (cs, _, cb), (bs, _, bb) = both(servers, "GET", "/slow/slow.php")
     assert cs == bs == 504
+    assert cb == bb == b"proxy error 504"
     assert time.time() - t0 < 5.5
 
 
@@ -368,3 +378,34 @@ def test_chunked_upload_without_length_is_411(servers):
         c.close()
         # Caddy buffers bodies up to 4 KiB to learn their length; Berth refuses (411).
         assert r.status == (200 if name == "caddy" else 411), (name, r.status)
+
+
+def test_https_params_berth(fpm):
+    """Over TLS (h1 and h2 through ALPN): HTTPS=on, REQUEST_SCHEME, SSL_PROTOCOL / SSL_CIPHER,
+    SERVER_PORT 443-style from Host. Berth only: Caddy's `tls internal` needs automatic HTTPS,
+    whose redirect listener this shared machine cannot spare a port for."""
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl not installed")
+    from conftest import launch, tcp_listener
+    lsock = tcp_listener()
+    port = lsock.getsockname()[1]
+    cfg = fpm["tmp"] / "tls.Caddyfile"
+    cfg.write_text(f"{{\n\tadmin off\n\tauto_https off\n\tskip_install_trust\n}}\n\n"
+                   f"https://fcgi.test:{port} {{\n\tbind fd/3\n\ttls internal\n\troot * {fpm['root']}\n"
+                   f"\tbasic_auth /info.php* {{\n\t\tuser $2a$04$f/WtJZa3BGEuCgEXw08gzOHFqIIt0Hq0.3hGiUm7GB6zEV3IikcmS\n\t}}\n"
+                   f"\tphp_fastcgi unix/{fpm['sock']}\n}}\n")
+    berth = launch(["run", "--config", str(cfg)], sockets=[lsock])
+    try:
+        assert berth.alive(), berth.stderr()
+        for flag, proto in (("--http1.1", "HTTP/1.1"), ("--http2", "HTTP/2.0")):
+            out = subprocess.run([curl, "-sSk", flag, "-u", "user:pw", "--resolve", f"fcgi.test:{port}:127.0.0.1",
+                                  f"https://fcgi.test:{port}/info.php/x?y=1"], capture_output=True, text=True, timeout=20)
+            j = json.loads(out.stdout)
+            assert j["HTTPS"] == "on" and j["REQUEST_SCHEME"] == "https" and j["SERVER_PROTOCOL"] == proto
+            assert j["SSL_PROTOCOL"] == "TLSv1.3" and j["SSL_CIPHER"].startswith("TLS_"), j
+            assert j["SERVER_PORT"] == str(port) and j["SERVER_NAME"] == "fcgi.test"
+            assert j["REMOTE_USER"] == "user" and j["AUTH_TYPE"] == ""
+            assert j["HTTP_X_FORWARDED_PROTO"] == "https" and j["PATH_INFO"] == "/x"
+    finally:
+        berth.stop()
