@@ -303,6 +303,26 @@ def main():
                   + "; ".join(f"{n} CPU/req {t[n]['cpu_us_per_req'] / t['nginx']['cpu_us_per_req']:.2f}x, "
                               f"req/s {t[n]['rps'] / t['nginx']['rps']:.2f}x, p99 {t[n]['p99_ms'] / t['nginx']['p99_ms']:.2f}x"
                               for n in t if n != "nginx" and t[n].get("cpu_us_per_req") and t[n].get("p99_ms"))]
+    if "nginx" in t:
+        # Round r of every proxy ran back to back, so the per-round ratio cancels load that
+        # drifts over the run; their median and how many rounds each side won say more than
+        # the ratio of medians when the two are this close.
+        for n in t:
+            if n == "nginx":
+                continue
+            pairs = [(a, b) for a, b in zip(t[n]["runs"], t["nginx"]["runs"])
+                     if a.get("rps") and b.get("rps") and a.get("proxy_cpu_us_per_req") and b.get("proxy_cpu_us_per_req")]
+            if not pairs:
+                continue
+            rps = sorted(a["rps"] / b["rps"] for a, b in pairs)
+            cpu = sorted(a["proxy_cpu_us_per_req"] / b["proxy_cpu_us_per_req"] for a, b in pairs)
+            p99 = sorted(a["p99_ms"] / b["p99_ms"] for a, b in pairs if a.get("p99_ms") and b.get("p99_ms"))
+            med = lambda v: v[len(v) // 2] if v else float("nan")
+            results.setdefault("paired", {})[n] = {"rps": rps, "cpu": cpu, "p99": p99}
+            lines += ["", f"{n} vs nginx, round by round ({len(pairs)} pairs): req/s ratio median {med(rps):.2f}x "
+                      f"(won {sum(1 for x in rps if x >= 1)}), CPU/req ratio median {med(cpu):.2f}x "
+                      f"(won {sum(1 for x in cpu if x <= 1)}), p99 ratio median {med(p99):.2f}x "
+                      f"(won {sum(1 for x in p99 if x <= 1)})"]
     if results.get("malloc"):
         lines += ["", "Heap allocator calls (malloc counter, LD_PRELOAD; nginx: master+workers):", "",
                   "| proxy | allocs/request (keep-alive) | allocs/connection |", "|---|---:|---:|"]

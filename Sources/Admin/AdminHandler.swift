@@ -15,6 +15,9 @@ package protocol AdminControl: AnyObject {
     func stop()
     /// A one-line health summary, and whether every listener serves.
     func health() -> (healthy: Bool, json: JSONValue)
+    /// Caddy's `GET /reverse_proxy/upstreams`: every upstream address with its requests in
+    /// flight and failure count.
+    func upstreams() -> JSONValue
 }
 
 /// The result of `POST /load`.
@@ -25,7 +28,8 @@ package enum AdminLoadOutcome: Sendable, Equatable {
 }
 
 /// Caddy's admin API on Berth's own HTTP stack (caddy-behavior §13): `POST /load`,
-/// `GET /config/[path]`, `POST /stop`, plus `GET /health` for container health checks.
+/// `GET /config/[path]`, `POST /stop`, `GET /reverse_proxy/upstreams`, plus `GET /health` for
+/// container health checks.
 /// Errors are `{"error":"…"}` JSON like Caddy's.
 package final class AdminHandler: Handler, @unchecked Sendable {
     private unowned let control: AdminControl
@@ -82,6 +86,14 @@ package final class AdminHandler: Handler, @unchecked Sendable {
             }
             let h = control.health()
             AdminHandler.json(response, h.healthy ? 200 : 503, h.json.serialized() + "\n")
+            return .done
+        }
+        if path == "/reverse_proxy/upstreams" {
+            guard method == .GET else {
+                AdminHandler.error(response, 405, "method not allowed")
+                return .done
+            }
+            AdminHandler.json(response, 200, control.upstreams().serialized() + "\n")
             return .done
         }
         if path == "/config" || path.hasPrefix("/config/") {

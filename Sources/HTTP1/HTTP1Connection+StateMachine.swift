@@ -97,7 +97,7 @@ extension HTTP1Connection {
             handlerHoldsResponse = !response.finished
         case .done, .next:
             if state == .handling && responseMode == .notStarted && !response.headSent {
-                response.sendEmpty()
+                response.sendUnanswered()
             }
             handlerHoldsResponse = !response.finished
         }

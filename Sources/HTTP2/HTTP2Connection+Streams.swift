@@ -81,7 +81,7 @@ extension HTTP2Connection {
         case .pending:
             break
         case .done, .next:
-            if s.phase == .handling && !s.response.headSent { s.response.sendEmpty() }
+            if s.phase == .handling && !s.response.headSent { s.response.sendUnanswered() }
         }
     }
 

@@ -76,7 +76,7 @@ extension QUICConnection {
         case .pending:
             break
         case .done, .next:
-            if s.phase == .handling && !s.response.headSent { s.response.sendEmpty() }
+            if s.phase == .handling && !s.response.headSent { s.response.sendUnanswered() }
         }
     }
 

@@ -57,6 +57,9 @@ package final class HTTPResponse {
     package private(set) var headSent = false
     /// Set once the response is complete.
     package private(set) var finished = false
+    /// Nothing answered the request: the server sent its implicit empty `200`
+    /// (`sendUnanswered`); the access log records it as Caddy's `NOP` with status 0.
+    package private(set) var unanswered = false
     /// Body bytes handed to the sink (the access log's `size`).
     package private(set) var bodyBytes: Int64 = 0
     /// Ask the protocol to close the connection after this response (`respond { close }`).
@@ -106,6 +109,7 @@ package final class HTTPResponse {
         fields.removeAll()
         headSent = false
         finished = false
+        unanswered = false
         bodyBytes = 0
         closeConnection = false
         errorStatus = 0
@@ -169,6 +173,14 @@ package final class HTTPResponse {
     /// Sends a head with no body.
     package func sendEmpty() {
         send(body: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// The answer to a request no handler answered: `200` with an empty body on the wire (Go
+    /// writes it when the handler chain returns without writing), logged as Caddy does — msg
+    /// `NOP`, status 0 (`unanswered`).
+    package func sendUnanswered() {
+        unanswered = true
+        sendEmpty()
     }
 
     /// Sends the head and `count` bytes of `file` from `offset` as the whole body (file_server):

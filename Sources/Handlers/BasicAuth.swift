@@ -63,7 +63,8 @@ package final class BasicAuthHandler: Handler, @unchecked Sendable {
         guard let loop = EventLoop.current else { return deny(request, response) }
         let check = PendingPasswordCheck(handler: self, loop: loop, request: request, response: response,
                                          user: user, known: known != nil, key: key)
-        guard PasswordWorkers.shared.submit({ berth_password_check(password, hash) == 1 }, then: { ok in
+        guard PasswordWorkers.shared.submit({
+            let ok = berth_password_check(password, hash) == 1
             loop.execute { check.complete(ok) }
         }) else {
             // Too many checks queued (a password-guessing flood): shed load rather than queue
@@ -155,64 +156,12 @@ final class PendingPasswordCheck: ResponseFlowObserver, @unchecked Sendable {
     }
 }
 
-/// Threads that run slow password hashing off the event loops (at most two, a bounded queue).
-final class PasswordWorkers: @unchecked Sendable {
-    static let shared = PasswordWorkers()
+/// Threads that run slow password hashing off the event loops (at most two, a bounded queue:
+/// a password-guessing flood is shed with 503 rather than queued for minutes).
+enum PasswordWorkers {
     static let maxQueued = 256
-
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var jobs: [() -> Void] = []
-    private var head = 0
-    private var started = false
-
-    private init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
-    }
-
-    /// Runs `work` on a worker and passes its result to `then` (on the worker: hop to a loop
-    /// with `execute`). False when the queue is full.
-    func submit(_ work: @escaping @Sendable () -> Bool, then: @escaping @Sendable (Bool) -> Void) -> Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        if jobs.count - head >= PasswordWorkers.maxQueued { return false }
-        if !started {
-            started = true
-            let n = max(1, min(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
-            for _ in 0..<n { startThread() }
-        }
-        jobs.append { then(work()) }
-        pthread_cond_signal(&cond)
-        return true
-    }
-
-    private func startThread() {
-        var t = pthread_t()
-        let me = Unmanaged.passRetained(self)
-        _ = pthread_create(&t, nil, { arg in
-            let w = Unmanaged<PasswordWorkers>.fromOpaque(arg!).takeRetainedValue()
-            _ = berth_set_thread_name("berth-passwords")
-            w.runJobs()
-            return nil
-        }, me.toOpaque())
-        pthread_detach(t)
-    }
-
-    private func runJobs() {
-        while true {
-            pthread_mutex_lock(&mutex)
-            while head == jobs.count { pthread_cond_wait(&cond, &mutex) }
-            let job = jobs[head]
-            head += 1
-            if head == jobs.count {
-                jobs.removeAll(keepingCapacity: true)
-                head = 0
-            }
-            pthread_mutex_unlock(&mutex)
-            job()
-        }
-    }
+    static let shared = BlockingPool(
+        name: "berth-passwords", threads: min(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), maxQueued: maxQueued)
 }
 
 /// crypt(5) password hashes through libcrypt (bcrypt).

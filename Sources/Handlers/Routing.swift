@@ -206,7 +206,7 @@ package final class ServerHandler: Handler, PendingErrorRouter {
         }
         if case .next = r {
             if !response.headSent {
-                response.sendEmpty()
+                response.sendUnanswered()
             }
             return .done
         }
@@ -246,7 +246,7 @@ package final class ServerHandler: Handler, PendingErrorRouter {
         if response.errorStatus != 0 && !response.headSent {
             if case .pending = r {} else { r = handleError(request, response) }
         }
-        if case .next = r, !response.headSent { response.sendEmpty() }
+        if case .next = r, !response.headSent { response.sendUnanswered() }
     }
 
     /// Caddy's server error path (`server.go` ServeHTTP): the original request is restored,

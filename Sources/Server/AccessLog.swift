@@ -29,7 +29,9 @@ package final class AccessLogWriter {
     /// Appends one entry for a finished request to every target log whose level allows it.
     package func log(request r: HTTPRequest, response res: HTTPResponse, serverHeader: [UInt8], nowNanos: UInt64,
                      targets: [AccessLogTarget]) {
-        let status = res.status
+        // Caddy logs a request nothing answered as msg "NOP" with status 0 (Go writes the
+        // implicit 200 after the handler chain returned).
+        let status = res.unanswered ? 0 : res.status
         let level: LogLevel = status >= 500 ? .error : .info
         var any = false
         for t in targets { for s in t.sinks where s.minimumLevel <= level { any = true } }
@@ -95,7 +97,7 @@ package final class AccessLogWriter {
                     appendPadded(nsec, digits: 9)
                     out.append(",\"logger\":\"")
                     out.append(t.loggerName)
-                    out.append("\",\"msg\":\"handled request\",")
+                    out.append(res.unanswered ? "\",\"msg\":\"NOP\"," : "\",\"msg\":\"handled request\",")
                     out.append(UnsafeRawBufferPointer(rebasing: body[1...]))
                 case .console:
                     ConsoleFormat.appendTime(out, seconds: sec, nanos: nsec)
@@ -103,7 +105,7 @@ package final class AccessLogWriter {
                     ConsoleFormat.appendLevel(out, level)
                     out.append(byte: 9)
                     out.append(t.loggerName)
-                    out.append("\thandled request\t")
+                    out.append(res.unanswered ? "\tNOP\t" : "\thandled request\t")
                     ConsoleFormat.appendSpaced(out, body)
                 }
                 out.append(byte: 10)

@@ -9,6 +9,7 @@ import Handlers
 import HTTPCore
 import IOCore
 import SystemD
+import Upstream
 
 /// The admin endpoint: a listening socket on the control loop, served by Berth's own HTTP/1
 /// stack with `AdminHandler` as the only route.
@@ -179,5 +180,11 @@ extension Supervisor: AdminControl {
             ("loops", .int(server.group.loops.count)),
             ("reloads", .int(reloads)),
         ]))
+    }
+
+    func upstreams() -> JSONValue {
+        .array(UpstreamRegistry.snapshot().map { u in
+            .object([("address", .string(u.address)), ("num_requests", .int(u.numRequests)), ("fails", .int(u.fails))])
+        })
     }
 }

@@ -35,17 +35,13 @@ package final class Resolver: @unchecked Sendable {
     }
 
     private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
     private var cache: [Key: Entry] = [:]
     private var inFlight: [Key: [Waiter]] = [:]
-    private var queue: [Key] = []
-    private let threadCount: Int
-    private var started = false
+    private let pool: BlockingPool
 
     init(threads: Int) {
-        threadCount = threads
+        pool = BlockingPool(name: "berth-resolver", threads: threads)
         pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
     }
 
     /// A cached answer that has not expired (any thread).
@@ -80,47 +76,36 @@ package final class Resolver: @unchecked Sendable {
             return
         }
         inFlight[key] = [w]
-        queue.append(key)
-        if !started {
-            started = true
-            startThreads()
-        }
-        pthread_cond_signal(&cond)
         pthread_mutex_unlock(&mutex)
-    }
-
-    private func startThreads() {
-        for _ in 0..<threadCount {
-            var tid = pthread_t()
-            let box = Unmanaged.passRetained(self).toOpaque()
-            let rc = pthread_create(&tid, nil, { arg in
-                let r = Unmanaged<Resolver>.fromOpaque(arg!).takeRetainedValue()
-                r.work()
-                return nil
-            }, box)
-            if rc == 0 { pthread_detach(tid) }
+        if !pool.submit({ [self] in lookUp(key) }) {
+            // No worker thread could be started: answer every waiter rather than leave them.
+            lookUpFailed(key, IOError("lookup \(host): no resolver thread", errno: EAGAIN))
         }
     }
 
-    private func work() {
-        while true {
-            pthread_mutex_lock(&mutex)
-            while queue.isEmpty { pthread_cond_wait(&cond, &mutex) }
-            let key = queue.removeFirst()
-            pthread_mutex_unlock(&mutex)
+    /// On a pool thread: one `getaddrinfo`, cached, delivered to every waiter on its loop.
+    private func lookUp(_ key: Key) {
+        let result = Resolver.lookup(host: key.host, port: key.port)
+        pthread_mutex_lock(&mutex)
+        if case .success(let a) = result {
+            cache[key] = Entry(addresses: a, expires: Clock.monotonicNanos() &+ ttlNanos)
+        }
+        let waiters = inFlight.removeValue(forKey: key) ?? []
+        pthread_mutex_unlock(&mutex)
+        deliver(result, to: waiters)
+    }
 
-            let result = Resolver.lookup(host: key.host, port: key.port)
+    private func lookUpFailed(_ key: Key, _ error: IOError) {
+        pthread_mutex_lock(&mutex)
+        let waiters = inFlight.removeValue(forKey: key) ?? []
+        pthread_mutex_unlock(&mutex)
+        deliver(.failure(error), to: waiters)
+    }
 
-            pthread_mutex_lock(&mutex)
-            if case .success(let a) = result {
-                cache[key] = Entry(addresses: a, expires: Clock.monotonicNanos() &+ ttlNanos)
-            }
-            let waiters = inFlight.removeValue(forKey: key) ?? []
-            pthread_mutex_unlock(&mutex)
-            for w in waiters {
-                let c = w.completion
-                w.loop.execute { c(result) }
-            }
+    private func deliver(_ result: Result<[SocketAddress], IOError>, to waiters: [Waiter]) {
+        for w in waiters {
+            let c = w.completion
+            w.loop.execute { c(result) }
         }
     }
 

@@ -34,6 +34,7 @@ package final class ReverseProxy: Sendable {
         viaNameLine = c.viaName.utf8.map { $0 == 0 || $0 == 0x0D || $0 == 0x0A ? 0x20 : $0 } + [0x0D, 0x0A]
         hosts = c.upstreams.map { UpstreamHost($0) }
         balancer = LoadBalancer(policy: c.policy, hosts: hosts, health: c.health)
+        UpstreamRegistry.add(self)
     }
 
     /// Proxies `request`. Without an event loop (unit tests that call handlers directly) the

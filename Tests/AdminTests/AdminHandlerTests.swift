@@ -33,6 +33,7 @@ final class FakeControl: AdminControl {
     }
     func stop() { stops += 1 }
     func health() -> (healthy: Bool, json: JSONValue) { (true, .object([("status", .string("ok"))])) }
+    func upstreams() -> JSONValue { .array([.object([("address", .string("a:1")), ("num_requests", .int(0)), ("fails", .int(2))])]) }
 }
 
 func request(_ method: String, _ path: String, host: String? = nil, headers: [(String, String)] = []) -> HTTPRequest {
@@ -94,4 +95,15 @@ func run(_ h: AdminHandler, _ r: HTTPRequest) -> CapturingSink {
     #expect(run(h, request("GET", "/stop")).status == 405)
     #expect(run(h, request("POST", "/stop")).status == 200 && c.stops == 1)
     #expect(run(h, request("GET", "/elsewhere")).status == 404)
+}
+
+@Test func reverseProxyUpstreamsIsGetOnly() {
+    let c = FakeControl()
+    let h = AdminHandler(control: c, allowedHosts: [], allowedOrigins: [])
+    let s = run(h, request("GET", "/reverse_proxy/upstreams"))
+    #expect(s.status == 200)
+    #expect(String(decoding: s.body, as: UTF8.self) == "[{\"address\":\"a:1\",\"num_requests\":0,\"fails\":2}]\n")
+    #expect(run(h, request("POST", "/reverse_proxy/upstreams")).status == 405)
+    #expect(run(h, request("GET", "/reverse_proxy/upstreams/x")).status == 404)
+    withExtendedLifetime(c) {}
 }

@@ -250,3 +250,98 @@ def test_100_reloads_under_load_lose_nothing(tmp_path):
         assert total > 1000, out
     finally:
         p.stop()
+
+
+def test_reverse_proxy_upstreams_like_caddy(tmp_path):
+    """`GET /reverse_proxy/upstreams` lists every upstream address once (shared by two sites
+    here), with the requests in flight to it, as a real Caddy does; other methods get 405."""
+    import http.client
+    import threading
+    from conftest import free_port
+    from proxy_backends import EchoBackend
+
+    caddy = shutil.which("caddy")
+    slow = socket.socket()
+    slow.bind(("127.0.0.1", 0))
+    slow.listen(16)  # accepts (in the kernel) and never answers: requests stay in flight
+    slow_port = slow.getsockname()[1]
+    echo = EchoBackend()
+
+    def caddyfile(admin, bind):
+        return (f"{{\n\tadmin {admin}\n\tauto_https off\n}}\n"
+                f"http://:{{$PORT}} {{\n\tbind {bind}\n\thandle /slow {{\n\t\treverse_proxy 127.0.0.1:{slow_port}\n\t}}\n"
+                f"\treverse_proxy localhost:{echo.port} unix/{tmp_path}/none.sock {{\n\t\tlb_policy first\n\t}}\n}}\n"
+                f"http://:{{$PORT2}} {{\n\tbind {bind}\n\treverse_proxy 127.0.0.1:{slow_port}\n}}\n")
+
+    def upstreams(admin_get):
+        st, body = admin_get("GET")
+        assert st == 200, body
+        return {u["address"]: u for u in json.loads(body)}
+
+    def check(admin_get, site_port):
+        expected = {f"127.0.0.1:{slow_port}", f"localhost:{echo.port}", f"unix/{tmp_path}/none.sock"}
+        got = upstreams(admin_get)
+        assert set(got) == expected, got
+        assert all(set(u) == {"address", "num_requests", "fails"} for u in got.values()), got
+        assert all(u["num_requests"] == 0 for u in got.values()), got
+        held = []
+        for _ in range(2):
+            c = socket.create_connection(("127.0.0.1", site_port), timeout=5)
+            c.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.append(c)
+        deadline = time.monotonic() + 5
+        while upstreams(admin_get)[f"127.0.0.1:{slow_port}"]["num_requests"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstreams(admin_get)[f"127.0.0.1:{slow_port}"]["num_requests"] == 2
+        for c in held:
+            c.close()
+        deadline = time.monotonic() + 5
+        while upstreams(admin_get)[f"127.0.0.1:{slow_port}"]["num_requests"] != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstreams(admin_get)[f"127.0.0.1:{slow_port}"]["num_requests"] == 0
+        assert admin_get("POST")[0] == 405
+
+    try:
+        # Berth, admin on a unix socket.
+        sock = str(tmp_path / "admin.sock")
+        a, b = tcp_listener(), tcp_listener()
+        site_port = a.getsockname()[1]
+        cf = write_caddyfile(tmp_path, caddyfile(f"unix/{sock}", "fd/3").replace("{$PORT2}", "9").replace(
+            "bind fd/3\n\treverse_proxy 127.0.0.1", "bind fd/4\n\treverse_proxy 127.0.0.1"))
+        p = launch(["run", "--config", str(cf)], sockets=[a, b], env={"PORT": "1"})
+        try:
+            check(lambda m: admin_request(sock, m, "/reverse_proxy/upstreams")[::2], site_port)
+        finally:
+            p.stop()
+        if caddy is None:
+            return
+        # Caddy, the same sites, admin on TCP.
+        admin_port, p1, p2 = free_port(), free_port(), free_port()
+        (tmp_path / "caddy").mkdir()
+        ccf = tmp_path / "caddy" / "Caddyfile"
+        ccf.write_text(caddyfile(f"127.0.0.1:{admin_port}", "127.0.0.1"))
+        env = dict(os.environ, PORT=str(p1), PORT2=str(p2), XDG_DATA_HOME=str(tmp_path / "caddy" / "d"),
+                   XDG_CONFIG_HOME=str(tmp_path / "caddy" / "c"))
+        cp = subprocess.Popen([caddy, "run", "--config", str(ccf)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        try:
+            def caddy_get(method):
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+                        conn.request(method, "/reverse_proxy/upstreams", headers={"Host": f"127.0.0.1:{admin_port}"})
+                        r = conn.getresponse()
+                        return r.status, r.read()
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+            caddy_get("GET")
+            check(caddy_get, p1)
+        finally:
+            cp.terminate()
+            cp.wait(10)
+    finally:
+        slow.close()
+        echo.close()

@@ -346,3 +346,41 @@ def test_journald_priority_prefixes(tmp_path, matching):
         assert l.startswith(want), l
     levels = {json.loads(l[3:])["level"] for l in lines}
     assert "info" in levels and "error" in levels, lines  # the 500 is logged at error, as Caddy
+
+
+def test_unanswered_request_logged_as_nop_like_caddy():
+    """A request no route answers gets Go's implicit empty 200 on the wire; Caddy logs it as
+    msg "NOP" with status 0 (its response recorder saw no WriteHeader). Berth the same, over
+    every protocol it logs; an answered request stays "handled request"."""
+    from conftest import caddy_and_berth
+
+    logdir = Path(tempfile.mkdtemp(prefix="nop-"))
+
+    def caddyfile(bind):
+        log = logdir / (("caddy" if bind.startswith("127") else "berth") + ".log")
+        return ("{\n\tadmin off\n\tauto_https off\n}\n"
+                f"http://:{{$PORT}} {{\n\tbind {bind}\n\tlog {{\n\t\toutput file {log}\n\t}}\n"
+                "\theader X-Seen yes\n\t@a path /a\n\trespond @a \"A\"\n}\n")
+
+    try:
+        with caddy_and_berth("nop-", caddyfile) as env:
+            got = {}
+            for who in ("caddy", "berth"):
+                for path in ("/nothing", "/a"):
+                    s = socket.create_connection(("127.0.0.1", env[who]), timeout=5)
+                    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+                    data = b""
+                    while chunk := s.recv(65536):
+                        data += chunk
+                    s.close()
+                    assert data.startswith(b"HTTP/1.1 200 "), (who, path, data[:80])
+                log = logdir / f"{who}.log"
+                assert wait_for(lambda: len(lines(log)) >= 2), (who, lines(log))
+                got[who] = {e["request"]["uri"]: e for e in map(json.loads, lines(log))}
+            for who, entries in got.items():
+                nop, answered = entries["/nothing"], entries["/a"]
+                assert (nop["msg"], nop["status"], nop["size"]) == ("NOP", 0, 0), (who, nop)
+                assert nop["level"] == "info" and nop["resp_headers"].get("X-Seen") == ["yes"], (who, nop)
+                assert (answered["msg"], answered["status"], answered["size"]) == ("handled request", 200, 1), (who, answered)
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
