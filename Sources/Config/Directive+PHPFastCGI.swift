@@ -131,13 +131,14 @@ extension DirectiveParsers {
     /// With a matcher the routes go into a subroute behind it; without, they stay together in
     /// the site's routes.
     static func phpFastCGI(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
+        let location = SourceLocation(file: d.file, line: d.line)
         let m = try matcher(&d, site)
         var f = FastCGISpec()
         var extensions = [".php"]
         var indexFile = "index.php"
         var tryFiles: [String] = []
         var spec = ReverseProxySpec()
-        try reverseProxyBody(&d, &spec) { sub, d throws(CaddyfileError) -> Bool in
+        try reverseProxyBody(&d, &spec, location: location) { sub, d throws(CaddyfileError) -> Bool in
             switch sub {
             case "split":
                 let args = d.remainingArgs()

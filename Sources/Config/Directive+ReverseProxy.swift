@@ -5,24 +5,24 @@ import Upstream
 /// `reverse_proxy [<matcher>] [<upstreams...>] { … }` (Caddy's `reverseproxy/caddyfile.go`).
 extension DirectiveParsers {
     static func reverseProxy(_ d: inout Dispenser, _ site: inout SiteState) throws(CaddyfileError) {
+        let location = SourceLocation(file: d.file, line: d.line)
         let m = try matcher(&d, site)
         var spec = ReverseProxySpec()
-        try reverseProxyBody(&d, &spec, extra: nil)
+        try reverseProxyBody(&d, &spec, location: location) { _, _ throws(CaddyfileError) in false }
         site.addRoute("reverse_proxy", matcher: m, handlers: [.spec(spec)])
     }
 
-    /// Subdirectives a directive built on `reverse_proxy` handles itself (`php_fastcgi`): true
-    /// when `sub` was one of them (its arguments consumed).
-    typealias ExtraSubdirective = (String, inout Dispenser) throws(CaddyfileError) -> Bool
-
-    /// The upstreams on the directive line and the block (after the matcher).
-    static func reverseProxyBody(_ d: inout Dispenser, _ spec: inout ReverseProxySpec, extra: ExtraSubdirective?) throws(CaddyfileError) {
-        let location = SourceLocation(file: d.file, line: d.line)
+    /// The upstreams and the block of `reverse_proxy` (also read by `forward_auth`, which has
+    /// the same syntax): `extra` is offered every subdirective this one does not know and
+    /// returns true when it consumed it.
+    static func reverseProxyBody(
+        _ d: inout Dispenser, _ spec: inout ReverseProxySpec, location: SourceLocation,
+        extra: (String, inout Dispenser) throws(CaddyfileError) -> Bool
+    ) throws(CaddyfileError) {
         while d.nextArg() { spec.upstreams += try upstreams(d.val, &d) }
         let nesting = d.nesting
         while d.nextBlock(nesting) {
             let sub = d.val
-            if let extra, try extra(sub, &d) { continue }
             switch sub {
             case "to":
                 var any = false
@@ -149,6 +149,7 @@ extension DirectiveParsers {
                 "handle_response", "replace_status", "copy_response", "copy_response_headers", "verbose_logs":
                 throw d.err("reverse_proxy subdirective '\(sub)' is not supported by this Berth build yet")
             default:
+                if try extra(sub, &d) { continue }
                 throw d.err("unrecognized subdirective \(sub)")
             }
         }

@@ -31,6 +31,7 @@ package enum DirectiveRegistry {
         "abort": DirectiveParsers.abort,
         "reverse_proxy": DirectiveParsers.reverseProxy,
         "php_fastcgi": DirectiveParsers.phpFastCGI,
+        "forward_auth": DirectiveParsers.forwardAuth,
         "log": DirectiveParsers.log,
         "bind": DirectiveParsers.bind,
         "tls": DirectiveParsers.tls,

@@ -194,6 +194,11 @@ package struct ReverseProxySpec: HandlerSpec {
     // MARK: Build
 
     package func build(_ context: BuildContext) throws(ConfigError) -> any Handler {
+        ReverseProxyHandler(try configuration(context))
+    }
+
+    /// The runtime configuration (`forward_auth` adds its subrequest to it).
+    func configuration(_ context: BuildContext) throws(ConfigError) -> ProxyConfiguration {
         var c = ProxyConfiguration()
         c.upstreams = upstreams
         c.transport = transport
@@ -225,7 +230,7 @@ package struct ReverseProxySpec: HandlerSpec {
                 throw ConfigError("reverse_proxy: upstream TLS: \(error)", at: tlsLocation)
             }
         }
-        return ReverseProxyHandler(c)
+        return c
     }
 
     /// The header operations in Caddy's order (`HeaderOps.ApplyTo`): delete `*`, add, set,
@@ -263,6 +268,15 @@ package struct ReverseProxySpec: HandlerSpec {
 
 extension ReverseProxySpec {
     static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
+        if r.has("rewrite") || r.has("handle_response") {
+            // Only `forward_auth` produces these (Berth's `reverse_proxy` has neither).
+            return try ForwardAuthSpec.decode(r)
+        }
+        return try decodeProxy(r)
+    }
+
+    /// Every `reverse_proxy` member except `rewrite` and `handle_response`.
+    static func decodeProxy(_ r: JSONObjectReader) throws(ConfigError) -> ReverseProxySpec {
         var spec = ReverseProxySpec()
         if let f = r.value("flush_interval") {
             if case .number = f, try JSONRead.int(f, r.path.key("flush_interval")) == -1 {

@@ -124,6 +124,7 @@ private let h2DataChunk: nghttp2_on_data_chunk_recv_callback = { session, _, id,
     guard let c = conn(ud) else { return callbackFailure }
     if let s = stream(session, id) {
         s.receiveData(UnsafeRawBufferPointer(start: data, count: len))
+        if s.drainBudget >= 0 { c.bodyDrained(s, len) }
     } else {
         // A stream we no longer track (refused or recycled): give the window back.
         nghttp2_session_consume(session, id, len)

@@ -114,19 +114,43 @@ extension HTTP2Connection {
         if s.closed || state == .closed {
             release(s)
         } else if s.localEnded && !s.bodyPipe.remoteEnded {
-            resetStream(s, .noError)
+            drainOrReset(s)
         }
         noteOutsideChange()
+    }
+
+    /// The most request body still accepted (and dropped) after a response that went out
+    /// before the body ended, before the stream is reset (Go's HTTP/1 discards up to 256 KiB
+    /// too). RFC 9113 §8.1 lets a server reset such a stream with NO_ERROR at once, but clients
+    /// still uploading then report an error instead of the answer (curl 7.88 exits 92 on a
+    /// 401 or 413 to a POST); a small body in flight is simply let through.
+    static let drainAfterResponse = 256 * 1024
+
+    /// The response ended while the request body is still coming: keep reading and dropping
+    /// it within `drainAfterResponse`, then reset with NO_ERROR (`bodyDrained`).
+    func drainOrReset(_ s: HTTP2Stream) {
+        guard s.drainBudget < 0 else { return }
+        s.drainBudget = HTTP2Connection.drainAfterResponse
+        s.discardBody()
+    }
+
+    /// `n` more body bytes arrived on a stream that is draining (see `drainOrReset`).
+    func bodyDrained(_ s: HTTP2Stream, _ n: Int) {
+        s.drainBudget -= n
+        if s.drainBudget < 0 {
+            s.drainBudget = 0
+            if !s.closed { resetStream(s, .noError) }
+        }
     }
 
     /// The unread body of `s` is given up (its response head went out without reading).
     func discardBody(_ s: HTTP2Stream) { s.discardBody() }
 
     /// We sent END_STREAM on `s`. RFC 9113 §8.1: a server that answered before the request
-    /// ended MAY ask the client to stop with RST_STREAM NO_ERROR.
+    /// ended MAY ask the client to stop with RST_STREAM NO_ERROR — after a little draining.
     func localEnded(_ s: HTTP2Stream) {
         s.localEnded = true
-        if s.phase == .responded && !s.bodyPipe.remoteEnded { resetStream(s, .noError) }
+        if s.phase == .responded && !s.bodyPipe.remoteEnded { drainOrReset(s) }
     }
 
     /// nghttp2 closed `s` (both sides ended, or a reset either way).

@@ -79,6 +79,9 @@ final class HTTP2Stream {
     var closed = false
     /// We sent END_STREAM.
     var localEnded = false
+    /// Answered before the request body ended: bytes of it still accepted (and dropped) before
+    /// the stream is reset with NO_ERROR; -1 when not draining (`HTTP2Connection.drainOrReset`).
+    var drainBudget = -1
     var dispatched = false
     var countsAsHandler = false
     var logExchange = true
@@ -135,6 +138,7 @@ final class HTTP2Stream {
         dataDeferred = false
         closed = false
         localEnded = false
+        drainBudget = -1
         dispatched = false
         countsAsHandler = false
         logExchange = true

@@ -292,6 +292,13 @@ package final class RewriteHandler: Handler {
     /// The `rewrite <uri>` step (Caddy's Rewrite.URI handling), in regions of `scratch`:
     /// expanded path template, then the new query, then the final escaped path.
     func rewriteURI(_ u: URI, _ r: HTTPRequest, _ scratch: ByteBuffer) {
+        let (path, query) = RewriteHandler.buildURI(u, r, scratch)
+        setTarget(r, scratch, path: path, query: query)
+    }
+
+    /// Builds the target `rewrite <uri>` gives `r` in `scratch` (which must start empty) and
+    /// returns where its escaped path and raw query are (the request is not changed).
+    static func buildURI(_ u: URI, _ r: HTTPRequest, _ scratch: ByteBuffer) -> (path: Range<Int>, query: Range<Int>?) {
         var pathRange: Range<Int>? = nil
         var injected: Range<Int>? = nil
         if let pt = u.path {
@@ -334,7 +341,7 @@ package final class RewriteHandler: Handler {
             r.withLineBytes(q) { scratch.append($0) }
             queryRange = finalEnd..<scratch.writerIndex
         }
-        setTarget(r, scratch, path: finalStart..<finalEnd, query: queryRange)
+        return (finalStart..<finalEnd, queryRange)
     }
 
     /// Caddy's buildQueryString, appended to `scratch`.

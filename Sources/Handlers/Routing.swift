@@ -236,6 +236,20 @@ package final class ServerHandler: Handler, PendingErrorRouter {
     }
 
     package func resumeRouting(_ request: HTTPRequest, _ response: HTTPResponse) {
+        if let frames = request.routeSuspension, let top = frames.last, top.list === errorRoutes, top.list !== routes {
+            // Suspended inside `handle_errors` (basic_auth, forward_auth there): the error
+            // routes go on, then the error path ends as `handleError` does.
+            request.routeSuspension = nil
+            let status = response.errorStatus
+            if case .pending = errorRoutes.resume(request, response, frames, frames.count - 1) { return }
+            if !response.headSent {
+                response.removeDecorator()
+                response.deferred.removeAll(keepingCapacity: true)
+                response.status = status
+                response.sendEmpty()
+            }
+            return
+        }
         guard let frames = request.routeSuspension, let top = frames.last, top.list === routes else {
             // Not a walk this server suspended: answer rather than leave the client waiting.
             if !response.headSent { response.status = 500; response.sendEmpty() }

@@ -1,3 +1,4 @@
+import HTTPCore
 import IOCore
 import TLS
 
@@ -148,6 +149,22 @@ package struct HealthOptions: Sendable {
     }
 }
 
+/// A proxy that asks instead of forwarding (Caddy's `forward_auth`, a `reverse_proxy` with
+/// `rewrite { method GET; uri … }` and a `handle_response` for 2xx): the upstream gets a GET
+/// without a body for a rewritten target and the client's fields; a 2xx answer lets the
+/// request go on (with fields copied from the answer), any other answer is the response.
+package protocol ProxySubrequest: Sendable {
+    /// Appends the upstream request's target (origin-form, already escaped) for `request` to
+    /// `out`; `work` is scratch space (left cleared).
+    func writeTarget(_ request: HTTPRequest, work: ByteBuffer, into out: ByteBuffer)
+    /// The upstream answered 2xx: `fields` holds its header fields from index `start` on.
+    /// Copies what the request should carry on (`copy_headers`).
+    func copyFields(into request: HTTPRequest, from fields: HTTPFields, start: Int)
+    /// After `copyFields`, once the exchange let go of the request (its body untouched and
+    /// nothing sent): continues the request, on its loop (the route walk resumes).
+    func proceed(_ request: HTTPRequest, _ response: HTTPResponse)
+}
+
 /// Everything one `reverse_proxy` needs at run time.
 package struct ProxyConfiguration: Sendable {
     package var upstreams: [UpstreamAddress] = []
@@ -173,6 +190,8 @@ package struct ProxyConfiguration: Sendable {
     package var viaName = "Berth"
     /// `transport fastcgi { … }`: the upstreams are FastCGI responders (php-fpm), nil for HTTP.
     package var fastcgi: FastCGIOptions? = nil
+    /// Set for `forward_auth`: the request is asked about, not forwarded.
+    package var subrequest: (any ProxySubrequest)? = nil
 
     package init() {}
 }

@@ -60,19 +60,20 @@ extension ProxyExchange {
             ProxyDebug.roundtrip(upstream: host?.address.dial ?? "", nanos: Clock.monotonicNanos() &- debugSentNanos,
                                  request: request, head: head, response: response.fields, from: headBaseCount, status: status)
         }
+        if subrequest != nil {
+            // forward_auth: the route walk resumes only after a 2xx.
+            if status >= 200 && status < 300 {
+                countPassiveHealth(status)
+                authorized(c)
+                return false
+            }
+            request.routeSuspension = nil
+        }
         if status == 101 && !parser.cgi {
             startTunnel(c)
             return false
         }
-        // Passive health checks (Caddy: unhealthy_status, unhealthy_latency).
-        if let host, config.health.failDurationMilliseconds > 0 {
-            let slow = config.health.unhealthyLatencyMilliseconds.map { limit in
-                Int((Clock.monotonicNanos() &- headStartNanos) / 1_000_000) > limit
-            } ?? false
-            if config.health.isUnhealthyStatus(status) || slow {
-                host.countFailure(config.health, on: uloop.loop)
-            }
-        }
+        countPassiveHealth(status)
         copyResponseFields()
         let bodyFraming = parser.framing(isHEAD: isHEAD)
         decoder.start(bodyFraming)
@@ -90,6 +91,62 @@ extension ProxyExchange {
         case .chunked, .untilClose: response.sendHead(contentLength: nil)
         }
         return true
+    }
+
+    /// Passive health checks (Caddy: unhealthy_status, unhealthy_latency).
+    private func countPassiveHealth(_ status: Int) {
+        if let host, config.health.failDurationMilliseconds > 0 {
+            let slow = config.health.unhealthyLatencyMilliseconds.map { limit in
+                Int((Clock.monotonicNanos() &- headStartNanos) / 1_000_000) > limit
+            } ?? false
+            if config.health.isUnhealthyStatus(status) || slow {
+                host.countFailure(config.health, on: uloop.loop)
+            }
+        }
+    }
+
+    /// `forward_auth` got a 2xx: the chosen fields go onto the request, the answer (head and
+    /// body) is dropped — the connection is pooled again when the whole body is already here,
+    /// else closed, as Go's transport does when Caddy closes an unread body — and the request
+    /// goes on from the handler after this one, with its method, target and body untouched.
+    private func authorized(_ c: UpstreamConnection) {
+        let sub = subrequest.unsafelyUnwrapped
+        sub.copyFields(into: request, from: response.fields, start: headBaseCount)
+        response.fields.truncate(count: headBaseCount, byteCount: headBaseBytes)
+        if let cookie = cookieToSet, case .cookie(let name, _) = config.policy {
+            // Caddy's cookie policy sets the sticky cookie on the client's response whatever
+            // the answer.
+            scratch.clear()
+            scratch.append(string: name)
+            scratch.append(byte: UInt8(ascii: "="))
+            scratch.append(cookie)
+            scratch.append("; Path=/")
+            if request.connection.isTLS { scratch.append("; Secure") }
+            response.fields.append(.setCookie, value: scratch.readable)
+        }
+        let bodyFraming = parser.framing(isHEAD: false)
+        decoder.start(bodyFraming)
+        var reusable = parser.keepAlive && bodyFraming != .untilClose
+        drain: while true {
+            switch decoder.next(c.input) {
+            case .data(let n): c.input.consume(n)
+            case .done: break drain
+            case .needMore, .failure:
+                reusable = false
+                break drain
+            }
+        }
+        conn = nil
+        c.release(reusable: reusable)
+        if let h = host {
+            h.inFlight.wrappingSubtract(1, ordering: .relaxed)
+            host = nil
+        }
+        phase = .done
+        flow?.setFlowObserver(nil, for: response)
+        let req: HTTPRequest = request, resp: HTTPResponse = response
+        recycle()
+        sub.proceed(req, resp)
     }
 
     /// The upstream's fields (already in `response.fields` after `headBaseCount`) → client

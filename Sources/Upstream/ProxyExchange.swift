@@ -80,6 +80,11 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     var fcgiEnded = false
     /// The upstream of the last failed attempt (error messages; cold path).
     var lastUpstream: String? = nil
+    /// `forward_auth`: the request is asked about (a GET to `subrequestTarget`, no body) and a
+    /// 2xx answer lets it go on (`ProxySubrequest`).
+    var subrequest: (any ProxySubrequest)? = nil
+    /// The subrequest's target, built once per request (retries send the same).
+    lazy var subrequestTarget = ByteBuffer(capacity: 256)
     private var inStart = false
 
     init(loop: UpstreamLoop) {
@@ -103,15 +108,26 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         bodyBytesSent = 0
         if !failedSlots.isEmpty { failedSlots.removeAll(keepingCapacity: true) }
         readingPaused = false
-        framing = RequestHead.framing(req)
-        isHEAD = req.method == .HEAD
+        var hasBody = req.bodySource != nil
         isFastCGI = p.configuration.fastcgi != nil
+        if let sub = p.configuration.subrequest {
+            // forward_auth: a GET without a body (the body stays for the handlers after it).
+            subrequest = sub
+            subrequestTarget.clear()
+            sub.writeTarget(req, work: scratch, into: subrequestTarget)
+            framing = .none
+            isHEAD = false
+            hasBody = false
+        } else {
+            framing = RequestHead.framing(req)
+            isHEAD = req.method == .HEAD
+        }
         if isFastCGI {
             // Caddy's client.go: HEAD and OPTIONS go without a body; any other body needs a
             // length (CONTENT_LENGTH), else 411.
             upgrade = nil
             expectContinue = false
-            let sendsBody = req.bodySource != nil && req.method != .HEAD && req.method != .OPTIONS
+            let sendsBody = hasBody && req.method != .HEAD && req.method != .OPTIONS
             bodyPhase = sendsBody ? .notStarted : .none
             if sendsBody, framing == .chunked {
                 response.fields.removeAll()
@@ -131,7 +147,6 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
             // Upgrade needs a Connection field, 100-continue an Expect field: the token mask
             // answers "absent" without scanning the fields.
             upgrade = req.fields.mayContain(.connection) ? HopByHop.upgradeType(req.fields) : nil
-            let hasBody = req.bodySource != nil
             expectContinue = hasBody && req.fields.mayContain(.expect) && ProxyExchange.expectsContinue(req.fields)
             bodyPhase = hasBody ? .notStarted : .none
         }
@@ -175,6 +190,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         if upgrade != nil { upgrade = nil }
         if cookieToSet != nil { cookieToSet = nil }
         if lastUpstream != nil { lastUpstream = nil }
+        if subrequest != nil { subrequest = nil }
         if upFields.count > 0 { upFields.removeAll() }
         if uloop.freeExchanges.count < 1024 { uloop.freeExchanges.append(self) }
     }
@@ -292,7 +308,11 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         }
         let debug = ProxyDebug.enabled.load(ordering: .relaxed)
         let queued = debug ? c.output.readableBytes : 0
-        if p.directRequestHead {
+        if subrequest != nil {
+            RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
+            upFields.remove(.trailer)
+            RequestHead.encodeSubrequest(target: subrequestTarget.readable, fields: upFields, into: c.output)
+        } else if p.directRequestHead {
             RequestHead.encodeDirect(request, proxy: p, upstream: h, upgrade: upgrade, framing: framing, into: c.output)
         } else {
             RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
@@ -500,7 +520,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         let elapsedMs = Int((Clock.monotonicNanos() &- startNanos) / 1_000_000)
         let budget = attempts <= c.retries || (c.tryDurationMilliseconds > 0 && elapsedMs + c.tryIntervalMilliseconds < c.tryDurationMilliseconds)
         guard budget else { return false }
-        return error.isDialError || error == .noUpstream || request.method == .GET
+        return error.isDialError || error == .noUpstream || request.method == .GET || subrequest != nil
     }
 
     /// Drops the upstream side: closes the connection, leaves the pool queue, updates counters.
@@ -523,6 +543,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     func finishClient(status: Int, error: UpstreamError? = nil) {
         if isFastCGI { logStderr(status: status) }
         phase = .done
+        if subrequest != nil { request.routeSuspension = nil }
         flow?.setFlowObserver(nil, for: response)
         if !response.headSent {
             // Caddy: the proxy returns a handler error, so `handle_errors` runs with
@@ -556,6 +577,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         guard phase != .done, phase != .idle else { return }
         abandonUpstream()
         phase = .done
+        if subrequest != nil { request.routeSuspension = nil }
         flow = nil
         if !response.headSent {
             // Drop a partly parsed upstream head.

@@ -132,6 +132,22 @@ package enum RequestHead {
         putFramingAndEnd(framing, into: out)
     }
 
+    /// A `forward_auth` subrequest's head: `GET <target> HTTP/1.1`, the fields, no body (Caddy
+    /// rewrites the method to GET, which drops the body and its framing).
+    static func encodeSubrequest(target: UnsafeRawBufferPointer, fields: HTTPFields, into out: ByteBuffer) {
+        out.append("GET ")
+        if target.isEmpty { out.append(byte: UInt8(ascii: "/")) } else { out.append(target) }
+        out.append(" HTTP/1.1\r\n")
+        fields.arena.withUnsafeBytes { ab in
+            guard let base = ab.baseAddress else { return }
+            for e in fields.entries {
+                putField(UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength)),
+                         UnsafeRawBufferPointer(start: base + Int(e.valueStart), count: Int(e.valueLength)), into: out)
+            }
+        }
+        putFramingAndEnd(.none, into: out)
+    }
+
     /// `name: value` CRLF; a name that is not a token is dropped, CR, LF and NUL in the value
     /// become SP.
     @inline(__always)

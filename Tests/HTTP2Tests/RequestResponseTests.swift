@@ -211,7 +211,7 @@ import Testing
         #expect(r.bodyString == "got 3: abc")
     }
 
-    @Test func unreadBodyIsDiscardedAndStreamResetWithNoError() {
+    @Test func unreadBodyIsDrainedThenTheStreamEndsNormally() {
         let h = Harness()  // hello never reads the body
         h.start()
         let id = h.client.request("POST", "/", body: Array(repeating: 1, count: 10), endStream: false)
@@ -219,8 +219,36 @@ import Testing
         let r = h.client.responses[id]!
         #expect(r.status == 200)
         #expect(r.bodyString == "Hello world\n")
-        // RFC 9113 §8.1: a complete response before the request ended → RST_STREAM NO_ERROR.
-        #expect(r.closed && r.closeCode == 0)
+        // Answered before the request ended: the rest of a small body is still taken (and
+        // dropped) rather than reset at once, so a client still uploading sees a clean end.
+        #expect(!r.closed)
+        h.client.sendBody(id, Array(repeating: 2, count: 50_000), end: false)
+        h.client.sendBody(id, Array(repeating: 3, count: 1000), end: true)
+        h.pump()
+        let done = h.client.responses[id]!
+        #expect(done.closed && done.closeCode == 0)
+        #expect(h.conn.activeStreams == 0)
+        #expect(h.lastAction != .flushAndClose)
+    }
+
+    @Test func unreadBodyBeyondTheDrainBudgetIsResetWithNoError() {
+        let h = Harness()
+        h.start()
+        let id = h.client.request("POST", "/", body: Array(repeating: 1, count: 10), endStream: false)
+        h.pump()
+        let r = h.client.responses[id]!
+        #expect(r.status == 200 && !r.closed)
+        // RFC 9113 §8.1: past the budget, RST_STREAM NO_ERROR asks the client to stop.
+        var sent = 0
+        for _ in 0..<8 {
+            if h.client.responses[id]!.closed { break }
+            h.client.sendBody(id, Array(repeating: 2, count: 60_000), end: false)
+            sent += 60_000
+            h.pump()
+        }
+        let done = h.client.responses[id]!
+        #expect(done.closed && done.closeCode == 0)
+        #expect(sent > HTTP2Connection.drainAfterResponse)
         #expect(h.conn.activeStreams == 0)
         #expect(h.lastAction != .flushAndClose)
     }

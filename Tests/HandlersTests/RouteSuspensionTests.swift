@@ -114,6 +114,35 @@ import Testing
         #expect(sink.status == 200)  // Caddy's empty 200 for an unanswered request
     }
 
+    /// A handler error whose error routes suspend (forward_auth or basic_auth inside
+    /// `handle_errors`): the error routes go on after the suspending handler.
+    @Test func errorRoutesResumeToo() {
+        let t = Trace()
+        final class Fail: Handler, @unchecked Sendable {
+            func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+                response.errorStatus = 403
+                return .done
+            }
+        }
+        let server = directiveServer([Route(handlers: [Fail()])],
+                                     errors: [Route(handlers: [Step("err-auth", t, suspend: true), Step("err-after", t), Answer(t)])])
+        let (r, request, response, sink) = run(server)
+        guard case .pending = r else { Issue.record("not pending: \(r)"); return }
+        #expect(t.names == ["err-auth"])
+        withExtendedLifetime(sink) { server.resumeRouting(request, response) }
+        #expect(t.names == ["err-auth", "err-after", "answer"])
+        #expect(sink.status == 200)
+        #expect(request.routeSuspension == nil)
+
+        // Error routes that answer nothing after resuming: the error's status, empty.
+        let t2 = Trace()
+        let quiet = directiveServer([Route(handlers: [Fail()])], errors: [Route(handlers: [Step("err-auth", t2, suspend: true)])])
+        let (_, request2, response2, sink2) = run(quiet)
+        withExtendedLifetime(sink2) { quiet.resumeRouting(request2, response2) }
+        #expect(t2.names == ["err-auth"])
+        #expect(sink2.status == 403)
+    }
+
     @Test func base64AndCredentials() {
         #expect(Base64.decode("YWxpY2U6cHc=", paddingRequired: true) == Array("alice:pw".utf8))
         #expect(Base64.decode("YWI=", paddingRequired: true) == Array("ab".utf8))

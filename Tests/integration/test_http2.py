@@ -1,6 +1,7 @@
 """HTTP/2 against a socket-activated Berth with real peers: curl, nghttp, Python h2 over TLS
 (ALPN) and h2c prior knowledge, many streams, flow control, graceful GOAWAY, and abuse cases
 (each must cut that connection while another client is still served)."""
+import os
 import shutil
 import signal
 import subprocess
@@ -218,3 +219,18 @@ def test_graceful_shutdown_sends_goaway(tmp_path):
         assert p.p.wait(10) == 0
     finally:
         p.stop()
+
+
+def test_answer_before_the_upload_ends_reaches_curl(server, tmp_path):
+    """A handler that answers without reading the body (a 401, a 413, `respond`) while the
+    client is still uploading: Berth drains up to 256 KiB of the rest before it would reset the
+    stream, so curl (7.88 reports an early RST_STREAM NO_ERROR as error 92) gets the answer."""
+    body = tmp_path / "body.bin"
+    body.write_bytes(os.urandom(200_000))
+    for _ in range(3):
+        r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--data-binary", f"@{body}",
+                            f"http://localhost:{server.ports[1]}/upload", "-w", "%{http_version}"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "cleartext HTTP/2.0\n2", r.stdout
+    assert served_again(server)

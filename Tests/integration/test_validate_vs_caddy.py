@@ -52,6 +52,10 @@ ALLOWED = {
     "Tests/ConfigTests/Golden/tls_issuer_acme_no_challenge.caddyfile": "ACME DNS-01 not implemented",
     "Tests/ConfigTests/Golden/tls_issuer_acme_unknown_option.caddyfile": "acme alt_http_port not implemented",
     "Tests/ConfigTests/Golden/reverse_proxy_versions_h2c.caddyfile": "h2c/HTTP/2 upstreams not implemented",
+    # forward_auth: Caddy takes `copy_headers A>` (an empty target name, which fails each request)
+    # and the reverse_proxy `method` subdirective (which replaces forward_auth's GET).
+    "Tests/ConfigTests/Golden/forward_auth_copy_headers_bad_rename.caddyfile": "empty copy_headers name refused at load",
+    "Tests/ConfigTests/Golden/forward_auth_method.caddyfile": "reverse_proxy method not implemented",
 }
 
 
