@@ -32,13 +32,20 @@ package enum CaddyfileAdapter {
         config.serverOptions = options.serverOptions
 
         var sites: [SiteBuild] = []
+        var namedRoutes: [String: NamedRouteBuild] = [:]
         for block in blocks {
             if block.isGlobalOptions {
                 throw ConfigError(CaddyfileError.globalOptionsNotFirst())
             }
             if block.isNamedRoute {
-                throw ConfigError("named routes (&(name)) are not supported by this Berth build yet",
-                                  at: block.keys.first.map { SourceLocation(file: $0.file, line: $0.line) })
+                do {
+                    let (name, nr) = try NamedRouteBuild.parse(block, options: options)
+                    namedRoutes[name] = nr
+                    config.warnings += nr.warnings
+                } catch {
+                    throw ConfigError(error)
+                }
+                continue
             }
             do {
                 sites.append(try SiteBuild.parse(block, options: options))
@@ -50,6 +57,7 @@ package enum CaddyfileAdapter {
                 throw ConfigError("\(error)")
             }
         }
+        for site in sites { config.warnings += site.state.groups.warnings }
         // Names for unnamed custom site logs (`log0`, `log1`… in block order, Caddy's logCounter);
         // each site log writes to `http.log.access.NAME`.
         var logCounter = 0
@@ -71,7 +79,7 @@ package enum CaddyfileAdapter {
         }
         config.logs = NamedLog.assemble(global: options.logs, sites: siteLogs, debug: options.debug)
         config.storageRoot = options.storageRoot
-        config.servers = try ServerGrouping.group(sites, options: options)
+        config.servers = try ServerGrouping.group(sites, options: options, namedRoutes: namedRoutes)
         config.listenerUses = ServerGrouping.listenerUses(sites, options: options)
         return config
     }

@@ -160,6 +160,13 @@ package enum JSONConfigDecoder {
             server.errorRoutes = try routeList(er)
             try e.finish()
         }
+        if let n = try r.object("named_routes") {
+            for k in n.keys {
+                guard let o = try n.object(k) else { continue }
+                server.namedRoutes.append((k, try route(o)))
+            }
+            try n.finish()
+        }
         if let l = try r.object("logs") { server.logs = try logs(l) }
         if let t = try r.array("tls_connection_policies") {
             guard t.count == 1 else { throw r.error("tls_connection_policies", "Berth's servers have exactly one connection policy") }

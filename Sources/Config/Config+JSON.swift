@@ -168,6 +168,9 @@ extension ServerConfig {
         o.append(("routes", .array(routes.map(\.json))))
         if let t = tls { o.append(("tls_connection_policies", .array([t.json]))) }
         if !errorRoutes.isEmpty { o.append(("errors", .object([("routes", .array(errorRoutes.map(\.json)))]))) }
+        if !namedRoutes.isEmpty {
+            o.append(("named_routes", .object(namedRoutes.sorted { $0.name < $1.name }.map { ($0.name, $0.route.json) })))
+        }
         if !options.trustedProxies.isEmpty {
             o.append(("trusted_proxies", .object([("ranges", .array(options.trustedProxies.map { .string($0) })), ("source", .string("static"))])))
         }

@@ -116,17 +116,6 @@ extension DirectiveParsers {
     }
 }
 
-/// Caddy's `vars` handler as configured (what `root` compiles to).
-package struct VarsSpec: HandlerSpec {
-    package var entries: [(String, String)]
-    package init(entries: [(String, String)]) { self.entries = entries }
-    package var handlerName: String { "vars" }
-    package var jsonFields: [(String, JSONValue)] { entries.sorted { $0.0 < $1.0 }.map { ($0.0, .string($0.1)) } }
-    package func build(_ context: BuildContext) throws(ConfigError) -> any Handler {
-        VarsHandler(entries.map { ($0.0, Template($0.1, keepUnknown: false, environment: context.environment)) })
-    }
-}
-
 /// Caddy's `file_server` handler as configured.
 package struct FileServerSpec: HandlerSpec {
     package struct Browse: Sendable, Equatable {
@@ -229,18 +218,6 @@ package struct FileServerSpec: HandlerSpec {
 }
 
 // MARK: Berth's JSON
-
-extension VarsSpec {
-    /// `vars`: every member but `handler` is one variable (Berth's are strings: `root`).
-    static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
-        var entries: [(String, String)] = []
-        for k in r.keys where k != "handler" {
-            guard let v = try r.string(k) else { continue }
-            entries.append((k, v))
-        }
-        return VarsSpec(entries: entries)
-    }
-}
 
 extension FileServerSpec {
     static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {

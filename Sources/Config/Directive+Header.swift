@@ -106,7 +106,8 @@ package struct ResponseMatcherSpec: Sendable {
     }
 }
 
-/// Caddy's `headers` handler, response side.
+/// Caddy's `headers` handler: response operations (`header`) and/or request operations
+/// (`request_header`).
 package struct HeaderSpec: HandlerSpec {
     package struct Ops: Sendable {
         package var add: [(String, [String])] = []
@@ -114,7 +115,12 @@ package struct HeaderSpec: HandlerSpec {
         package var delete: [String] = []
         package var replace: [(String, [(find: String, replace: String)])] = []
     }
+    /// Response operations.
     package var ops = Ops()
+    /// False for a handler with request operations only (`request_header`).
+    package var hasResponse = true
+    /// Request operations (`request_header`), nil when none.
+    package var request: Ops? = nil
     package var deferred = false
     package var require: ResponseMatcherSpec? = nil
 
@@ -172,7 +178,9 @@ package struct HeaderSpec: HandlerSpec {
     }
 
     package var handlerName: String { "headers" }
-    package var jsonFields: [(String, JSONValue)] {
+
+    /// Caddy's `HeaderOps` JSON members (add, set, delete, replace; Go's key order).
+    static func opsJSON(_ ops: Ops) -> [(String, JSONValue)] {
         var r: [(String, JSONValue)] = []
         func hdr(_ list: [(String, [String])]) -> JSONValue {
             .object(list.sorted { $0.0 < $1.0 }.map { ($0.0, .array($0.1.map { .string($0) })) })
@@ -185,12 +193,27 @@ package struct HeaderSpec: HandlerSpec {
                 (f.0, .array(f.1.map { .object([("search_regexp", .string($0.find)), ("replace", .string($0.replace))]) }))
             })))
         }
-        if let req = require { r.append(("require", req.json)) }
-        if deferred { r.append(("deferred", .bool(true))) }
-        return [("response", .object(r))]
+        return r
+    }
+
+    package var jsonFields: [(String, JSONValue)] {
+        var out: [(String, JSONValue)] = []
+        if let req = request { out.append(("request", .object(Self.opsJSON(req)))) }
+        if hasResponse {
+            var r = Self.opsJSON(ops)
+            if let req = require { r.append(("require", req.json)) }
+            if deferred { r.append(("deferred", .bool(true))) }
+            out.append(("response", .object(r)))
+        }
+        return out
     }
 
     package func build(_ context: BuildContext) throws(ConfigError) -> any Handler {
+        return HeaderHandler(ops: hasResponse ? try Self.compile(ops, context) : nil, deferred: deferred,
+                             require: require?.matcher, requestOps: try request.map { ops throws(ConfigError) in try Self.compile(ops, context) })
+    }
+
+    static func compile(_ ops: Ops, _ context: BuildContext) throws(ConfigError) -> HeaderHandler.Ops {
         func t(_ s: String) -> Template { Template(s, keepUnknown: true, environment: context.environment) }
         var o = HeaderHandler.Ops()
         o.add = ops.add.flatMap { f in f.1.map { (HeaderHandler.FieldName(f.0), t($0)) } }
@@ -212,7 +235,7 @@ package struct HeaderSpec: HandlerSpec {
                     search: nil, replace: t(r.replace)))
             }
         }
-        return HeaderHandler(ops: o, deferred: deferred, require: require?.matcher)
+        return o
     }
 }
 
@@ -239,13 +262,27 @@ extension ResponseMatcherSpec {
 }
 
 extension HeaderSpec {
-    /// `headers` with a `response` part (the `header` directive has no request side).
+    /// `headers` with a `response` part (`header`) and/or a `request` part (`request_header`).
     static func decode(_ r: JSONObjectReader) throws(ConfigError) -> any HandlerSpec {
         var spec = HeaderSpec()
-        if r.has("request") {
-            throw r.error("request", "request header manipulation in the headers handler is not supported by Berth (the header directive changes response headers)")
+        if let req = try r.object("request") {
+            spec.request = try decodeOps(req)
+            try req.finish()
         }
-        guard let resp = try r.object("response") else { return spec }
+        guard let resp = try r.object("response") else {
+            spec.hasResponse = spec.request == nil
+            return spec
+        }
+        spec.ops = try decodeOps(resp)
+        if let req = try resp.object("require") { spec.require = try ResponseMatcherSpec.decode(req) }
+        spec.deferred = try resp.bool("deferred") ?? false
+        try resp.finish()
+        return spec
+    }
+
+    /// Caddy's `HeaderOps` members of `o` (the caller finishes `o`).
+    static func decodeOps(_ resp: JSONObjectReader) throws(ConfigError) -> Ops {
+        var ops = Ops()
         func fields(_ key: String) throws(ConfigError) -> [(String, [String])] {
             guard let o = try resp.object(key) else { return [] }
             var out: [(String, [String])] = []
@@ -253,9 +290,9 @@ extension HeaderSpec {
             try o.finish()
             return out
         }
-        spec.ops.add = try fields("add")
-        spec.ops.set = try fields("set")
-        spec.ops.delete = try resp.strings("delete") ?? []
+        ops.add = try fields("add")
+        ops.set = try fields("set")
+        ops.delete = try resp.strings("delete") ?? []
         if let rep = try resp.object("replace") {
             for k in rep.keys {
                 var list: [(find: String, replace: String)] = []
@@ -269,13 +306,10 @@ extension HeaderSpec {
                     }
                     list.append((find, repl))
                 }
-                spec.ops.replace.append((k, list))
+                ops.replace.append((k, list))
             }
             try rep.finish()
         }
-        if let req = try resp.object("require") { spec.require = try ResponseMatcherSpec.decode(req) }
-        spec.deferred = try resp.bool("deferred") ?? false
-        try resp.finish()
-        return spec
+        return ops
     }
 }

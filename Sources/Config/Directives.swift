@@ -290,9 +290,13 @@ extension GoStrconv {
     }
 }
 
-/// Caddy's group name counter (`group0`, `group1`, …), shared by a site and its nested blocks.
+/// Caddy's group name counter (`group0`, `group1`, …), shared by a site and its nested blocks;
+/// also collects the site's adapter warnings (`file:line: message`).
 package final class GroupCounter {
     private var n = 0
+    package var warnings: [String] = []
+    /// Names this block (and its nested blocks) `invoke`, with where.
+    package var invoked: [(String, SourceLocation)] = []
     /// Directive positions for sorting (Caddy's order, changed by `order` global options).
     package var positions: [String: Int] = SiteBuild.directivePositions
     package init() {}

@@ -183,6 +183,8 @@ package struct ServerConfig: Sendable {
     package var logs: AccessLogConfig?
     /// TLS settings when the server's listeners serve HTTPS.
     package var tls: ServerTLSConfig? = nil
+    /// Caddy's `named_routes` (`&(name)` blocks this server invokes), by name.
+    package var namedRoutes: [(name: String, route: RouteConfig)] = []
     package init(name: String, listeners: [ListenerConfig], routes: [RouteConfig], logs: AccessLogConfig?,
                  errorRoutes: [RouteConfig] = []) {
         self.name = name

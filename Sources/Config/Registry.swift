@@ -40,6 +40,14 @@ package enum DirectiveRegistry {
         "basic_auth": DirectiveParsers.basicAuth,
         "basicauth": DirectiveParsers.basicAuth,
         "request_body": DirectiveParsers.requestBody,
+        "request_header": DirectiveParsers.requestHeader,
+        "vars": DirectiveParsers.vars,
+        "log_skip": DirectiveParsers.logSkip,
+        "skip_log": DirectiveParsers.logSkip,
+        "log_append": DirectiveParsers.logAppend,
+        "log_name": DirectiveParsers.logName,
+        "map": DirectiveParsers.map,
+        "invoke": DirectiveParsers.invoke,
     ]
 
     /// Dispatches `name`; unknown names get Caddy's error, known-but-unbuilt ones say so.
@@ -70,10 +78,12 @@ package enum MatcherRegistry {
         "client_ip": MatcherSpecParsers.ip("client_ip"),
         "not": MatcherSpecParsers.not,
         "file": MatcherSpecParsers.file,
+        "vars": MatcherSpecParsers.vars,
+        "vars_regexp": MatcherSpecParsers.varsRegexp,
     ]
 
     /// Matchers Caddy has that this build does not implement yet.
-    static let knownButUnsupported: Set<String> = ["vars", "vars_regexp", "tls", "expression"]
+    static let knownButUnsupported: Set<String> = ["tls", "expression"]
 
     /// Parses the matcher `name`; `d` holds every segment of it in the set, before the first.
     static func parse(_ name: String, _ d: inout Dispenser) throws(CaddyfileError) -> any MatcherSpec {
@@ -105,6 +115,9 @@ package enum JSONModules {
         "reverse_proxy": { r throws(ConfigError) in try ReverseProxySpec.decode(r) },
         "authentication": { r throws(ConfigError) in try BasicAuthSpec.decode(r) },
         "request_body": { r throws(ConfigError) in try RequestBodySpec.decode(r) },
+        "log_append": { r throws(ConfigError) in try LogAppendSpec.decode(r) },
+        "map": { r throws(ConfigError) in try MapSpec.decode(r) },
+        "invoke": { r throws(ConfigError) in try InvokeSpec.decode(r) },
     ]
 
     package static let matchers: [String: MatcherDecoder] = [
@@ -121,5 +134,7 @@ package enum JSONModules {
         "not": { v, p throws(ConfigError) in try MatcherSpecDecoders.not(v, p) },
         "file": { v, p throws(ConfigError) in try MatcherSpecDecoders.file(v, p) },
         "expression": { v, p throws(ConfigError) in try ErrorStatusMatcherSpec.decode(v, p) },
+        "vars": { v, p throws(ConfigError) in try VarsMatcherSpec.decode(v, p) },
+        "vars_regexp": { v, p throws(ConfigError) in try VarsRegexpMatcherSpec.decode(v, p) },
     ]
 }

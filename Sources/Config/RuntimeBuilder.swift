@@ -13,8 +13,25 @@ package enum RuntimeBuilder {
         }
         var context = context
         context.serverTrustedProxies = options.trustedProxies
-        return ServerHandler(routes: try buildRoutes(server.routes, context), errorRoutes: try buildRoutes(server.errorRoutes, context),
-                             clientIP: clientIP)
+        // `map` destinations are placeholders for every template of this server.
+        let custom = MapSpec.destinationNames(in: server.routes).union(MapSpec.destinationNames(in: server.errorRoutes))
+            .union(MapSpec.destinationNames(in: server.namedRoutes.map(\.route)))
+        let table = NamedRouteTable()
+        context.namedRoutes = table
+        let built: Result<([Route], [Route]), ConfigError> = Template.$customNames.withValue(custom) {
+            do throws(ConfigError) {
+                for (name, route) in server.namedRoutes { table.add(name, RouteList([try buildRoute(route, context)])) }
+                let result = (try buildRoutes(server.routes, context), try buildRoutes(server.errorRoutes, context))
+                if let missing = table.resolve() {
+                    throw ConfigError("cannot invoke named route '\(missing)', which was not defined")
+                }
+                return .success(result)
+            } catch {
+                return .failure(error)
+            }
+        }
+        let (routes, errorRoutes) = try built.get()
+        return ServerHandler(routes: routes, errorRoutes: errorRoutes, clientIP: clientIP)
     }
 
     /// Builds a route list, numbering its groups 0..<64 in order of appearance.

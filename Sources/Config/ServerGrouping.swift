@@ -46,7 +46,8 @@ enum ServerGrouping {
         return uses
     }
 
-    static func group(_ sites: [SiteBuild], options: GlobalOptions) throws(ConfigError) -> [ServerConfig] {
+    static func group(_ sites: [SiteBuild], options: GlobalOptions,
+                      namedRoutes: [String: NamedRouteBuild] = [:]) throws(ConfigError) -> [ServerConfig] {
         var claims: [String: Claim] = [:]
         var seen: [String: Int] = [:]
         for (si, site) in sites.enumerated() {
@@ -155,6 +156,8 @@ enum ServerGrouping {
             var server = ServerConfig(name: "srv\(gi)", listeners: listeners, routes: routes,
                                       logs: anyLog ? access : nil,
                                       errorRoutes: errorRoutes)
+            // Named routes the server's sites invoke (Caddy adds them per server).
+            server.namedRoutes = try NamedRouteBuild.closure(ordered.flatMap { sites[$0].state.groups.invoked }, namedRoutes)
             if g.keys.contains(where: { claims[$0]!.https }) {
                 server.tls = try tlsConfig(ordered.map { ($0, siteHosts[$0] ?? []) }, sites, options)
             }

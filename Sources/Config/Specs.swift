@@ -11,6 +11,8 @@ package struct BuildContext: Sendable {
     /// The `servers { trusted_proxies }` ranges: `reverse_proxy` keeps incoming `X-Forwarded-*`
     /// from these peers too (Caddy's trusted-proxy request variable).
     package var serverTrustedProxies: [String] = []
+    /// The server's named routes (`invoke` points at them), while its handlers are built.
+    package var namedRoutes: NamedRouteTable? = nil
     package init(environment: [String: String], sourceFile: String? = nil) {
         self.environment = environment
         self.sourceFile = sourceFile

@@ -156,6 +156,21 @@ public final class HTTPRequest {
     /// `.pending` passes through on its way up records where it stopped, innermost first.
     /// `PendingErrorRouter.resumeRouting` continues from there.
     package var routeSuspension: [RouteFrame]? = nil
+    /// True once a handler changed the header fields or the Host (`request_header`): the
+    /// head as received is then in `originalFields` / `originalAuthorityRange`, which the
+    /// access log prints (Caddy logs a clone taken before the handlers run).
+    package private(set) var fieldsChanged = false
+    package private(set) var originalFields = HTTPFields.unreserved()
+    package private(set) var originalAuthorityRange: Range<Int>? = nil
+    /// `log_skip` (Caddy's `log_skip` variable set to true): no access-log entry.
+    package var logSkip = false
+    /// `log_name` (Caddy's `access_logger_names` variable): the access loggers for this
+    /// request instead of the host's (`""` is `http.log.access`).
+    package var accessLoggerNames: [String]? = nil
+    /// Extra access-log fields (`log_append`).
+    package var logFields = RequestLogFields()
+    /// Placeholders defined during this request (`map`); empty (no storage) otherwise.
+    package var placeholderProviders: [any PlaceholderProvider] = []
 
     package init() {
         line.reserveCapacity(256)
@@ -182,6 +197,28 @@ public final class HTTPRequest {
         originalMethodRange = nil
         authUser = nil
         routeSuspension = nil
+        logSkip = false
+        if accessLoggerNames != nil { accessLoggerNames = nil }
+        if !logFields.isEmpty { logFields.removeAll() }
+        if !placeholderProviders.isEmpty { placeholderProviders.removeAll(keepingCapacity: true) }
+        if fieldsChanged {
+            fieldsChanged = false
+            originalFields.removeAll()
+            originalAuthorityRange = nil
+        }
+    }
+
+    /// Keeps the fields and Host as received before a handler first changes them (copied
+    /// into storage kept between requests).
+    package func preserveOriginalFields() {
+        guard !fieldsChanged else { return }
+        fieldsChanged = true
+        originalAuthorityRange = authorityRange
+        originalFields.removeAll()
+        for i in 0..<fields.count {
+            let token = fields.entries[i].token
+            fields.withField(i) { n, v in originalFields.append(name: n, value: v, token: token) }
+        }
     }
 
     /// Appends bytes to `line` and returns their range.

@@ -15,6 +15,7 @@ package struct RequestVars: Sendable {
         var keyLength: Int32
         var valueStart: Int32
         var valueLength: Int32
+        var kind: LogValueKind
     }
     private var arena: [UInt8] = []
     private var slots: [Slot] = []
@@ -48,18 +49,30 @@ package struct RequestVars: Sendable {
         }
     }
 
-    /// Sets `key` to `value`. `value` must not point into this storage.
-    package mutating func set(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+    /// Sets `key` to `value`. `value` must not point into this storage. `kind` says how the
+    /// value was typed in the config (Caddy's vars hold strings, numbers and booleans; the
+    /// access log's `log_append` writes them as such); placeholders read the bytes.
+    package mutating func set(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, kind: LogValueKind = .string) {
         let vs = Int32(arena.count)
         HTTPFields.appendBytes(&arena, value)
         if let i = index(of: key) {
             slots[i].valueStart = vs
             slots[i].valueLength = Int32(value.count)
+            slots[i].kind = kind
             return
         }
         let ks = Int32(arena.count)
         HTTPFields.appendBytes(&arena, key)
-        slots.append(Slot(keyStart: ks, keyLength: Int32(key.count), valueStart: vs, valueLength: Int32(value.count)))
+        slots.append(Slot(keyStart: ks, keyLength: Int32(key.count), valueStart: vs, valueLength: Int32(value.count), kind: kind))
+    }
+
+    /// Calls `body` with the value of `key` and its kind, or returns nil when it is not set.
+    package func withTypedValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, LogValueKind) throws -> R) rethrows -> R? {
+        guard let i = index(of: key) else { return nil }
+        let s = slots[i]
+        return try arena.withUnsafeBytes { a in
+            try body(UnsafeRawBufferPointer(rebasing: a[Int(s.valueStart)..<Int(s.valueStart + s.valueLength)]), s.kind)
+        }
     }
 
     /// Sets a variable with a static key.

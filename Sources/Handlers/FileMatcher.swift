@@ -4,23 +4,6 @@ import Glibc
 import HTTPCore
 import IOCore
 
-/// Caddy's `vars` handler (`vars`, and `root`, which is `vars {root: …}`): sets request
-/// variables read by `{http.vars.*}`, the file matcher and `file_server`.
-package final class VarsHandler: Handler {
-    let entries: [(key: [UInt8], value: Template)]
-    package init(_ entries: [(String, Template)]) { self.entries = entries.map { (Array($0.0.utf8), $0.1) } }
-    package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
-        let s = response.scratch
-        for e in entries {
-            s.clear()
-            e.value.expand(request, into: s)
-            e.key.withUnsafeBytes { request.vars.set($0, s.readable) }
-        }
-        s.clear()
-        return .next
-    }
-}
-
 /// Caddy's `file` matcher (`fileserver/matcher.go`), behind `try_files`: the first candidate
 /// (placeholders expanded, cleaned, joined to the root with `SanitizedPathJoin`) that exists —
 /// a regular file, or a directory when the candidate ends with `/` — matches and sets

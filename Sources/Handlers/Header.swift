@@ -61,30 +61,43 @@ package final class HeaderHandler: Handler, ResponseHeaderOperation {
         package init() {}
     }
 
-    let ops: Ops
+    /// One set of operations (request or response side), with its deletes pre-sorted.
+    struct Compiled: Sendable {
+        let ops: Ops
+        let deleteAll: Bool
+        /// Lower-cased delete patterns other than `*`.
+        let deletePatterns: [HeaderValuePattern]
+        let deleteExact: [FieldName]
+
+        init(_ ops: Ops) {
+            self.ops = ops
+            deleteAll = ops.delete.contains("*")
+            var patterns: [HeaderValuePattern] = []
+            var exact: [FieldName] = []
+            for d in ops.delete where d != "*" {
+                if d.hasPrefix("*") || d.hasSuffix("*") {
+                    patterns.append(HeaderValuePattern(d.lowercased()))
+                } else {
+                    exact.append(FieldName(d))
+                }
+            }
+            deletePatterns = patterns
+            deleteExact = exact
+        }
+    }
+
+    /// Response operations (nil when the handler only changes the request).
+    let response: Compiled?
+    /// Request operations (`request_header`, JSON `request`), applied at once.
+    let request: Compiled?
     let deferred: Bool
     let require: ResponseMatcher?
-    let deleteAll: Bool
-    /// Lower-cased delete patterns other than `*`.
-    let deletePatterns: [HeaderValuePattern]
-    let deleteExact: [FieldName]
 
-    package init(ops: Ops, deferred: Bool, require: ResponseMatcher?) {
-        self.ops = ops
+    package init(ops: Ops?, deferred: Bool, require: ResponseMatcher?, requestOps: Ops? = nil) {
+        response = ops.map(Compiled.init)
+        request = requestOps.map(Compiled.init)
         self.deferred = deferred
         self.require = require
-        deleteAll = ops.delete.contains("*")
-        var patterns: [HeaderValuePattern] = []
-        var exact: [FieldName] = []
-        for d in ops.delete where d != "*" {
-            if d.hasPrefix("*") || d.hasSuffix("*") {
-                patterns.append(HeaderValuePattern(d.lowercased()))
-            } else {
-                exact.append(FieldName(d))
-            }
-        }
-        deletePatterns = patterns
-        deleteExact = exact
     }
 
     /// Go's `textproto.CanonicalMIMEHeaderKey`: first letter and letters after `-` upper-case,
@@ -105,20 +118,47 @@ package final class HeaderHandler: Handler, ResponseHeaderOperation {
     }
 
     package func handle(_ request: HTTPRequest, _ response: HTTPResponse) -> HandlerResult {
+        if let ops = self.request { applyToRequest(ops, request, response.scratch) }
+        guard let ops = self.response else { return .next }
         if deferred || require != nil {
             response.request = request
             response.deferred.append(self)
         } else {
-            apply(request, response, response.scratch)
+            apply(ops, request, response, response.scratch)
         }
         return .next
     }
 
     /// Deferred: runs just before the head is written.
     package func apply(to response: HTTPResponse) {
-        guard let request = response.request else { return }
+        guard let request = response.request, let ops = self.response else { return }
         if let req = require, !req.matches(status: response.status, fields: response.fields) { return }
-        apply(request, response, response.deferredScratch)
+        apply(ops, request, response, response.deferredScratch)
+    }
+
+    /// Caddy's `ApplyToRequest`: the Host (kept as the request's authority, not as a field)
+    /// takes part as a last `Host` field, so operations on `Host` change where the request
+    /// goes (`{host}`, `reverse_proxy`'s Host header); its last value afterwards becomes the
+    /// authority (none left: none). The head as received is kept for the access log.
+    func applyToRequest(_ ops: Compiled, _ r: HTTPRequest, _ scratch: ByteBuffer) {
+        r.preserveOriginalFields()
+        if let a = r.authorityRange {
+            r.withLineBytes(a) { r.fields.append(.host, value: $0) }
+        } else {
+            r.fields.append(.host, value: UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+        apply(ops, r, r, scratch)
+        var last: Int? = nil
+        for i in 0..<r.fields.count where r.fields.entries[i].token == .host { last = i }
+        if let i = last, r.fields.entries[i].valueLength > 0 {
+            let range = r.fields.withField(i) { _, v in r.appendLine(v) }
+            r.authorityRange = range
+        } else {
+            // No Host left (or an empty one): the proxy then sends the upstream's address,
+            // as Go does for an empty `r.Host`.
+            r.authorityRange = nil
+        }
+        if r.fields.mayContain(.host) { r.fields.remove(.host) }
     }
 
     /// Resolves a field name (into `scratch` after `mark` for templates).
@@ -150,18 +190,20 @@ package final class HeaderHandler: Handler, ResponseHeaderOperation {
         }
     }
 
-    func apply(_ r: HTTPRequest, _ response: HTTPResponse, _ scratch: ByteBuffer) {
+    func apply<Target: HeaderFieldsOwner>(_ c: Compiled, _ r: HTTPRequest, _ response: Target, _ scratch: ByteBuffer) {
+        let ops = c.ops
+        let isResponse = Target.isResponse
         scratch.clear()
-        if deleteAll {
+        if c.deleteAll {
             response.fields.removeAll()
-            HeaderHandler.suppress(.server, &response.fields)
+            if isResponse { HeaderHandler.suppress(.server, &response.fields) }
         }
         for (name, value) in ops.add {
             withName(name, r, scratch) { n, token in
                 let mark = scratch.writerIndex
                 value.expand(r, into: scratch)
                 let v = UnsafeRawBufferPointer(start: scratch.base + mark, count: scratch.writerIndex - mark)
-                if token == .server || token == .date { HeaderHandler.removeField(&response.fields, n, token) }
+                if isResponse && (token == .server || token == .date) { HeaderHandler.removeField(&response.fields, n, token) }
                 response.fields.append(name: n, value: v, token: token)
                 scratch.writerIndex = mark
             }
@@ -179,13 +221,13 @@ package final class HeaderHandler: Handler, ResponseHeaderOperation {
                 scratch.writerIndex = mark
             }
         }
-        for name in deleteExact {
+        for name in c.deleteExact {
             withName(name, r, scratch) { n, token in
                 HeaderHandler.removeField(&response.fields, n, token)
-                if token == .server || token == .date { HeaderHandler.suppress(token, &response.fields) }
+                if isResponse && (token == .server || token == .date) { HeaderHandler.suppress(token, &response.fields) }
             }
         }
-        if !deletePatterns.isEmpty { deleteMatching(response) }
+        if !c.deletePatterns.isEmpty { deleteMatching(c.deletePatterns, response) }
         for rep in ops.replace { replace(rep, r, response, scratch) }
     }
 
@@ -194,7 +236,7 @@ package final class HeaderHandler: Handler, ResponseHeaderOperation {
         fields.append(name: UnsafeRawBufferPointer(start: nil, count: 0), value: UnsafeRawBufferPointer(start: nil, count: 0), token: token)
     }
 
-    func deleteMatching(_ response: HTTPResponse) {
+    func deleteMatching<Target: HeaderFieldsOwner>(_ deletePatterns: [HeaderValuePattern], _ response: Target) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { lower in
             func matches(_ name: UnsafeRawBufferPointer) -> Bool {
                 let n = min(name.count, lower.count)
@@ -212,14 +254,14 @@ package final class HeaderHandler: Handler, ResponseHeaderOperation {
                 if hit { response.fields.remove(at: i) } else { i += 1 }
             }
             let server: StaticString = "server"
-            if matches(UnsafeRawBufferPointer(start: server.utf8Start, count: server.utf8CodeUnitCount)),
+            if Target.isResponse, matches(UnsafeRawBufferPointer(start: server.utf8Start, count: server.utf8CodeUnitCount)),
                !response.fields.contains(.server) {
                 HeaderHandler.suppress(.server, &response.fields)
             }
         }
     }
 
-    func replace(_ rep: Replacement, _ r: HTTPRequest, _ response: HTTPResponse, _ scratch: ByteBuffer) {
+    func replace<Target: HeaderFieldsOwner>(_ rep: Replacement, _ r: HTTPRequest, _ response: Target, _ scratch: ByteBuffer) {
         let mark = scratch.writerIndex
         var regex = rep.regex
         if regex == nil, let t = rep.regexTemplate {
@@ -299,4 +341,19 @@ package final class HeaderHandler: Handler, ResponseHeaderOperation {
         }
         out.append(UnsafeRawBufferPointer(rebasing: s[last..<s.count]))
     }
+}
+
+/// What a header operation changes: the request's fields or the response's.
+package protocol HeaderFieldsOwner: AnyObject {
+    var fields: HTTPFields { get set }
+    /// Response fields stand in for the protocol's own `Server` / `Date` (suppression markers).
+    static var isResponse: Bool { get }
+}
+
+extension HTTPResponse: HeaderFieldsOwner {
+    package static var isResponse: Bool { true }
+}
+
+extension HTTPRequest: HeaderFieldsOwner {
+    package static var isResponse: Bool { false }
 }

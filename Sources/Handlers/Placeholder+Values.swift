@@ -170,6 +170,11 @@ extension Placeholder {
             }
         case .origMethod:
             r.withLineBytes(r.originalMethod) { out.append($0) }
+        case .custom(let name):
+            for p in r.placeholderProviders {
+                if name.withUnsafeBytes({ p.provide($0, r, into: out) }) { return true }
+            }
+            return false
         case .authUserID:
             // Set only once basic_auth authenticated the request; before that the placeholder
             // is unknown (kept or emptied as the template says), as in Caddy.

@@ -42,6 +42,9 @@ package enum Placeholder: Sendable, Equatable {
     case timeNow
     /// `{http.auth.user.id}`: the user `basic_auth` authenticated (empty otherwise).
     case authUserID
+    /// A name a handler of this server defines for the request (a `map` destination): asked of
+    /// `HTTPRequest.placeholderProviders`; unknown until such a handler ran.
+    case custom([UInt8])
 
     /// Maps a placeholder name (without braces) to a placeholder, or nil when unknown.
     package static func parse(_ name: String) -> Placeholder? {

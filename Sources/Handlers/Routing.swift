@@ -151,7 +151,8 @@ package final class RouteList: Handler {
     /// or a nested list that resumes first.
     func resume(_ request: HTTPRequest, _ response: HTTPResponse, _ frames: [RouteFrame], _ level: Int) -> HandlerResult {
         let f = frames[level]
-        if level > 0, let inner = routes[f.route].handlers[f.handler] as? RouteList {
+        let h = routes[f.route].handlers[f.handler]
+        if level > 0, let inner = (h as? RouteList) ?? (h as? InvokeHandler)?.list {
             let r = inner.resume(request, response, frames, level - 1)
             switch r {
             case .next:

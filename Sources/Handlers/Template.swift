@@ -29,6 +29,10 @@ package struct Template: Sendable {
         parts.allSatisfy { if case .literal = $0 { return true } else { return false } }
     }
 
+    /// Placeholder names that handlers of the server being built define per request (`map`
+    /// destinations): set by the runtime builder around building a server's handlers.
+    @TaskLocal package static var customNames: Set<String> = []
+
     /// The literal bytes when static.
     package var staticBytes: [UInt8] {
         var out: [UInt8] = []
@@ -75,7 +79,7 @@ package struct Template: Sendable {
             lit += b[lastWrite..<i]
             if let value = Placeholder.configTimeValue(name, environment: environment) {
                 lit += Array(value.utf8)
-            } else if let ph = Placeholder.parse(name) {
+            } else if let ph = Placeholder.parse(name) ?? (Template.customNames.contains(name) ? .custom(key) : nil) {
                 if !lit.isEmpty {
                     parts.append(.literal(lit))
                     lit = []

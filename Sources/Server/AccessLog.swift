@@ -19,6 +19,8 @@ package final class AccessLogWriter {
     /// The buffer the formatting helpers append to.
     private var out: ByteBuffer
     private let scratch: ByteBuffer
+    /// `log_append` values computed while an entry is formatted.
+    private lazy var valueScratch = ByteBuffer(capacity: 256)
     private var buffers: [(output: LogOutput, buffer: ByteBuffer)] = []
 
     package init() {
@@ -29,6 +31,7 @@ package final class AccessLogWriter {
     /// Appends one entry for a finished request to every target log whose level allows it.
     package func log(request r: HTTPRequest, response res: HTTPResponse, serverHeader: [UInt8], nowNanos: UInt64,
                      targets: [AccessLogTarget]) {
+        if r.logSkip { return }  // `log_skip`
         // Caddy logs a request nothing answered as msg "NOP" with status 0 (Go writes the
         // implicit 200 after the handler chain returned).
         let status = res.unanswered ? 0 : res.status
@@ -50,11 +53,12 @@ package final class AccessLogWriter {
         out.append("\",\"method\":\"")
         r.withLineBytes(r.methodRange) { appendEscaped($0) }
         out.append("\",\"host\":\"")
-        if let a = r.authorityRange { r.withLineBytes(a) { appendEscaped($0) } }
+        // The head as received (Caddy logs a clone taken before the handlers).
+        if let a = r.fieldsChanged ? r.originalAuthorityRange : r.authorityRange { r.withLineBytes(a) { appendEscaped($0) } }
         out.append("\",\"uri\":\"")
         r.withLineBytes(r.targetRange) { appendEscaped($0) }
         out.append("\",\"headers\":")
-        appendHeaderMap(r.fields, extraServer: nil)
+        appendHeaderMap(r.fieldsChanged ? r.originalFields : r.fields, extraServer: nil)
         if r.connection.isTLS {
             // Caddy's request.tls object: resumed, version, cipher_suite, proto, server_name.
             out.append(",\"tls\":{\"resumed\":")
@@ -84,6 +88,7 @@ package final class AccessLogWriter {
         out.appendDecimal(status)
         out.append(",\"resp_headers\":")
         appendHeaderMap(res.fields, extraServer: res.fields.contains(.server) ? nil : serverHeader)
+        if !r.logFields.isEmpty { appendExtraFields(r, res) }
         out.append(byte: UInt8(ascii: "}"))
         let body = UnsafeRawBufferPointer(start: scratch.base + scratch.readerIndex, count: scratch.readableBytes)
         for t in targets {
@@ -113,6 +118,35 @@ package final class AccessLogWriter {
             }
         }
         out = scratch
+    }
+
+    /// `log_append` fields: the early ones in order, then the others in reverse (Caddy adds
+    /// each on the way back up the handler chain).
+    private func appendExtraFields(_ r: HTTPRequest, _ res: HTTPResponse) {
+        let fields = r.logFields
+        func put(_ key: [UInt8], _ kind: LogValueKind, _ value: UnsafeRawBufferPointer) {
+            out.append(",\"")
+            key.withUnsafeBytes { appendEscaped($0) }
+            out.append("\":")
+            switch kind {
+            case .string:
+                out.append(byte: UInt8(ascii: "\""))
+                appendEscaped(value)
+                out.append(byte: UInt8(ascii: "\""))
+            case .literal: out.append(value)
+            case .null: out.append("null")
+            }
+        }
+        fields.bytes.withUnsafeBytes { b in
+            for e in fields.entries where e.early {
+                put(e.source.logKey, e.kind, UnsafeRawBufferPointer(rebasing: b[Int(e.start)..<Int(e.start + e.count)]))
+            }
+        }
+        for e in fields.entries.reversed() where !e.early {
+            valueScratch.clear()
+            let kind = e.source.appendLogValue(r, res, into: valueScratch)
+            put(e.source.logKey, kind, valueScratch.readable)
+        }
     }
 
     /// This loop's buffer for a writer (a handful at most).

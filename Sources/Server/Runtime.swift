@@ -14,15 +14,20 @@ package struct AccessLogPolicy: Sendable {
     let skipUnmapped: Bool
     /// Hosts not mapped: `http.log.access` or the catch-all site's named logger.
     let fallback: [AccessLogTarget]
+    /// The logs, for requests that name their loggers (`log_name`).
+    let logging: LoggingRuntime
+
+    static func targets(_ names: [String], _ logging: LoggingRuntime) -> [AccessLogTarget] {
+        names.map { n in
+            let logger = n.isEmpty ? "http.log.access" : "http.log.access." + n
+            return AccessLogTarget(loggerName: AccessLogPolicy.escaped(logger),
+                                   sinks: logging.sinks.filter { $0.config.allows(logger: logger) })
+        }
+    }
 
     package init(_ c: AccessLogConfig, logging: LoggingRuntime) {
-        func targets(_ names: [String]) -> [AccessLogTarget] {
-            names.map { n in
-                let logger = n.isEmpty ? "http.log.access" : "http.log.access." + n
-                return AccessLogTarget(loggerName: AccessLogPolicy.escaped(logger),
-                                       sinks: logging.sinks.filter { $0.config.allows(logger: logger) })
-            }
-        }
+        self.logging = logging
+        func targets(_ names: [String]) -> [AccessLogTarget] { AccessLogPolicy.targets(names, logging) }
         let hosts = c.loggerNames.keys.sorted { a, b in (a.contains("*") ? 1 : 0, a) < (b.contains("*") ? 1 : 0, b) }
         mapped = hosts.map { (HostPattern($0), targets(c.loggerNames[$0]!)) }
         skipped = c.skipHosts.map(HostPattern.init)
@@ -33,11 +38,15 @@ package struct AccessLogPolicy: Sendable {
     /// Where a request's entry goes, or nil when it is not logged (Caddy's shouldLogRequest
     /// and getLoggerHosts).
     package func targets(for r: HTTPRequest) -> [AccessLogTarget]? {
-        r.withHost { h -> [AccessLogTarget]? in
+        let byHost = r.withHost { h -> [AccessLogTarget]? in
             for m in mapped where m.pattern.matches(h) { return m.targets }
             if skipped.contains(where: { $0.matches(h) }) { return nil }
             return skipUnmapped ? nil : fallback
         }
+        // `log_name` (Caddy's wrapLogger): the request's own logger names instead of the
+        // host's, once the host says the request is logged at all.
+        if byHost != nil, let names = r.accessLoggerNames { return AccessLogPolicy.targets(names, logging) }
+        return byHost
     }
 
     /// A logger name as JSON string content.

@@ -60,7 +60,7 @@ extension ProxyExchange {
             ProxyDebug.roundtrip(upstream: host?.address.dial ?? "", nanos: Clock.monotonicNanos() &- debugSentNanos,
                                  request: request, head: head, response: response.fields, from: headBaseCount, status: status)
         }
-        if subrequest != nil {
+        if isSubrequest {
             // forward_auth: the route walk resumes only after a 2xx.
             if status >= 200 && status < 300 {
                 countPassiveHealth(status)
@@ -94,6 +94,7 @@ extension ProxyExchange {
     }
 
     /// Passive health checks (Caddy: unhealthy_status, unhealthy_latency).
+    @inline(__always)
     private func countPassiveHealth(_ status: Int) {
         if let host, config.health.failDurationMilliseconds > 0 {
             let slow = config.health.unhealthyLatencyMilliseconds.map { limit in

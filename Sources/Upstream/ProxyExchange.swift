@@ -83,6 +83,9 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     /// `forward_auth`: the request is asked about (a GET to `subrequestTarget`, no body) and a
     /// 2xx answer lets it go on (`ProxySubrequest`).
     var subrequest: (any ProxySubrequest)? = nil
+    /// `subrequest != nil`, as a plain flag: testing the optional existential on the request
+    /// path copies and destroys it each time.
+    var isSubrequest = false
     /// The subrequest's target, built once per request (retries send the same).
     lazy var subrequestTarget = ByteBuffer(capacity: 256)
     private var inStart = false
@@ -109,10 +112,11 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         if !failedSlots.isEmpty { failedSlots.removeAll(keepingCapacity: true) }
         readingPaused = false
         var hasBody = req.bodySource != nil
-        isFastCGI = p.configuration.fastcgi != nil
-        if let sub = p.configuration.subrequest {
+        isFastCGI = p.isFastCGI
+        if p.hasSubrequest, let sub = p.configuration.subrequest {
             // forward_auth: a GET without a body (the body stays for the handlers after it).
             subrequest = sub
+            isSubrequest = true
             subrequestTarget.clear()
             sub.writeTarget(req, work: scratch, into: subrequestTarget)
             framing = .none
@@ -190,7 +194,10 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         if upgrade != nil { upgrade = nil }
         if cookieToSet != nil { cookieToSet = nil }
         if lastUpstream != nil { lastUpstream = nil }
-        if subrequest != nil { subrequest = nil }
+        if isSubrequest {
+            subrequest = nil
+            isSubrequest = false
+        }
         if upFields.count > 0 { upFields.removeAll() }
         if uloop.freeExchanges.count < 1024 { uloop.freeExchanges.append(self) }
     }
@@ -308,7 +315,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         }
         let debug = ProxyDebug.enabled.load(ordering: .relaxed)
         let queued = debug ? c.output.readableBytes : 0
-        if subrequest != nil {
+        if isSubrequest {
             RequestHead.buildFields(request, config, upstream: h.address, upgrade: upgrade, into: &upFields, scratch: scratch)
             upFields.remove(.trailer)
             RequestHead.encodeSubrequest(target: subrequestTarget.readable, fields: upFields, into: c.output)
@@ -520,7 +527,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         let elapsedMs = Int((Clock.monotonicNanos() &- startNanos) / 1_000_000)
         let budget = attempts <= c.retries || (c.tryDurationMilliseconds > 0 && elapsedMs + c.tryIntervalMilliseconds < c.tryDurationMilliseconds)
         guard budget else { return false }
-        return error.isDialError || error == .noUpstream || request.method == .GET || subrequest != nil
+        return error.isDialError || error == .noUpstream || request.method == .GET || isSubrequest
     }
 
     /// Drops the upstream side: closes the connection, leaves the pool queue, updates counters.
@@ -543,7 +550,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     func finishClient(status: Int, error: UpstreamError? = nil) {
         if isFastCGI { logStderr(status: status) }
         phase = .done
-        if subrequest != nil { request.routeSuspension = nil }
+        if isSubrequest { request.routeSuspension = nil }
         flow?.setFlowObserver(nil, for: response)
         if !response.headSent {
             // Caddy: the proxy returns a handler error, so `handle_errors` runs with
@@ -577,7 +584,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         guard phase != .done, phase != .idle else { return }
         abandonUpstream()
         phase = .done
-        if subrequest != nil { request.routeSuspension = nil }
+        if isSubrequest { request.routeSuspension = nil }
         flow = nil
         if !response.headSent {
             // Drop a partly parsed upstream head.

@@ -162,8 +162,8 @@ struct JSONDecoderErrorTests {
         let h = try #require(error(doc(handle: #"{"handler":"templates"}"#)))
         #expect(h.hasPrefix("apps.http.servers.srv0.routes[2].handle[0].handler: unknown handler 'templates' (Berth's JSON has "))
         #expect(h.contains("reverse_proxy") && h.contains("subroute"))
-        let m = try #require(error(doc(handle: #"{"handler":"static_response"}"#, match: #"{"vars":{"a":"b"}}"#)))
-        #expect(m.hasPrefix("apps.http.servers.srv0.routes[2].match[0].vars: unknown matcher 'vars'"))
+        let m = try #require(error(doc(handle: #"{"handler":"static_response"}"#, match: #"{"tls":{"sni":["a"]}}"#)))
+        #expect(m.hasPrefix("apps.http.servers.srv0.routes[2].match[0].tls: unknown matcher 'tls'"))
         #expect(error(doc(handle: #"{"handler":"static_response"}"#, match: #"{"expression":"{http.request.uri} == '/'"}"#))?
             .hasPrefix("apps.http.servers.srv0.routes[2].match[0].expression: only the status expressions handle_errors generates") == true)
     }

@@ -27,9 +27,6 @@ ENV = {"SITE": "example.com", "PORT": "8080"}
 # Berth rejects, Caddy accepts: deliberate differences (the error says "not supported by this
 # Berth build"). Keyed by corpus path relative to the repository (seed: "seed/exampleN").
 ALLOWED = {
-    # Named routes (`&(name)` / `invoke`) are not implemented.
-    "Tests/CaddyfileTests/Golden/format/named-route.caddyfile": "named routes not supported",
-    "Tests/CaddyfileTests/Golden/parse/invoke-and-handle.caddyfile": "named routes not supported",
     # Caddy keeps a non-numeric `respond` status as a placeholder template and fails each request
     # with 500 when it does not expand to a number; Berth needs a numeric status at load.
     "Tests/CaddyfileTests/Golden/parse/import-quoted-args.caddyfile": "placeholder status codes not supported",
