@@ -37,12 +37,28 @@ http://localhost {{
 \t\turi strip_prefix /files
 \t\tfile_server browse
 \t}}
+\thandle /auth/* {{
+\t\tforward_auth 127.0.0.1:{backend} {{
+\t\t\turi /verify?u={{uri}}
+\t\t\tcopy_headers X-Backend>X-User
+\t\t}}
+\t\trespond "authed {{header.X-User}}"
+\t}}
+\thandle /basic/* {{
+\t\tbasic_auth {{
+\t\t\tbob {bcrypt}
+\t\t}}
+\t\trespond "basic {{http.auth.user.id}}"
+\t}}
 \theader X-Chaos yes
 \trespond "hello {{http.request.uri.path}}"
 }}
 """
 
-PATHS = ["/", "/proxy/echo", "/proxy/", "/files/", "/files/big.txt", "/files/small.txt", "/files/../../etc/passwd",
+# bcrypt of "secret" at cost 4 (cheap: the checks run on worker threads, not the loops).
+BCRYPT = "$2a$04$EMAXEDIcuk9v9sB6fcF5luKL2IFeBgfcGw7XbB3r4tKfhPOaKb3hq"
+
+PATHS = ["/", "/proxy/echo", "/auth/x", "/auth/", "/basic/x", "/basic/", "/proxy/", "/files/", "/files/big.txt", "/files/small.txt", "/files/../../etc/passwd",
          "/%00", "/files/%2e%2e/", "/proxy/" + "a" * 3000, "*", "http://localhost/proxy/x", "//", "/files/dir/"]
 METHODS = ["GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT", "TRACE", "G\x00T", "BREW"]
 
@@ -55,7 +71,7 @@ def server(tmp_path_factory):
     (root / "small.txt").write_text("small\n")
     (root / "big.txt").write_bytes(b"0123456789abcdef\n" * 20000)
     backend = EchoBackend()
-    cf = write_caddyfile(d, CADDYFILE.format(backend=backend.port, root=root))
+    cf = write_caddyfile(d, CADDYFILE.format(backend=backend.port, root=root, bcrypt=BCRYPT))
     p = launch(["run", "--config", str(cf)], sockets=[tcp_listener(backlog=1024)])
     assert p.alive(), p.stderr()
     p.backend = backend
@@ -95,6 +111,9 @@ def h1_request(rng):
     elif kind == 4:
         headers += [(f"X-{i}", "v" * rng.randrange(0, 2000)) for i in range(rng.randrange(0, 80))]
     headers.append(("Accept-Encoding", rng.choice(["gzip", "zstd", "br;q=1, gzip;q=0", "*", "", "gzip;q=abc"])))
+    if rng.random() < 0.3:
+        headers.append(("Authorization", rng.choice(["Basic Ym9iOnNlY3JldA==", "Basic Ym9iOndyb25n", "Basic !!!", "Bearer x",
+                                                      "Basic " + "A" * 3000, "Basic Ym9i"])))
     if rng.random() < 0.3:
         headers.append(("Range", rng.choice(["bytes=0-10", "bytes=-5", "bytes=100000-", "bytes=5-1", "bytes=0-1,3-4",
                                              "lines=1-2"])))
@@ -236,6 +255,12 @@ def still_serving(port):
     with H2Client.h2c("127.0.0.1", port, authority="localhost") as c:
         r = c.get("/files/small.txt")
         assert r.status == 200 and r.body == b"small\n", (r.status, r.body[:100])
+        r = c.get("/auth/ok")
+        assert r.status == 200 and r.body == b"authed echo", (r.status, r.body[:100])
+        r = c.get("/basic/ok", headers=[("authorization", "Basic Ym9iOnNlY3JldA==")])
+        assert r.status == 200 and r.body == b"basic bob", (r.status, r.body[:100])
+        r = c.get("/basic/ok", headers=[("authorization", "Basic Ym9iOndyb25n")])
+        assert r.status == 401, r.status
 
 
 def client_connections(pid, port):
