@@ -13,6 +13,8 @@ APT_PACKAGES=(
   gcc
   # ACME tests: Pebble (test CA) and pebble-challtestsrv (its mock DNS), one package
   pebble
+  # FastCGI tests: a php-fpm of their own (Tests/integration/test_fastcgi.py)
+  php8.2-fpm php8.2-cli
 )
 # matplotlib: the PNG charts of `make bench`
 PIP_PACKAGES=(h2 pytest cryptography aioquic matplotlib)

@@ -130,6 +130,14 @@ extension DirectiveParsers {
                 if sub == "header_up" { spec.headerUp.append(line) } else { spec.headerDown.append(line) }
             case "transport":
                 guard d.nextArg() else { throw d.argErr() }
+                if spec.transportWritten || spec.fastcgi != nil { throw d.err("transport already specified") }
+                if d.val == "fastcgi" {
+                    spec.transportWritten = true
+                    var f = FastCGISpec()
+                    try fastcgiTransportBlock(&d, &f)
+                    spec.fastcgi = f
+                    continue
+                }
                 guard d.val == "http" else {
                     throw d.err("reverse_proxy transport '\(d.val)' is not supported by this Berth build yet")
                 }
@@ -156,6 +164,9 @@ extension DirectiveParsers {
             throw d.err("upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)")
         }
         if spec.transport.tls { spec.tlsLocation = location }
+        if spec.fastcgi != nil && spec.transport.tls {
+            throw d.err("transport fastcgi: TLS to FastCGI upstreams is not supported by this Berth build yet")
+        }
     }
 
     private static func upstreams(_ s: String, _ d: inout Dispenser) throws(CaddyfileError) -> [UpstreamAddress] {
@@ -166,7 +177,7 @@ extension DirectiveParsers {
         }
     }
 
-    private static func oneArg(_ d: inout Dispenser) throws(CaddyfileError) -> String {
+    static func oneArg(_ d: inout Dispenser) throws(CaddyfileError) -> String {
         guard d.nextArg() else { throw d.argErr() }
         let v = d.val
         if d.nextArg() { throw d.argErr() }
@@ -179,7 +190,7 @@ extension DirectiveParsers {
         return n
     }
 
-    private static func duration(_ d: inout Dispenser, _ name: String) throws(CaddyfileError) -> Int {
+    static func duration(_ d: inout Dispenser, _ name: String) throws(CaddyfileError) -> Int {
         let v = try oneArg(&d)
         guard let ms = DurationText.parseMilliseconds(v), ms >= 0 else { throw d.err("bad duration value '\(v)'") }
         return ms

@@ -180,7 +180,8 @@ enum MatcherSpecParsers {
                     }
                     spec.tryPolicy = d.val
                 case "split_path":
-                    throw d.err("file matcher split_path is not supported by this Berth build yet")
+                    spec.splitPath += d.remainingArgs()
+                    if spec.splitPath.isEmpty { throw d.argErr() }
                 default:
                     throw d.err("unrecognized subdirective: \(d.val)")
                 }
@@ -288,6 +289,9 @@ package struct FileMatcherSpec: FailingMatcherSpec {
     package var root: String? = nil
     package var tryFiles: [String] = []
     package var tryPolicy: String? = nil
+    /// `split_path`: a candidate is cut after the first of these that ends a path segment
+    /// (`/index.php/x` → `/index.php`, remainder `/x`).
+    package var splitPath: [String] = []
     package var matcherName: String { "file" }
     package var canFail: Bool { tryFiles.contains { FileMatcherSpec.statusCode($0) != nil } }
     package var json: JSONValue {
@@ -295,6 +299,7 @@ package struct FileMatcherSpec: FailingMatcherSpec {
         if let r = root { o.append(("root", .string(r))) }
         if !tryFiles.isEmpty { o.append(("try_files", .array(tryFiles.map { .string($0) }))) }
         if let p = tryPolicy { o.append(("try_policy", .string(p))) }
+        if !splitPath.isEmpty { o.append(("split_path", .array(splitPath.map { .string($0) }))) }
         return .object(o)
     }
 
@@ -311,7 +316,8 @@ package struct FileMatcherSpec: FailingMatcherSpec {
             return .file(Template(f, keepUnknown: false, environment: context.environment), trailingSlash: f.hasSuffix("/"))
         }
         let rootT = root.map { Template($0, keepUnknown: false, environment: context.environment) }
-        return FileMatcher(root: rootT, candidates: candidates, fallback: tryPolicy == "first_exist_fallback")
+        return FileMatcher(root: rootT, candidates: candidates, fallback: tryPolicy == "first_exist_fallback",
+                           splitPath: splitPath.map { Array($0.utf8) })
     }
 }
 
@@ -396,6 +402,7 @@ enum MatcherSpecDecoders {
         spec.root = try o.string("root")
         spec.tryFiles = try o.strings("try_files") ?? []
         spec.tryPolicy = try o.choice("try_policy", ["first_exist", "first_exist_fallback"])
+        spec.splitPath = try o.strings("split_path") ?? []
         try o.finish()
         return spec
     }

@@ -30,6 +30,7 @@ package enum DirectiveRegistry {
         "error": DirectiveParsers.error,
         "abort": DirectiveParsers.abort,
         "reverse_proxy": DirectiveParsers.reverseProxy,
+        "php_fastcgi": DirectiveParsers.phpFastCGI,
         "forward_auth": DirectiveParsers.forwardAuth,
         "log": DirectiveParsers.log,
         "bind": DirectiveParsers.bind,

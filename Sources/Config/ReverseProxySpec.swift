@@ -26,6 +26,8 @@ package struct ReverseProxySpec: HandlerSpec {
     package var headerDown: [HeaderLine] = []
     package var trustedProxies: [String] = []
     package var flushIntervalMilliseconds: Int? = nil
+    /// `transport fastcgi { … }` (also what `php_fastcgi` builds).
+    package var fastcgi: FastCGISpec? = nil
     /// Where the directive is (TLS setup errors at build time name it).
     package var tlsLocation: SourceLocation? = nil
 
@@ -60,7 +62,11 @@ package struct ReverseProxySpec: HandlerSpec {
         if let d = tryDurationMilliseconds { lb.append(("try_duration", .int(d * 1_000_000))) }
         if let i = tryIntervalMilliseconds { lb.append(("try_interval", .int(i * 1_000_000))) }
         if !lb.isEmpty { o.append(("load_balancing", .object(lb.sorted { $0.0 < $1.0 }))) }
-        if transportWritten { o.append(("transport", .object(transportJSON))) }
+        if let f = fastcgi {
+            o.append(("transport", .object(f.json)))
+        } else if transportWritten {
+            o.append(("transport", .object(transportJSON)))
+        }
         if !trustedProxies.isEmpty { o.append(("trusted_proxies", .array(trustedProxies.map { .string($0) }))) }
         o.append(("upstreams", .array(upstreams.map { .object([("dial", .string($0.dial))]) })))
         return o
@@ -216,6 +222,7 @@ package struct ReverseProxySpec: HandlerSpec {
         c.responseHeaderOps = Self.operations(headerDown, context)
         c.trustedProxies = (trustedProxies + context.serverTrustedProxies).compactMap { IPNetwork($0) }
         c.flushIntervalMilliseconds = flushIntervalMilliseconds
+        if let f = fastcgi { c.fastcgi = f.options(context, transport: &c.transport) }
         if transport.tls {
             do {
                 c.tls = try UpstreamTLS.make(transport)
@@ -351,8 +358,12 @@ extension ReverseProxySpec {
         }
         if let t = try r.object("transport") {
             spec.transportWritten = true
+            if try t.string("protocol") == "fastcgi" {
+                spec.fastcgi = try FastCGISpec.decode(t)
+                try t.finish()
+            } else {
             guard try t.string("protocol") == "http" else {
-                throw t.error("protocol", "only the http transport is supported by this Berth build")
+                throw t.error("protocol", "only the http and fastcgi transports are supported by this Berth build")
             }
             var o = TransportOptions()
             o.dialTimeoutMilliseconds = try t.milliseconds("dial_timeout") ?? o.dialTimeoutMilliseconds
@@ -386,6 +397,7 @@ extension ReverseProxySpec {
             o.writeTimeoutMilliseconds = try t.milliseconds("write_timeout")
             try t.finish()
             spec.transport = o
+            }
         }
         if let tp = try r.strings("trusted_proxies") {
             for (i, c) in tp.enumerated() where IPNetwork(c) == nil {

@@ -48,8 +48,12 @@ package enum HTTPVersion: UInt8, Sendable {
 package struct ConnectionInfo: Sendable {
     /// The peer; preserved through socket activation.
     package var remote: SocketAddress?
-    /// Our local address.
+    /// Our local address (set where it is known for free: HTTP/3).
     package var local: SocketAddress?
+    /// The client's stream socket (HTTP/1 and HTTP/2), -1 otherwise: a handler that needs the
+    /// local address (FastCGI's SERVER_ADDR) asks `getsockname` for it; no connection pays
+    /// that syscall up front.
+    package var socket: Int32 = -1
     /// True on TLS.
     package var isTLS: Bool = false
     /// Server name from TLS SNI, if any.

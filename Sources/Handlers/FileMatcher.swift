@@ -21,11 +21,13 @@ package struct FileMatcher: RequestMatcher {
     let root: Template?
     let candidates: [Candidate]
     let fallback: Bool
+    let splitPath: [[UInt8]]
 
-    package init(root: Template?, candidates: [Candidate], fallback: Bool = false) {
+    package init(root: Template?, candidates: [Candidate], fallback: Bool = false, splitPath: [[UInt8]] = []) {
         self.root = root
         self.candidates = candidates
         self.fallback = fallback
+        self.splitPath = splitPath
     }
 
     static let keyRelative: StaticString = "http.matchers.file.relative"
@@ -64,6 +66,16 @@ package struct FileMatcher: RequestMatcher {
                 t.expand(request, into: s)
                 // path.Clean(expanded), then the trailing slash of the pattern back.
                 FileMatcher.cleanInPlace(s, from: fileStart)
+                // split_path: the part after the split is the remainder (PATH_INFO), not
+                // part of the file looked for.
+                var remainder: [UInt8]? = nil
+                if !splitPath.isEmpty {
+                    let cand = UnsafeRawBufferPointer(start: s.base + fileStart, count: s.writerIndex - fileStart)
+                    if let cut = FileMatcher.firstSplit(cand, splitPath) {
+                        remainder = Array(cand[cut...])
+                        s.writerIndex = fileStart + cut
+                    }
+                }
                 if trailingSlash { s.append(byte: UInt8(ascii: "/")) }
                 let joinStart = s.writerIndex
                 FileMatcher.sanitizedJoin(s, rootLen: rootLen, reqStart: fileStart, reqEnd: joinStart)
@@ -83,7 +95,11 @@ package struct FileMatcher: RequestMatcher {
                     }
                     request.vars.set(FileMatcher.keyRelative, rel)
                     request.vars.set(FileMatcher.keyAbsolute, full)
-                    request.vars.set(FileMatcher.keyRemainder, UnsafeRawBufferPointer(start: nil, count: 0))
+                    if let remainder {
+                        remainder.withUnsafeBytes { request.vars.set(FileMatcher.keyRemainder, $0) }
+                    } else {
+                        request.vars.set(FileMatcher.keyRemainder, UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
                     let type: StaticString = isDir ? "directory" : "file"
                     request.vars.set(FileMatcher.keyType, UnsafeRawBufferPointer(start: type.utf8Start, count: type.utf8CodeUnitCount))
                     s.clear()
@@ -93,6 +109,34 @@ package struct FileMatcher: RequestMatcher {
         }
         s.clear()
         return false
+    }
+
+    /// Caddy's `firstSplit` (`fileserver/matcher.go`): for each split string in order, its
+    /// first case-insensitive occurrence that is not at the very end (Caddy's `indexFold`
+    /// stops one short); it counts only when a `/` follows, else the next split string is
+    /// tried. Returns where the remainder starts.
+    static func firstSplit(_ path: UnsafeRawBufferPointer, _ splits: [[UInt8]]) -> Int? {
+        for split in splits {
+            let n = split.count
+            var found = -1
+            var i = 0
+            while i + n < path.count {
+                var eq = true
+                for j in 0..<n {
+                    var a = path[i + j], b = split[j]
+                    if a >= 0x41 && a <= 0x5A { a |= 0x20 }
+                    if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+                    if a != b { eq = false; break }
+                }
+                if eq { found = i; break }
+                i += 1
+            }
+            guard found >= 0 else { continue }
+            let pos = found + n
+            if pos != path.count && path[pos] != UInt8(ascii: "/") { continue }
+            return pos
+        }
+        return nil
     }
 
     /// `stat` (following symlinks); a path ending in `/` must be a directory, others a

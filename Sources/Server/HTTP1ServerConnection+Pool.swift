@@ -63,6 +63,7 @@ extension HTTP1ServerConnection {
         altSvc = nil
         armedKey = nil
         conn.request.connection = ConnectionInfo(remote: peer, local: nil, isTLS: false)
+        conn.request.connection.socket = fd
     }
 
     /// Breaks the driver/protocol cycle of an object leaving the pool for good.

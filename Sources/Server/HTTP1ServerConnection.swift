@@ -89,7 +89,8 @@ final class HTTP1ServerConnection: TimeoutNode, EventHandler, ManagedConnection,
         self.runtime = runtime
         hasTLS = tlsContext != nil
         super.init()
-        let info = ConnectionInfo(remote: peer, local: nil, isTLS: tlsContext != nil)
+        var info = ConnectionInfo(remote: peer, local: nil, isTLS: tlsContext != nil)
+        info.socket = fd
         if let tlsContext {
             let cin = ByteBuffer(capacity: 16 * 1024 + 512)
             let cout = ByteBuffer(capacity: 16 * 1024 + 512)

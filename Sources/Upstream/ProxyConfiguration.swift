@@ -188,6 +188,8 @@ package struct ProxyConfiguration: Sendable {
     package var tls: UpstreamTLS? = nil
     /// Value of the `Via` header this proxy adds (`1.1 Berth`), without the protocol prefix.
     package var viaName = "Berth"
+    /// `transport fastcgi { … }`: the upstreams are FastCGI responders (php-fpm), nil for HTTP.
+    package var fastcgi: FastCGIOptions? = nil
     /// Set for `forward_auth`: the request is asked about, not forwarded.
     package var subrequest: (any ProxySubrequest)? = nil
 

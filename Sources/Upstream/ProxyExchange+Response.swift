@@ -11,6 +11,10 @@ extension ProxyExchange {
     }
 
     func processInput() {
+        if isFastCGI {
+            processFastCGI()
+            return
+        }
         while let c = conn {
             switch phase {
             case .awaitingHead:
@@ -40,9 +44,9 @@ extension ProxyExchange {
     }
 
     /// A complete head. Returns true to keep processing input.
-    private func onHead(_ c: UpstreamConnection) -> Bool {
+    func onHead(_ c: UpstreamConnection) -> Bool {
         let status = parser.status
-        if status < 200 && status != 101 {
+        if status < 200 && status != 101 && !parser.cgi {
             // RFC 9110 §15.2: interim responses. 100 releases a body held back for
             // Expect: 100-continue (the client gets its own 100 when we start reading);
             // others (102, 103) are not forwarded.
@@ -65,7 +69,7 @@ extension ProxyExchange {
             }
             request.routeSuspension = nil
         }
-        if status == 101 {
+        if status == 101 && !parser.cgi {
             startTunnel(c)
             return false
         }
@@ -188,7 +192,8 @@ extension ProxyExchange {
 
     private func addVia() {
         scratch.clear()
-        scratch.append(parser.minorVersion == 0 ? "1.0 " : "1.1 ")
+        // A FastCGI response has no protocol version: Caddy's Via then reads "0.0".
+        scratch.append(parser.cgi ? "0.0 " : parser.minorVersion == 0 ? "1.0 " : "1.1 ")
         scratch.append(string: config.viaName)
         response.fields.append(.via, value: scratch.readable)
     }
@@ -197,14 +202,16 @@ extension ProxyExchange {
     /// or the body ends.
     func pumpBody() {
         guard let c = conn else { return }
+        // FastCGI: the body is the STDOUT stream, which ends with END_REQUEST.
+        let src = isFastCGI ? cgiOut.unsafelyUnwrapped : c.input
         while phase == .streaming {
-            switch decoder.next(c.input) {
+            switch decoder.next(src) {
             case .data(let n):
-                let bytes = UnsafeRawBufferPointer(start: c.input.base + c.input.readerIndex, count: n)
+                let bytes = UnsafeRawBufferPointer(start: src.base + src.readerIndex, count: n)
                 response.write(bytes)
-                c.input.consume(n)
+                src.consume(n)
             case .needMore:
-                if c.peerEOF {
+                if isFastCGI ? fcgiEnded || c.peerEOF : c.peerEOF {
                     decoder.finishAtEOF()
                     continue
                 }
@@ -224,8 +231,10 @@ extension ProxyExchange {
     }
 
     private func finishSuccess(_ c: UpstreamConnection) {
-        let reusable = parser.keepAlive && decoder.framing != .untilClose
+        // FastCGI: one request per connection, as Caddy (no FCGI_KEEP_CONN).
+        let reusable = !isFastCGI && parser.keepAlive && decoder.framing != .untilClose
             && (bodyPhase == .none || bodyPhase == .finished)
+        if isFastCGI { logStderr(status: response.status) }
         conn = nil
         c.release(reusable: reusable)
         if bodyPhase != .none && bodyPhase != .finished {

@@ -69,6 +69,15 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     var readingPaused = false
     /// Slots of upstreams that failed for this request (retries try the others first).
     var failedSlots: [Int] = []
+    /// FastCGI (`transport fastcgi`): the STDOUT stream taken out of its records (the CGI
+    /// response is parsed and streamed from here), the record decoder, STDERR gathered for
+    /// `capture_stderr`, END_REQUEST seen. The buffers are made on first use and kept.
+    var isFastCGI = false
+    var cgiOut: ByteBuffer? = nil
+    var cgiParams: ByteBuffer? = nil
+    var fcgiDecoder = FastCGIResponseDecoder()
+    var fcgiStderr: [UInt8] = []
+    var fcgiEnded = false
     /// The upstream of the last failed attempt (error messages; cold path).
     var lastUpstream: String? = nil
     /// `forward_auth`: the request is asked about (a GET to `subrequestTarget`, no body) and a
@@ -102,10 +111,8 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         bodyBytesSent = 0
         if !failedSlots.isEmpty { failedSlots.removeAll(keepingCapacity: true) }
         readingPaused = false
-        // Upgrade needs a Connection field, 100-continue an Expect field: the token mask
-        // answers "absent" without scanning the fields.
-        upgrade = req.fields.mayContain(.connection) ? HopByHop.upgradeType(req.fields) : nil
         var hasBody = req.bodySource != nil
+        isFastCGI = p.isFastCGI
         if p.hasSubrequest, let sub = p.configuration.subrequest {
             // forward_auth: a GET without a body (the body stays for the handlers after it).
             subrequest = sub
@@ -119,8 +126,34 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
             framing = RequestHead.framing(req)
             isHEAD = req.method == .HEAD
         }
-        expectContinue = hasBody && req.fields.mayContain(.expect) && ProxyExchange.expectsContinue(req.fields)
-        bodyPhase = hasBody ? .notStarted : .none
+        if isFastCGI {
+            // Caddy's client.go: HEAD and OPTIONS go without a body; any other body needs a
+            // length (CONTENT_LENGTH), else 411.
+            upgrade = nil
+            expectContinue = false
+            let sendsBody = hasBody && req.method != .HEAD && req.method != .OPTIONS
+            bodyPhase = sendsBody ? .notStarted : .none
+            if sendsBody, framing == .chunked {
+                response.fields.removeAll()
+                response.failPending(req, status: 411, message: "fastcgi: request body without a Content-Length")
+                recycle()
+                return .done
+            }
+            fcgiDecoder = FastCGIResponseDecoder()
+            fcgiEnded = false
+            if !fcgiStderr.isEmpty { fcgiStderr.removeAll(keepingCapacity: true) }
+            if cgiOut == nil {
+                cgiOut = ByteBuffer(capacity: 16384)
+                cgiParams = ByteBuffer(capacity: 2048)
+            }
+            cgiOut?.clear()
+        } else {
+            // Upgrade needs a Connection field, 100-continue an Expect field: the token mask
+            // answers "absent" without scanning the fields.
+            upgrade = req.fields.mayContain(.connection) ? HopByHop.upgradeType(req.fields) : nil
+            expectContinue = hasBody && req.fields.mayContain(.expect) && ProxyExchange.expectsContinue(req.fields)
+            bodyPhase = hasBody ? .notStarted : .none
+        }
         headBaseCount = resp.fields.count
         headBaseBytes = resp.fields.byteCount
         flow = resp.flowControl
@@ -276,6 +309,10 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         // Only `unhealthy_latency` needs the head's latency (one clock read less per request).
         let p = proxy.unsafelyUnwrapped
         if p.measuresHeadLatency { headStartNanos = Clock.monotonicNanos() }
+        if isFastCGI {
+            sendFastCGIRequest(c, h, p)
+            return
+        }
         let debug = ProxyDebug.enabled.load(ordering: .relaxed)
         let queued = debug ? c.output.readableBytes : 0
         if isSubrequest {
@@ -328,7 +365,10 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         }
         bodyBytesSent += Int64(bytes.count)
         let drained: Bool
-        if framing == .chunked {
+        if isFastCGI {
+            FastCGI.appendStream(.stdin, bytes, into: c.output)
+            drained = c.flushQueued()
+        } else if framing == .chunked {
             c.output.appendHex(bytes.count)
             c.output.append("\r\n")
             c.output.append(bytes)
@@ -346,7 +386,9 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     func requestBodyFinished() {
         guard bodyPhase == .reading || bodyPhase == .paused, let c = conn else { return }
         bodyPhase = .finished
-        if framing == .chunked {
+        if isFastCGI {
+            FastCGI.appendEndOfStream(.stdin, into: c.output)
+        } else if framing == .chunked {
             // The last chunk, with the client's trailer fields when it sent any.
             if let t = request.bodySource?.trailers, t.count > 0 {
                 c.output.append("0\r\n")
@@ -472,6 +514,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
         case .io(let n): return "\(up): " + String(cString: strerror(n)).lowercased()
         case .closed: return "\(up): upstream closed the connection before a complete response (EOF)"
         case .protocolError(let p): return "\(up): malformed HTTP response: \(p)"
+        case .fastcgi(let e): return "\(up): malformed FastCGI response: \(e)"
         case .noUpstream: return "no upstreams available"
         case .tls(let s): return s
         }
@@ -505,6 +548,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     /// Answers the client with an empty `status` response (Caddy's error responses carry
     /// `Content-Length: 0`), or ends a started one; then recycles.
     func finishClient(status: Int, error: UpstreamError? = nil) {
+        if isFastCGI { logStderr(status: status) }
         phase = .done
         if isSubrequest { request.routeSuspension = nil }
         flow?.setFlowObserver(nil, for: response)
@@ -525,6 +569,7 @@ final class ProxyExchange: UpstreamConnectionDelegate, RequestBodyReader, Respon
     /// The upstream died (or sent garbage) after the head went to the client.
     func abortMidBody() {
         if let h = host { h.countFailure(config.health, on: uloop.loop) }
+        if isFastCGI { logStderr(status: response.status) }
         abandonUpstream()
         phase = .done
         flow?.abortStreamedResponse(response)

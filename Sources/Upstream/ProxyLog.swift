@@ -35,6 +35,31 @@ package enum ProxyLog {
     }
 }
 
+extension ProxyLog {
+    /// What a FastCGI application wrote to STDERR for one request (`capture_stderr`), as
+    /// Caddy logs it when the response body closes: logger
+    /// `http.reverse_proxy.transport.fastcgi`, message `stderr`, level `warn` (`error` when
+    /// the status is 400 or more), the text in `body`.
+    static func fastcgiStderr(_ text: [UInt8], request: HTTPRequest, status: Int) {
+        let (s, ns) = Clock.realtime()
+        var frac = String(ns / 1000)
+        frac = String(repeating: "0", count: max(0, 6 - frac.count)) + frac
+        var line = "{\"level\":\"\(status >= 400 ? "error" : "warn")\",\"ts\":\(s).\(frac),"
+        line += "\"logger\":\"http.reverse_proxy.transport.fastcgi\",\"msg\":\"stderr\",\"request\":{\"remote_ip\":"
+        JSONValue.quote(request.connection.remote.map { $0.ipString } ?? "", into: &line)
+        line += ",\"method\":"
+        JSONValue.quote(request.methodString, into: &line)
+        line += ",\"host\":"
+        JSONValue.quote(request.authorityRange.map { request.withLineBytes($0) { String(decoding: $0, as: UTF8.self) } } ?? "", into: &line)
+        line += ",\"uri\":"
+        JSONValue.quote(request.targetString, into: &line)
+        line += "},\"body\":"
+        JSONValue.quote(String(decoding: text, as: UTF8.self), into: &line)
+        line += "}\n"
+        FileIO.writeAll(2, line)
+    }
+}
+
 /// Caddy's reverse_proxy debug lines (`http.handlers.reverse_proxy`, level `debug`: "selected
 /// upstream" and "upstream roundtrip"), written only while a log takes them (the `debug`
 /// global option): one relaxed atomic load per request otherwise. The request headers are

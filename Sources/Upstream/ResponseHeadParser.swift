@@ -60,6 +60,9 @@ package struct ResponseHeadParser: Sendable {
     package private(set) var connectionKeepAlive = false
     package private(set) var connectionUpgrade = false
     private var sawStatusLine = false
+    /// A CGI response (RFC 3875 §6.2): no status line, the status in a `Status` field
+    /// (200 without one), field names canonicalised as Go's textproto does.
+    package private(set) var cgi = false
     /// Fields this head appended (`fields` may already hold others: the exchange parses the
     /// upstream's head straight into the client response's fields).
     private var fieldsAdded = 0
@@ -70,6 +73,14 @@ package struct ResponseHeadParser: Sendable {
 
     /// Forgets the previous head.
     package mutating func reset() { self = ResponseHeadParser() }
+
+    /// Forgets the previous head and expects a CGI response head next.
+    package mutating func resetForCGI() {
+        self = ResponseHeadParser()
+        cgi = true
+        sawStatusLine = true
+        status = 200
+    }
 
     /// Whether the upstream connection may be reused after this response (RFC 9112 §9.3).
     package var keepAlive: Bool {
@@ -146,6 +157,7 @@ package struct ResponseHeadParser: Sendable {
         guard let lb = line.baseAddress, let hit = memchr(lb, 0x3A, line.count) else { return false }
         let colon = lb.distance(to: UnsafeRawPointer(hit))
         guard colon > 0 else { return false }
+        if cgi { ResponseHeadParser.canonicalize(UnsafeMutableRawPointer(mutating: lb), colon) }
         let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
         // A name `classify` recognises matched one of its (token) spellings byte for byte,
         // up to ASCII case: only unknown names need the tchar check.
@@ -173,6 +185,20 @@ package struct ResponseHeadParser: Sendable {
             var last: UnsafeRawBufferPointer? = nil
             UpstreamBytes.forEachListElement(value) { last = $0 }
             if let l = last { chunked = ASCII.equalsLowercase(l, "chunked") }
+        case .other where cgi && colon == 6 && ASCII.equalsLowercase(name, "status"):
+            // `Status: 404 Not Found` (Caddy's client.go: the number before the first space).
+            let v = Array(value)
+            let digits = v.prefix { $0 != 0x20 }
+            guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                fieldError = .badStatusLine
+                return false
+            }
+            let code = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            guard (100...999).contains(code) else {
+                fieldError = .badStatusLine
+                return false
+            }
+            status = code
         case .connection:
             UpstreamBytes.forEachListElement(value) { el in
                 if ASCII.equalsLowercase(el, "close") { connectionClose = true }
@@ -185,6 +211,19 @@ package struct ResponseHeadParser: Sendable {
         fields.append(span: UnsafeRawBufferPointer(rebasing: line[0..<ve]), nameLength: colon, valueOffset: vs, token: token)
         fieldsAdded += 1
         return true
+    }
+
+    /// Go's `CanonicalMIMEHeaderKey` in place: upper case at the start and after each `-`,
+    /// lower case elsewhere; names with bytes outside tchar are left alone.
+    static func canonicalize(_ p: UnsafeMutableRawPointer, _ n: Int) {
+        for i in 0..<n where !UpstreamBytes.isTchar(p.load(fromByteOffset: i, as: UInt8.self)) { return }
+        var upper = true
+        for i in 0..<n {
+            var c = p.load(fromByteOffset: i, as: UInt8.self)
+            if upper && c >= 0x61 && c <= 0x7A { c -= 0x20 } else if !upper && c >= 0x41 && c <= 0x5A { c += 0x20 }
+            p.storeBytes(of: c, toByteOffset: i, as: UInt8.self)
+            upper = c == 0x2D
+        }
     }
 
     /// Joins an obs-fold line to the last field with one SP (RFC 9112 §5.2).

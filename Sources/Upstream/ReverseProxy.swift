@@ -26,6 +26,8 @@ package final class ReverseProxy: Sendable {
     let measuresHeadLatency: Bool
     /// `forward_auth` (`configuration.subrequest` is set), decided once.
     let hasSubrequest: Bool
+    /// `transport fastcgi` (decided once, as `hasSubrequest`).
+    let isFastCGI: Bool
     /// `viaName` followed by CRLF, CR/LF/NUL made SP: the end of the `Via` line (built once).
     let viaNameLine: [UInt8]
 
@@ -34,6 +36,7 @@ package final class ReverseProxy: Sendable {
         directRequestHead = RequestHead.canEncodeDirectly(c)
         measuresHeadLatency = c.health.failDurationMilliseconds > 0 && c.health.unhealthyLatencyMilliseconds != nil
         hasSubrequest = c.subrequest != nil
+        isFastCGI = c.fastcgi != nil
         viaNameLine = c.viaName.utf8.map { $0 == 0 || $0 == 0x0D || $0 == 0x0A ? 0x20 : $0 } + [0x0D, 0x0A]
         hosts = c.upstreams.map { UpstreamHost($0) }
         balancer = LoadBalancer(policy: c.policy, hosts: hosts, health: c.health)

@@ -28,6 +28,8 @@ package enum UpstreamError: Error, Equatable, Sendable {
     /// The TLS handshake with the upstream failed (certificate verification, protocol) or
     /// its TLS stream broke; the text says why (it is logged).
     case tls(String)
+    /// A FastCGI application sent records that cannot be read.
+    case fastcgi(FastCGIError)
 
     /// The status Caddy answers with.
     package var status: Int {

@@ -90,12 +90,30 @@ struct ReverseProxyDirectiveTests {
         #expect(f.value(named: "X-Up-Port") == "8080")
     }
 
+    @Test func fastcgiTransport() throws {
+        let p = try proxy("unix//run/php.sock {\ntransport fastcgi {\nroot /srv\nsplit .PHP .php5\nenv A b\nenv A c\nread_timeout 2s\nwrite_timeout 3s\ndial_timeout 1s\ncapture_stderr\nresolve_root_symlink\n}\n}")
+        let c = p.configuration
+        let f = try #require(c.fastcgi)
+        #expect(f.splitPath == [Array(".php".utf8), Array(".php5".utf8)])
+        #expect(f.env.map { String(decoding: $0.name, as: UTF8.self) } == ["A"])
+        #expect(f.captureStderr && f.resolveRootSymlink)
+        #expect(!c.transport.keepAlive)
+        #expect(c.transport.dialTimeoutMilliseconds == 1000 && c.transport.readTimeoutMilliseconds == 2000
+            && c.transport.writeTimeoutMilliseconds == 3000)
+        #expect(c.upstreams.map(\.dial) == ["unix//run/php.sock"])
+    }
+
     @Test(arguments: [
         ("http://x https://y", "upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)"),
         ("http://x {\ntransport http {\ntls\n}\n}", "upstream address scheme is HTTP but transport is configured for HTTP+TLS (HTTPS)"),
         ("x {\ntransport http {\ntls_client_auth some.name\n}\n}", "tls_client_auth with an automated certificate name is not supported"),
         ("x {\ntransport http {\ntls_trusted_ca_certs /nonexistent/ca.pem\n}\n}", "tls_trusted_ca_certs: no such file '/nonexistent/ca.pem'"),
-        ("x {\ntransport fastcgi\n}", "reverse_proxy transport 'fastcgi' is not supported by this Berth build yet"),
+        ("x {\ntransport other\n}", "reverse_proxy transport 'other' is not supported by this Berth build yet"),
+        ("x {\ntransport fastcgi {\nkeep_conn\n}\n}", "unrecognized subdirective keep_conn"),
+        ("x {\ntransport fastcgi {\nsplit\n}\n}", "wrong argument count"),
+        ("x {\ntransport fastcgi {\nenv A\n}\n}", "wrong argument count"),
+        ("x {\ntransport fastcgi {\nread_timeout soon\n}\n}", "bad duration value 'soon'"),
+        ("x {\ntransport fastcgi\ntransport http\n}", "transport already specified"),
         ("x {\nlb_policy weird\n}", "unrecognized lb_policy 'weird'"),
         ("x {\nheader_up\n}", "wrong argument count"),
         ("x:99999", "invalid port"),

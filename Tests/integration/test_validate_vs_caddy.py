@@ -41,7 +41,8 @@ ALLOWED = {
     # CEL `expression` matchers are refused with a clear "not supported" error.
     "Tests/ConfigTests/Golden/matcher_expression_rejected.caddyfile": "CEL expression not supported",
     # Directives, options and TLS features Berth does not implement (the error says so).
-    "Tests/ConfigTests/Golden/directive_unsupported.caddyfile": "php_fastcgi not implemented",
+    "Tests/ConfigTests/Golden/directive_unsupported.caddyfile": "acme_server not implemented",
+    "Tests/ConfigTests/Golden/php_fastcgi_unsupported.caddyfile": "reverse_proxy handle_response not implemented",
     "Tests/ConfigTests/Golden/global_not_yet_option.caddyfile": "ocsp_stapling not implemented",
     "Tests/ConfigTests/Golden/request_body_set.caddyfile": "request_body set not implemented",
     "Tests/ConfigTests/Golden/tls_acme_wildcard.caddyfile": "ACME DNS-01 not implemented",
