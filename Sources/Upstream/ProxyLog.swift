@@ -12,20 +12,11 @@ import Synchronization
 package enum ProxyLog {
     /// Writes the line for a request answered with `status` because of `message`.
     static func error(_ message: String, request: HTTPRequest, status: Int, upstream: String?) {
-        let (s, ns) = Clock.realtime()
-        var frac = String(ns / 1000)
-        frac = String(repeating: "0", count: max(0, 6 - frac.count)) + frac
-        var line = "{\"level\":\"error\",\"ts\":\(s).\(frac),\"logger\":\"http.log.error\",\"msg\":"
+        var line = "{\"level\":\"error\",\"ts\":\(timestamp()),\"logger\":\"http.log.error\",\"msg\":"
         JSONValue.quote(message, into: &line)
-        line += ",\"request\":{\"remote_ip\":"
-        JSONValue.quote(request.connection.remote.map { $0.ipString } ?? "", into: &line)
-        line += ",\"method\":"
-        JSONValue.quote(request.methodString, into: &line)
-        line += ",\"host\":"
-        JSONValue.quote(request.authorityRange.map { request.withLineBytes($0) { String(decoding: $0, as: UTF8.self) } } ?? "", into: &line)
-        line += ",\"uri\":"
-        JSONValue.quote(request.targetString, into: &line)
-        line += "},\"status\":\(status)"
+        line += ","
+        appendRequest(request, into: &line)
+        line += ",\"status\":\(status)"
         if let upstream {
             line += ",\"upstream\":"
             JSONValue.quote(upstream, into: &line)
@@ -41,19 +32,10 @@ extension ProxyLog {
     /// `http.reverse_proxy.transport.fastcgi`, message `stderr`, level `warn` (`error` when
     /// the status is 400 or more), the text in `body`.
     static func fastcgiStderr(_ text: [UInt8], request: HTTPRequest, status: Int) {
-        let (s, ns) = Clock.realtime()
-        var frac = String(ns / 1000)
-        frac = String(repeating: "0", count: max(0, 6 - frac.count)) + frac
-        var line = "{\"level\":\"\(status >= 400 ? "error" : "warn")\",\"ts\":\(s).\(frac),"
-        line += "\"logger\":\"http.reverse_proxy.transport.fastcgi\",\"msg\":\"stderr\",\"request\":{\"remote_ip\":"
-        JSONValue.quote(request.connection.remote.map { $0.ipString } ?? "", into: &line)
-        line += ",\"method\":"
-        JSONValue.quote(request.methodString, into: &line)
-        line += ",\"host\":"
-        JSONValue.quote(request.authorityRange.map { request.withLineBytes($0) { String(decoding: $0, as: UTF8.self) } } ?? "", into: &line)
-        line += ",\"uri\":"
-        JSONValue.quote(request.targetString, into: &line)
-        line += "},\"body\":"
+        var line = "{\"level\":\"\(status >= 400 ? "error" : "warn")\",\"ts\":\(timestamp()),"
+        line += "\"logger\":\"http.reverse_proxy.transport.fastcgi\",\"msg\":\"stderr\","
+        appendRequest(request, into: &line)
+        line += ",\"body\":"
         JSONValue.quote(String(decoding: text, as: UTF8.self), into: &line)
         line += "}\n"
         FileIO.writeAll(2, line)
@@ -165,5 +147,27 @@ package enum ProxyDebug {
             upper = c == "-"
         }
         return out
+    }
+}
+
+extension ProxyLog {
+    /// Seconds since the epoch with microseconds, as these (cold-path) lines print `ts`.
+    static func timestamp() -> String {
+        let (s, ns) = Clock.realtime()
+        let frac = String(ns / 1000)
+        return "\(s)." + String(repeating: "0", count: max(0, 6 - frac.count)) + frac
+    }
+
+    /// `"request":{"remote_ip","method","host","uri"}` of a proxy log line.
+    static func appendRequest(_ request: HTTPRequest, into line: inout String) {
+        line += "\"request\":{\"remote_ip\":"
+        JSONValue.quote(request.connection.remote.map { $0.ipString } ?? "", into: &line)
+        line += ",\"method\":"
+        JSONValue.quote(request.methodString, into: &line)
+        line += ",\"host\":"
+        JSONValue.quote(request.authorityRange.map { request.withLineBytes($0) { String(decoding: $0, as: UTF8.self) } } ?? "", into: &line)
+        line += ",\"uri\":"
+        JSONValue.quote(request.targetString, into: &line)
+        line += "}"
     }
 }
