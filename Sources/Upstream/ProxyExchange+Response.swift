@@ -114,17 +114,9 @@ extension ProxyExchange {
         let sub = subrequest.unsafelyUnwrapped
         sub.copyFields(into: request, from: response.fields, start: headBaseCount)
         response.fields.truncate(count: headBaseCount, byteCount: headBaseBytes)
-        if let cookie = cookieToSet, case .cookie(let name, _) = config.policy {
-            // Caddy's cookie policy sets the sticky cookie on the client's response whatever
-            // the answer.
-            scratch.clear()
-            scratch.append(string: name)
-            scratch.append(byte: UInt8(ascii: "="))
-            scratch.append(cookie)
-            scratch.append("; Path=/")
-            if request.connection.isTLS { scratch.append("; Secure") }
-            response.fields.append(.setCookie, value: scratch.readable)
-        }
+        // Caddy's cookie policy sets the sticky cookie on the client's response whatever the
+        // answer.
+        appendStickyCookie()
         let bodyFraming = parser.framing(isHEAD: false)
         decoder.start(bodyFraming)
         var reusable = parser.keepAlive && bodyFraming != .untilClose
@@ -164,15 +156,7 @@ extension ProxyExchange {
         }
         if !hasServer { response.fields.suppressServerField() }
         addVia()
-        if let cookie = cookieToSet, case .cookie(let name, _) = config.policy {
-            scratch.clear()
-            scratch.append(string: name)
-            scratch.append(byte: UInt8(ascii: "="))
-            scratch.append(cookie)
-            scratch.append("; Path=/")
-            if request.connection.isTLS { scratch.append("; Secure") }
-            response.fields.append(.setCookie, value: scratch.readable)
-        }
+        appendStickyCookie()
         if let host {
             for op in config.responseHeaderOps {
                 op.apply(to: &response.fields, request: request, upstream: host.address, scratch: scratch)
@@ -188,6 +172,18 @@ extension ProxyExchange {
             if e.token == token && found == nil { found = e }
             if e.token == .server { hasServer = true }
         }
+    }
+
+    /// `lb_policy cookie` chose an upstream for a client without the cookie: `Set-Cookie` it.
+    private func appendStickyCookie() {
+        guard let cookie = cookieToSet, case .cookie(let name, _) = config.policy else { return }
+        scratch.clear()
+        scratch.append(string: name)
+        scratch.append(byte: UInt8(ascii: "="))
+        scratch.append(cookie)
+        scratch.append("; Path=/")
+        if request.connection.isTLS { scratch.append("; Secure") }
+        response.fields.append(.setCookie, value: scratch.readable)
     }
 
     private func addVia() {
