@@ -27,6 +27,14 @@ extension ProxyExchange {
     }
 
     /// A failure before any response byte reached the client: retry when safe, else answer.
+    /// `c` broke before a usable head (reset, EOF, garbage): it is closed, not pooled, and the
+    /// attempt fails (retried when safe, else 502).
+    func closeBeforeHead(_ c: UpstreamConnection, _ error: UpstreamError) {
+        conn = nil
+        c.close()
+        failBeforeHead(error)
+    }
+
     func failBeforeHead(_ error: UpstreamError) {
         if let h = host { lastUpstream = h.address.dial }
         if let h = host, error != .noUpstream {

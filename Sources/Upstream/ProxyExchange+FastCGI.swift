@@ -61,15 +61,11 @@ extension ProxyExchange {
                 // Caddy reads the head with textproto, which takes EOF as its end.
                 if fcgiEnded && out.isEmpty { break }
                 if fcgiEnded || c.peerEOF {
-                    conn = nil
-                    c.close()
-                    failBeforeHead(.closed)
+                    closeBeforeHead(c, .closed)
                 }
                 return
             case .failure(let e):
-                conn = nil
-                c.close()
-                failBeforeHead(.protocolError(e))
+                closeBeforeHead(c, .protocolError(e))
                 return
             case .complete:
                 break

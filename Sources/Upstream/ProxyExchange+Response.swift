@@ -21,15 +21,11 @@ extension ProxyExchange {
                 switch parser.parse(c.input, into: &response.fields) {
                 case .needMore:
                     if c.peerEOF {
-                        conn = nil
-                        c.close()
-                        failBeforeHead(.closed)
+                        closeBeforeHead(c, .closed)
                     }
                     return
                 case .failure(let e):
-                    conn = nil
-                    c.close()
-                    failBeforeHead(.protocolError(e))
+                    closeBeforeHead(c, .protocolError(e))
                     return
                 case .complete:
                     if !onHead(c) { return }
@@ -257,9 +253,7 @@ extension ProxyExchange {
     /// `Tunnel` that copies bytes both ways (RFC 9110 §7.8; WebSocket, RFC 6455 §4).
     private func startTunnel(_ c: UpstreamConnection) {
         guard upgrade != nil, let f = flow, bodyPhase == .none else {
-            conn = nil
-            c.close()
-            failBeforeHead(.protocolError(.badStatusLine))
+            closeBeforeHead(c, .protocolError(.badStatusLine))
             return
         }
         var upstreamUpgrade: HTTPField? = nil

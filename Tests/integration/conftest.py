@@ -258,6 +258,24 @@ def caddy_and_berth(prefix, caddyfile_for):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def berth_over_h3(tmp_path, directives):
+    """Berth serving `https://localhost` over HTTP/3 only (an inherited UDP socket, `tls
+    internal`) with the site directives `directives` (tab-indented lines). Yields (process,
+    UDP port, local CA certificate) for h3get.py."""
+    cf = tmp_path / "Caddyfile"
+    cf.write_text("{\n\tadmin off\n\tauto_https disable_redirects\n}\n\nhttps://localhost {\n"
+                  "\tbind fdgram/3 {\n\t\tprotocols h3\n\t}\n\ttls internal\n" + directives + "}\n")
+    u = udp_socket()
+    uport = u.getsockname()[1]
+    p = launch(["run", "--config", str(cf)], sockets=[u], env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        assert p.alive(), p.stderr()
+        yield p, uport, tmp_path / "data" / "berth" / "pki" / "authorities" / "local" / "root.crt"
+    finally:
+        p.stop()
+
+
 def http1_get(port, target, headers=None, host="localhost", timeout=10):
     """One `GET target` over HTTP/1.1 with `Connection: close` (no Host field when `host` is
     None; `headers` a dict or (name, value) pairs). Returns (status, {lower name: [values]},

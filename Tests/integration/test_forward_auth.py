@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import caddy_and_berth, free_port, launch, read_response, tcp_listener, udp_socket
+from conftest import berth_over_h3, caddy_and_berth, free_port, launch, read_response, tcp_listener
 from h2_client import H2Client
 from proxy_backends import EchoBackend, Nginx, Reader, ws_frame, ws_read_frame
 
@@ -541,17 +541,9 @@ def test_http3(tmp_path, backends):
     Berth's local CA): allowed with the identity copied and a spoofed one replaced, a POST body
     reaching the app after the auth, the 302 passed through with its Location and body."""
     auth, app, _ = backends
-    cf = tmp_path / "Caddyfile"
-    cf.write_text(f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost {{\n"
-                  f"\tbind fdgram/3 {{\n\t\tprotocols h3\n\t}}\n\ttls internal\n"
-                  f"\tforward_auth 127.0.0.1:{auth.port} {{\n\t\turi /verify\n\t\tcopy_headers Remote-User Remote-Groups\n\t}}\n"
-                  f"\treverse_proxy 127.0.0.1:{app.port}\n}}\n")
-    u = udp_socket()
-    uport = u.getsockname()[1]
-    p = launch(["run", "--config", str(cf)], sockets=[u], env={"XDG_DATA_HOME": str(tmp_path / "data")})
-    try:
-        assert p.alive(), p.stderr()
-        ca = tmp_path / "data" / "berth" / "pki" / "authorities" / "local" / "root.crt"
+    with berth_over_h3(tmp_path, f"\tforward_auth 127.0.0.1:{auth.port} {{\n\t\turi /verify\n"
+                                 f"\t\tcopy_headers Remote-User Remote-Groups\n\t}}\n"
+                                 f"\treverse_proxy 127.0.0.1:{app.port}\n") as (p, uport, ca):
 
         def h3(path, headers=(), data=None):
             args = [sys.executable, str(HERE / "h3get.py"), "-v", "--cafile", str(ca), "--timeout", "15"]
@@ -576,8 +568,6 @@ def test_http3(tmp_path, backends):
         r, seen = h3("/private")
         assert b"status=302" in r.stderr and b"location: https://auth.example.com/login?rd=%2Fprivate\n" in r.stderr, r.stderr
         assert r.stdout.startswith(b"<a href=") and seen == [], (r.stdout, seen)
-    finally:
-        p.stop()
 
 
 @pytest.mark.skipif(shutil.which("h2load") is None or shutil.which("nginx") is None, reason="needs h2load and nginx")

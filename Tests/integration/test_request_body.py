@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import caddy_and_berth, launch, udp_socket
+from conftest import berth_over_h3, caddy_and_berth
 from proxy_backends import EchoBackend
 
 CADDY = shutil.which("caddy")
@@ -151,28 +151,19 @@ def test_http3_limit(tmp_path):
     reaches the backend unchanged, one byte over gets 413 (Berth only: aioquic against Berth's
     local CA)."""
     backend = EchoBackend()
-    cf = tmp_path / "Caddyfile"
-    cf.write_text(f"{{\n\tadmin off\n\tauto_https disable_redirects\n}}\n\nhttps://localhost {{\n"
-                  f"\tbind fdgram/3 {{\n\t\tprotocols h3\n\t}}\n\ttls internal\n"
-                  f"\trequest_body {{\n\t\tmax_size 1KB\n\t}}\n\trewrite * /upload\n"
-                  f"\treverse_proxy 127.0.0.1:{backend.port}\n}}\n")
-    u = udp_socket()
-    uport = u.getsockname()[1]
-    p = launch(["run", "--config", str(cf)], sockets=[u], env={"XDG_DATA_HOME": str(tmp_path / "data")})
     try:
-        assert p.alive(), p.stderr()
-        ca = tmp_path / "data" / "berth" / "pki" / "authorities" / "local" / "root.crt"
-        for size, status in ((1000, 200), (1001, 413), (300000, 413)):
-            body = BODY[:size]
-            f = tmp_path / "body"
-            f.write_bytes(body)
-            r = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "h3get.py"), "--cafile", str(ca),
-                                "--timeout", "15", "-X", "POST", "--data-file", str(f),
-                                f"https://localhost:{uport}/x"], capture_output=True, timeout=30)
-            assert f"status={status}".encode() in r.stderr, (size, r.stderr, r.stdout[:200])
-            if status == 200:
-                got = json.loads(r.stdout)
-                assert got["body_len"] == size and got["body_sha256"] == hashlib.sha256(body).hexdigest(), got
+        with berth_over_h3(tmp_path, f"\trequest_body {{\n\t\tmax_size 1KB\n\t}}\n\trewrite * /upload\n"
+                                     f"\treverse_proxy 127.0.0.1:{backend.port}\n") as (p, uport, ca):
+            for size, status in ((1000, 200), (1001, 413), (300000, 413)):
+                body = BODY[:size]
+                f = tmp_path / "body"
+                f.write_bytes(body)
+                r = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "h3get.py"), "--cafile", str(ca),
+                                    "--timeout", "15", "-X", "POST", "--data-file", str(f),
+                                    f"https://localhost:{uport}/x"], capture_output=True, timeout=30)
+                assert f"status={status}".encode() in r.stderr, (size, r.stderr, r.stdout[:200])
+                if status == 200:
+                    got = json.loads(r.stdout)
+                    assert got["body_len"] == size and got["body_sha256"] == hashlib.sha256(body).hexdigest(), got
     finally:
-        p.stop()
         backend.close()
