@@ -65,6 +65,17 @@ def log(msg: str) -> None:
 _LIVE: dict[int, str] = {}  # pgid -> label
 
 
+def stop_group(p: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to `p`'s process group, `grace` seconds to exit (valgrind needs long to write
+    its profile), then SIGKILL."""
+    os.killpg(p.pid, signal.SIGTERM)
+    try:
+        p.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
 def _kill_group(pgid: int, grace: float = 3.0) -> None:
     try:
         os.killpg(pgid, signal.SIGTERM)

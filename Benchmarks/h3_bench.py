@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import bench  # noqa: E402  (stop_group)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -104,12 +105,7 @@ class Server:
             raise RuntimeError(f"{name} did not start; see {self.log.name}")
 
     def stop(self):
-        os.killpg(self.p.pid, signal.SIGTERM)
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.p.pid, signal.SIGKILL)
-            self.p.wait()
+        bench.stop_group(self.p, 10)
 
 
 def measure(srv, fn):

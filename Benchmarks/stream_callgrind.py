@@ -17,13 +17,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import bench  # noqa: E402  (stop_group)
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,12 +98,7 @@ class Run:
         return total_ir(new[-1]) / requests
 
     def stop(self):
-        os.killpg(self.p.pid, signal.SIGTERM)
-        try:
-            self.p.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.p.pid, signal.SIGKILL)
-            self.p.wait()
+        bench.stop_group(self.p, 60)
 
 
 def h2(port, n):
